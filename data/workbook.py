@@ -1,0 +1,511 @@
+"""Load and validate scenario workbooks (MODEL.md section 7).
+
+The workbook is read cell by cell with openpyxl (through defusedxml, so a workbook whose
+XML declares entities is refused before it can exhaust memory).  Every problem found is
+recorded as a :class:`~dipsd.errors.CellProblem` naming file, sheet, Excel row, column,
+the offending value (as text) and what is allowed; all of them (up to
+:data:`MAX_PROBLEMS`) are raised together as one :class:`~dipsd.errors.WorkbookError`.
+
+Nothing outside this module sees a spreadsheet object: the result is a tuple of frozen
+:class:`~dipsd.data.scenario.Scenario` objects.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import math
+import os
+import zipfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..errors import CellProblem, WorkbookError
+from . import defaults as D
+from .scenario import DraftModel, Scenario, TargetModel, User
+
+MAX_PROBLEMS = 50
+"""At most this many problems are listed; the rest are counted."""
+
+
+# ----------------------------------------------------------------------------- columns
+@dataclass(frozen=True)
+class Column:
+    """One workbook column: its kind, whether it must be present, its paper default and what it means."""
+
+    name: str
+    kind: str  # text | int | float | alpha
+    unit: str
+    help: str
+    default: Any = None
+    required: bool = False
+    minimum: float | None = None  # inclusive for int, exclusive (> 0) for positive floats
+    maximum: float | None = None
+
+    def allowed(self) -> str:
+        if self.kind == "text":
+            return "non-empty text"
+        if self.kind == "alpha":
+            return "a number in [0, 1]"
+        if self.kind == "int":
+            hi = f" and <= {int(self.maximum)}" if self.maximum is not None else ""
+            return f"a whole number >= {int(self.minimum or 1)}{hi}"
+        return "a number > 0"
+
+
+USER_COLUMNS = (
+    Column("alpha", "alpha", "-", "token acceptance rate of the draft model (1 = always accepted)", D.ALPHA),
+    Column("prefix_len", "int", "tokens", "prefix (context) length", D.PREFIX_LEN, minimum=1),
+    Column("comm_latency_ms", "float", "ms", "communication latency per round (upload + feedback)", D.COMM_LATENCY_MS),
+    Column("draft_blocks", "int", "-", "draft model: number of transformer blocks J_d", D.DRAFT_BLOCKS, minimum=1),
+    Column("draft_hidden", "int", "-", "draft model: hidden size h1_d", D.DRAFT_HIDDEN, minimum=1),
+    Column("draft_ffn_hidden", "int", "-", "draft model: FFN hidden size h2_d", D.DRAFT_FFN_HIDDEN, minimum=1),
+    Column("draft_c_ms_per_flop", "float", "ms/FLOP", "device latency slope c_m in G_m(b,F) = c_m*b*F + beta_m", D.DRAFT_C_MS_PER_FLOP),
+    Column("draft_beta_ms", "float", "ms", "device latency intercept beta_m", D.DRAFT_BETA_MS),
+)
+
+SCENARIO_COLUMNS = (
+    Column("scenario", "text", "-", "scenario name, unique in the workbook", required=True),
+    Column("target_blocks", "int", "-", "target model: number of transformer blocks J_v", D.TARGET_BLOCKS, minimum=1),
+    Column("target_hidden", "int", "-", "target model: hidden size h1_v", D.TARGET_HIDDEN, minimum=1),
+    Column("target_ffn_hidden", "int", "-", "target model: FFN hidden size h2_v", D.TARGET_FFN_HIDDEN, minimum=1),
+    Column("verify_c_ms_per_flop", "float", "ms/FLOP", "server latency slope c_v in G_v(b,F) = c_v*b*F + beta_v", D.VERIFY_C_MS_PER_FLOP),
+    Column("verify_beta_ms", "float", "ms", "server latency intercept beta_v", D.VERIFY_BETA_MS),
+    Column("memory_cap_bytes", "float", "bytes", "server memory cap Gamma_max", D.MEMORY_CAP_BYTES),
+    Column("max_draft_length", "int", "tokens", "largest draft length L_ub", D.MAX_DRAFT_LENGTH, minimum=1, maximum=D.MAX_DRAFT_LENGTH_CAP),
+    Column("min_batches", "int", "-", "fewest batches N_min (blank: 2, or 1 for a single user)", None, minimum=1),
+    Column("max_batches", "int", "-", "most batches N_max (blank: the number of users)", None, minimum=1),
+    Column("initial_draft_length", "int", "tokens", "draft length that starts DiP-SD (clipped to [1, L_ub])", D.INITIAL_DRAFT_LENGTH, minimum=1),
+) + tuple(
+    Column(c.name, c.kind, c.unit, f"default for this scenario's users: {c.help}", c.default, minimum=c.minimum)
+    for c in USER_COLUMNS
+)
+
+USERS_SHEET_COLUMNS = (
+    Column("scenario", "text", "-", "the scenario this user belongs to", required=True),
+    Column("user", "text", "-", "user name, unique within its scenario", required=True),
+) + tuple(
+    Column(c.name, c.kind, c.unit, f"{c.help} (blank: the scenario's value)", c.default, minimum=c.minimum)
+    for c in USER_COLUMNS
+)
+
+ACCEPTANCE_COLUMNS = (
+    Column("scenario", "text", "-", "scenario of the user", required=True),
+    Column("user", "text", "-", "user whose measured table this is", required=True),
+    Column("draft_length", "int", "tokens", "draft length k (every k = 1..max_draft_length)", required=True, minimum=1),
+    Column("expected_tokens", "float", "tokens", "expected tokens per round u(k), in [1, k+1], non-decreasing in k", required=True),
+)
+
+SHEETS = {"scenarios": SCENARIO_COLUMNS, "users": USERS_SHEET_COLUMNS, "acceptance": ACCEPTANCE_COLUMNS}
+OPTIONAL_SHEETS = frozenset({"acceptance"})
+
+
+# ----------------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class LoadedWorkbook:
+    """The scenarios of one workbook, with what the loader noticed about each."""
+
+    path: str
+    sha256: str
+    scenarios: tuple[Scenario, ...]
+    notes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def scenario(self, name: str) -> Scenario:
+        for s in self.scenarios:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+
+@dataclass
+class _Row:
+    """One data row of a sheet: Excel row number and parsed values (missing key = blank)."""
+
+    number: int
+    values: dict[str, Any]
+
+
+class _Problems:
+    def __init__(self, file: str):
+        self.file = file
+        self.items: list[CellProblem] = []
+        self.dropped = 0
+
+    def add(self, sheet, row, column, value, allowed) -> None:
+        if len(self.items) >= MAX_PROBLEMS:
+            self.dropped += 1
+            return
+        shown = None if value is None else _show(value)
+        self.items.append(CellProblem(self.file, sheet, row, column, shown, allowed))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            items = list(self.items)
+            if self.dropped:
+                items.append(CellProblem(self.file, None, None, None, None, f"... and {self.dropped} more problems not listed"))
+            raise WorkbookError(items)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
+        return str(value)
+    return str(value)
+
+
+# ----------------------------------------------------------------------------- reading
+def _open(path: str, problems: _Problems):
+    """Both views of the workbook: formulas (to detect them) and cached values."""
+    import openpyxl  # local: keeps `import dipsd` light
+
+    if not os.path.exists(path):
+        problems.add(None, None, None, None, "file not found")
+        problems.raise_if_any()
+    if os.path.isdir(path):
+        problems.add(None, None, None, None, "is a directory, not an .xlsx workbook")
+        problems.raise_if_any()
+    try:
+        with_formulas = openpyxl.load_workbook(path, data_only=False)
+        with_values = openpyxl.load_workbook(path, data_only=True)
+    except Exception as exc:  # any parse failure is an unreadable workbook
+        reason = type(exc).__name__
+        if isinstance(exc, zipfile.BadZipFile) or "zip" in str(exc).lower():
+            reason = "not a zip archive (a CSV or other file renamed .xlsx, or a truncated file)"
+        elif "Entit" in reason or "DTD" in reason:
+            reason = "the XML declares entities (possible XML bomb); refused"
+        else:
+            reason = f"{reason}: {str(exc)[:200]}"
+        problems.add(None, None, None, None, f"not a readable .xlsx workbook ({reason})")
+        problems.raise_if_any()
+    return with_formulas, with_values
+
+
+def _read_sheet(wf, wv, sheet: str, columns: tuple[Column, ...], problems: _Problems) -> list[_Row] | None:
+    """Parse one sheet into rows of typed values, recording every bad cell."""
+    if sheet not in wv.sheetnames:
+        return None
+    ws_f, ws_v = wf[sheet], wv[sheet]
+    spec = {c.name: c for c in columns}
+    rows_f = list(ws_f.iter_rows())
+    rows_v = list(ws_v.iter_rows())
+    if not rows_v:
+        problems.add(sheet, None, None, None, f"sheet is empty; needs a header row with {_names(columns)}")
+        return []
+    header: dict[int, str] = {}
+    structural = False
+    for cell in rows_v[0]:
+        raw = cell.value
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            continue
+        name = str(raw).strip()
+        if name not in spec:
+            close = difflib.get_close_matches(name, list(spec), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            problems.add(sheet, 1, name, None, f"unknown column '{name}'{hint} (valid: {_names(columns)})")
+            structural = True
+            continue
+        if name in header.values():
+            problems.add(sheet, 1, name, None, "column appears twice")
+            structural = True
+            continue
+        header[cell.column] = name
+    for c in columns:
+        if c.required and c.name not in header.values():
+            problems.add(sheet, 1, c.name, None, "required column missing")
+            structural = True
+    if structural:
+        return None
+
+    out: list[_Row] = []
+    for rf, rv in zip(rows_f[1:], rows_v[1:]):
+        number = rv[0].row
+        values: dict[str, Any] = {}
+        nonblank = False
+        for cf, cv in zip(rf, rv):
+            name = header.get(cv.column)
+            raw = cv.value
+            if name is None:
+                if raw is not None and not (isinstance(raw, str) and not raw.strip()):
+                    problems.add(sheet, number, cv.column_letter, raw, "a value in a column without a header")
+                continue
+            if cf.data_type == "f" and raw is None:
+                problems.add(sheet, number, name, cf.value, "a formula with a cached value (open and save the file in a spreadsheet program), or a plain value")
+                nonblank = True
+                continue
+            parsed = _parse(raw, spec[name], sheet, number, problems)
+            if parsed is _BAD:
+                nonblank = True
+            elif parsed is not None:
+                values[name] = parsed
+                nonblank = True
+        if not nonblank:
+            continue  # blank rows are ignored
+        for c in columns:
+            if c.required and c.name not in values and not _has_problem(problems, sheet, number, c.name):
+                problems.add(sheet, number, c.name, "", f"required; {c.allowed()}")
+        out.append(_Row(number, values))
+    return out
+
+
+def _has_problem(problems: _Problems, sheet, row, column) -> bool:
+    return any(p.sheet == sheet and p.row == row and p.column == column for p in problems.items)
+
+
+_BAD = object()
+
+
+def _parse(raw: Any, col: Column, sheet: str, row: int, problems: _Problems):
+    """The typed value of one cell; ``None`` for blank, ``_BAD`` after recording a problem."""
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        text = raw.strip()
+        if not text:
+            return None
+    if col.kind == "text":
+        if isinstance(raw, bool):
+            problems.add(sheet, row, col.name, raw, col.allowed())
+            return _BAD
+        if isinstance(raw, float) and raw.is_integer():
+            return str(int(raw))
+        return str(raw).strip()
+    if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+        problems.add(sheet, row, col.name, raw, col.allowed())
+        return _BAD
+    if isinstance(raw, str):
+        try:
+            number = float(raw.strip())
+        except ValueError:
+            problems.add(sheet, row, col.name, raw, f"not a number; {col.allowed()}")
+            return _BAD
+    else:
+        number = float(raw)
+    if not math.isfinite(number):
+        problems.add(sheet, row, col.name, raw, f"not a finite number; {col.allowed()}")
+        return _BAD
+    if col.kind == "int":
+        if not number.is_integer():
+            problems.add(sheet, row, col.name, raw, f"not a whole number; {col.allowed()}")
+            return _BAD
+        value = int(number)
+        if (col.minimum is not None and value < col.minimum) or (col.maximum is not None and value > col.maximum):
+            problems.add(sheet, row, col.name, raw, col.allowed())
+            return _BAD
+        return value
+    if col.kind == "alpha":
+        if not 0.0 <= number <= 1.0:
+            problems.add(sheet, row, col.name, raw, col.allowed())
+            return _BAD
+        return number
+    if col.name == "expected_tokens":
+        return number  # range checked against k later
+    if number <= 0:
+        problems.add(sheet, row, col.name, raw, col.allowed())
+        return _BAD
+    return number
+
+
+def _names(columns) -> str:
+    return ", ".join(c.name for c in columns)
+
+
+# ----------------------------------------------------------------------------- assembling
+def load_workbook(path: str | os.PathLike) -> LoadedWorkbook:
+    """Read, validate and return every scenario of a workbook.
+
+    Raises :class:`~dipsd.errors.WorkbookError` listing every problem found.
+    """
+    path = os.fspath(path)
+    file = os.path.basename(path)
+    problems = _Problems(file)
+    wf, wv = _open(path, problems)
+    sheets: dict[str, list[_Row] | None] = {}
+    for sheet, columns in SHEETS.items():
+        rows = _read_sheet(wf, wv, sheet, columns, problems)
+        if rows is None and sheet not in wv.sheetnames and sheet not in OPTIONAL_SHEETS:
+            problems.add(sheet, None, None, None, f"sheet '{sheet}' missing (sheets found: {', '.join(wv.sheetnames)})")
+        sheets[sheet] = rows
+    problems.raise_if_any()
+    scenarios, notes = _assemble(sheets, problems)
+    problems.raise_if_any()
+    with open(path, "rb") as fh:
+        digest = hashlib.sha256(fh.read()).hexdigest()
+    return LoadedWorkbook(path=path, sha256=digest, scenarios=tuple(scenarios), notes=notes)
+
+
+def _assemble(sheets, problems: _Problems):
+    scen_rows: dict[str, _Row] = {}
+    for row in sheets["scenarios"] or []:
+        name = row.values.get("scenario")
+        if name is None:
+            continue
+        if name in scen_rows:
+            problems.add("scenarios", row.number, "scenario", name, f"a unique name (already used in row {scen_rows[name].number})")
+            continue
+        scen_rows[name] = row
+
+    user_rows: dict[str, list[_Row]] = defaultdict(list)
+    seen_users: dict[tuple[str, str], int] = {}
+    for row in sheets["users"] or []:
+        sname, uname = row.values.get("scenario"), row.values.get("user")
+        if sname is None or uname is None:
+            continue
+        if sname not in scen_rows:
+            problems.add("users", row.number, "scenario", sname, _known("a scenario of sheet 'scenarios'", sname, scen_rows))
+            continue
+        key = (sname, uname)
+        if key in seen_users:
+            problems.add("users", row.number, "user", uname, f"a user name unique within scenario '{sname}' (already used in row {seen_users[key]})")
+            continue
+        seen_users[key] = row.number
+        user_rows[sname].append(row)
+
+    acceptance: dict[tuple[str, str], list[_Row]] = defaultdict(list)
+    for row in sheets.get("acceptance") or []:
+        sname, uname = row.values.get("scenario"), row.values.get("user")
+        if sname is None or uname is None or "draft_length" not in row.values or "expected_tokens" not in row.values:
+            continue
+        if sname not in scen_rows:
+            problems.add("acceptance", row.number, "scenario", sname, _known("a scenario of sheet 'scenarios'", sname, scen_rows))
+            continue
+        if (sname, uname) not in seen_users:
+            names = {u: None for (s, u) in seen_users if s == sname}
+            problems.add("acceptance", row.number, "user", uname, _known(f"a user of scenario '{sname}' in sheet 'users'", uname, names))
+            continue
+        acceptance[(sname, uname)].append(row)
+
+    scenarios, notes = [], {}
+    for name, srow in scen_rows.items():
+        if not user_rows.get(name):
+            problems.add("scenarios", srow.number, "scenario", name, "a scenario with at least one user in sheet 'users'")
+            continue
+        built = _build_scenario(name, srow, user_rows[name], acceptance, problems)
+        if built is not None:
+            scenarios.append(built[0])
+            notes[name] = built[1]
+    return scenarios, notes
+
+
+def _known(what: str, value: str, names) -> str:
+    close = difflib.get_close_matches(str(value), [str(n) for n in names], n=1)
+    return what + (f"; did you mean '{close[0]}'?" if close else "")
+
+
+def _build_scenario(name, srow: _Row, urows: list[_Row], acceptance, problems: _Problems):
+    sv = srow.values
+    notes: list[str] = []
+    user_cols = {c.name for c in USER_COLUMNS}
+    defaulted = [c.name for c in SCENARIO_COLUMNS if c.default is not None and c.name not in sv and c.name not in user_cols]
+    defaulted += [c for c in ("min_batches", "max_batches") if c not in sv]
+    user_defaulted = {c.name: sum(c.name not in r.values and c.name not in sv for r in urows) for c in USER_COLUMNS}
+
+    def pick(col: str):
+        spec = next(c for c in SCENARIO_COLUMNS if c.name == col)
+        return sv.get(col, spec.default)
+
+    target = TargetModel(
+        blocks=pick("target_blocks"), hidden=pick("target_hidden"), ffn_hidden=pick("target_ffn_hidden"),
+        c_ms_per_flop=pick("verify_c_ms_per_flop"), beta_ms=pick("verify_beta_ms"),
+    )
+    cap = pick("memory_cap_bytes")
+    lub = pick("max_draft_length")
+    m = len(urows)
+    ok = True
+
+    kv_one = 4.0 * target.blocks * target.hidden
+    if target.parameter_bytes + kv_one > cap:
+        problems.add("scenarios", srow.number, "memory_cap_bytes", sv.get("memory_cap_bytes", cap),
+                     f"a cap above the target model's parameter memory ({target.parameter_bytes:.6g} bytes) plus the KV cache of one user")
+        ok = False
+
+    nmin_default = 1 if m == 1 else min(D.MIN_BATCHES, m)
+    nmin = sv.get("min_batches", nmin_default)
+    nmax = sv.get("max_batches", m)
+    if not 1 <= nmin <= m:
+        problems.add("scenarios", srow.number, "min_batches", nmin, f"a whole number in [1, {m}] (the scenario has {m} users)")
+        ok = False
+    if not 1 <= nmax <= m:
+        problems.add("scenarios", srow.number, "max_batches", nmax, f"a whole number in [1, {m}] (the scenario has {m} users)")
+        ok = False
+    elif 1 <= nmin <= m and nmin > nmax:
+        problems.add("scenarios", srow.number, "min_batches", nmin, f"at most max_batches ({nmax})")
+        ok = False
+
+    users = []
+    for urow in urows:
+        uv = urow.values
+
+        def upick(col: str):
+            if col in uv:
+                return uv[col]
+            spec = next(c for c in USER_COLUMNS if c.name == col)
+            return sv.get(col, spec.default)
+
+        uname = uv["user"]
+        draft = DraftModel(
+            blocks=upick("draft_blocks"), hidden=upick("draft_hidden"), ffn_hidden=upick("draft_ffn_hidden"),
+            c_ms_per_flop=upick("draft_c_ms_per_flop"), beta_ms=upick("draft_beta_ms"),
+        )
+        prefix = upick("prefix_len")
+        if target.parameter_bytes + target.kv_bytes(1, prefix) > cap:
+            room = int((cap - target.parameter_bytes) // kv_one) if cap > target.parameter_bytes else 0
+            problems.add("users", urow.number, "prefix_len", prefix,
+                         f"a prefix whose KV cache fits the memory cap alone (at most {room} tokens under memory_cap_bytes={cap:.6g})")
+            ok = False
+        table = _acceptance_table(name, uname, lub, acceptance.get((name, uname), []), problems)
+        if table is _BAD:
+            ok = False
+            table = None
+        try:
+            users.append(User(name=uname, alpha=upick("alpha"), prefix_len=prefix,
+                              comm_latency_ms=upick("comm_latency_ms"), draft=draft, acceptance=table))
+        except ValueError as exc:  # pragma: no cover - columns are validated above
+            problems.add("users", urow.number, None, None, str(exc))
+            ok = False
+    if not ok:
+        return None
+    scenario = Scenario(name=name, users=tuple(users), target=target, memory_cap_bytes=cap,
+                        max_draft_length=lub, min_batches=nmin, max_batches=nmax,
+                        initial_draft_length=pick("initial_draft_length"))
+    if defaulted:
+        notes.append("defaults for " + ", ".join(defaulted))
+    per_user = [f"{name} ({n}/{m})" for name, n in user_defaulted.items() if n]
+    if per_user:
+        notes.append("users on paper defaults for " + ", ".join(per_user))
+    return scenario, tuple(notes)
+
+
+def _acceptance_table(sname, uname, lub, rows: list[_Row], problems: _Problems):
+    if not rows:
+        return None
+    by_k: dict[int, _Row] = {}
+    bad = False
+    for row in rows:
+        k, val = row.values["draft_length"], row.values["expected_tokens"]
+        if k > lub:
+            problems.add("acceptance", row.number, "draft_length", k, f"a draft length in 1..{lub} (max_draft_length of '{sname}')")
+            bad = True
+            continue
+        if k in by_k:
+            problems.add("acceptance", row.number, "draft_length", k, f"each draft length once per user (already in row {by_k[k].number})")
+            bad = True
+            continue
+        if not 1.0 <= val <= k + 1:
+            problems.add("acceptance", row.number, "expected_tokens", val, f"a number in [1, {k + 1}] for draft_length {k}")
+            bad = True
+        by_k[k] = row
+    missing = [k for k in range(1, lub + 1) if k not in by_k]
+    if missing:
+        shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+        problems.add("acceptance", rows[0].number, "draft_length", f"missing {shown}",
+                     f"rows for every draft length 1..{lub} of user '{uname}' in scenario '{sname}'")
+        return _BAD
+    if bad:
+        return _BAD
+    values = [by_k[k].values["expected_tokens"] for k in range(1, lub + 1)]
+    for k in range(2, lub + 1):
+        if values[k - 1] < values[k - 2]:
+            problems.add("acceptance", by_k[k].number, "expected_tokens", values[k - 1],
+                         f"non-decreasing in draft_length (at least {values[k - 2]}, the value for {k - 1})")
+            return _BAD
+    return tuple(float(v) for v in values)

@@ -1,0 +1,84 @@
+"""Implementations of the ``dipsd`` sub-commands (argument parsing lives in :mod:`dipsd.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+
+from .data.generate import generate
+from .data.scenario import Scenario
+from .data.workbook import load_workbook
+from .data.writer import save_scenarios
+
+
+def _load(path: str | None):
+    from .cli import example_path
+
+    return load_workbook(path or example_path())
+
+
+def describe(scenario: Scenario, notes: tuple[str, ...] = ()) -> str:
+    """One line about a scenario: size, ranges, defaults applied, anything suspicious."""
+    s = scenario
+    parts = [f"{s.num_users} users", f"batches {s.min_batches}..{s.max_batches}", f"L_ub {s.max_draft_length}"]
+    tables = sum(u.acceptance is not None for u in s.users)
+    if tables:
+        parts.append(f"{tables} acceptance table{'s' if tables > 1 else ''}")
+    parts.extend(notes)
+    warn = []
+    shortest = min(u.prefix_len for u in s.users)
+    longest = max(u.prefix_len for u in s.users)
+    room, tight = s.max_batch_size(shortest), s.max_batch_size(longest)
+    if room == 1 and s.num_users > 1:
+        warn.append("memory cap forces singleton batches")
+    elif room < s.num_users and -(-s.num_users // room) > s.max_batches:
+        need = -(-s.num_users // room)
+        warn.append(f"memory cap needs at least {need} batches but max_batches is {s.max_batches}: infeasible")
+    elif tight < s.num_users:
+        warn.append(f"memory cap binds (at most {tight} users per batch at prefix {longest})")
+    if s.initial_draft_length > s.max_draft_length:
+        warn.append(f"initial_draft_length {s.initial_draft_length} clipped to {s.max_draft_length}")
+    if any(u.alpha == 1.0 for u in s.users if u.acceptance is None):
+        warn.append("alpha = 1 (every draft token accepted)")
+    text = f"{s.name}: " + ", ".join(parts)
+    if warn:
+        text += "; NOTE: " + "; ".join(warn)
+    return text
+
+
+def run_check(args: argparse.Namespace) -> int:
+    book = _load(args.workbook)
+    print(f"{book.path}: {len(book.scenarios)} scenarios, sha256 {book.sha256[:12]}")
+    for s in book.scenarios:
+        print("  " + describe(s, book.notes.get(s.name, ())))
+    return 0
+
+
+def template_scenario() -> Scenario:
+    """The template's scenario: paper defaults, 6 users, a measured table for user u1."""
+    from .data.scenario import User
+
+    measured = User(name="u1", alpha=0.74)  # a slightly lower acceptance than the closed form's 0.78
+    table = tuple(round(measured.expected_tokens(k), 6) for k in range(1, 21))
+    users = (User(name="u1", acceptance=table),) + tuple(User(name=f"u{i}") for i in range(2, 7))
+    return Scenario(name="paper-6-users", users=users)
+
+
+def run_template(args: argparse.Namespace) -> int:
+    save_scenarios(args.path, [template_scenario()])
+    print(f"wrote {args.path}")
+    return 0
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from .errors import InputError
+
+    if args.per_size < 1:
+        raise InputError(f"--per-size must be >= 1, got {args.per_size}")
+    scenarios = generate(args.users, args.per_size, args.seed, args.profile)
+    save_scenarios(args.path, scenarios)
+    print(f"wrote {len(scenarios)} scenarios to {args.path}")
+    return 0
+
+
+def add_solve(sub) -> None:
+    """Register ``dipsd solve`` (filled in by the solver issues)."""

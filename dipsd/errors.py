@@ -1,0 +1,69 @@
+"""The one place for dipsd's exceptions.
+
+Every error a user can cause by bad input derives from :class:`InputError`; the command
+line turns those into a message and exit code 2.  Everything else derived from
+:class:`DipsdError` is a failure of a computation (a solver, a report) that the caller
+may record and continue past.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class DipsdError(Exception):
+    """Base class of every exception raised on purpose by dipsd."""
+
+
+class InputError(DipsdError):
+    """Input that dipsd refuses: a bad workbook, argument or plan."""
+
+
+@dataclass(frozen=True)
+class CellProblem:
+    """One rejected cell (or sheet, or file) of a workbook.
+
+    ``row`` is the row number as Excel shows it (the header is row 1); ``None`` when the
+    problem concerns a whole sheet or file.  ``value`` is the offending value shown as
+    text, never evaluated.
+    """
+
+    file: str
+    sheet: str | None
+    row: int | None
+    column: str | None
+    value: str | None
+    allowed: str
+
+    def __str__(self) -> str:
+        where = [self.file]
+        if self.sheet is not None:
+            where.append(f"sheet '{self.sheet}'")
+        if self.row is not None:
+            where.append(f"row {self.row}")
+        if self.column is not None:
+            where.append(f"column '{self.column}'")
+        text = ", ".join(where)
+        if self.value is not None:
+            text += f": bad value {self.value!r}"
+        return f"{text}: {self.allowed}"
+
+
+class WorkbookError(InputError):
+    """A scenario workbook that cannot be used; carries every problem found."""
+
+    def __init__(self, problems: list[CellProblem] | tuple[CellProblem, ...]):
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class PlanError(InputError):
+    """A plan that is not a partition of the users into batches with valid lengths."""
+
+
+class TooLargeError(InputError):
+    """An instance too large for the requested method (for example brute force)."""
+
+
+class SolverError(DipsdError):
+    """A solver failed in a way that is not a status (crash, wrong answer)."""

@@ -1,0 +1,55 @@
+"""The command line: help, check on the bundled examples, argument errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from dipsd.cli import example_path
+
+
+@pytest.mark.parametrize("name,count", [("paper.xlsx", 13), ("heterogeneous.xlsx", 12)])
+def test_check_bundled_examples(run_cli, name, count):
+    code, out, err = run_cli("check", example_path(name))
+    assert code == 0, err
+    assert f"{count} scenarios" in out and len(out.strip().splitlines()) == count + 1
+
+
+def test_check_defaults_to_bundled_example(run_cli):
+    code, out, _ = run_cli("check")
+    assert code == 0 and "heterogeneous.xlsx" in out
+
+
+def test_check_generated_workbook(tmp_path, run_cli):
+    path = str(tmp_path / "g.xlsx")
+    assert run_cli("generate", path, "--users", "2,7", "--per-size", "2", "--seed", "5")[0] == 0
+    code, out, _ = run_cli("check", path)
+    assert code == 0 and "het-M7-2" in out
+
+
+@pytest.mark.parametrize("argv", [
+    ["generate", "x.xlsx", "--users", "3,a"],
+    ["generate", "x.xlsx", "--profile", "weird"],
+    ["generate", "x.xlsx", "--per-size", "0"],
+    ["frobnicate"],
+])
+def test_bad_arguments_exit_2(run_cli, argv, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(*argv)
+    assert code == 2 and "Traceback" not in err
+
+
+def test_help_documents_every_command():
+    out = subprocess.run([sys.executable, "-m", "dipsd.cli", "--help"], capture_output=True, text=True, check=True).stdout
+    for command in ("check", "template", "generate"):
+        assert command in out
+
+
+def test_real_process_exit_code_and_single_line(tmp_path):
+    bad = tmp_path / "bad.xlsx"
+    bad.write_text("not,a,workbook\n")
+    proc = subprocess.run([sys.executable, "-m", "dipsd.cli", "check", str(bad)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
