@@ -1,0 +1,294 @@
+r"""Problem P as a Pyomo MILP for Dinkelbach's subproblem ``F(q) = max U - q S``.
+
+Notation (latencies in ms, precomputed by :class:`~dipsd.formulation.tables.Tables`).
+Identical users (same alpha or acceptance table, prefix, communication latency and
+device) form *classes* ``c = 0..C-1`` of ``n_c`` users, ordered by their first member;
+heterogeneous users are classes of one.  Batch slots ``n = 0..N_max-1``, draft lengths
+``k = 1..L`` (``L = L_ub``), prefix levels ``j = 0..J-1`` (the distinct prefix lengths
+``P_0 < ... < P_{J-1}``).  Per class: ``u_ck`` expected tokens, ``r_ck = tau_d(k) + tau_c``
+ready time; ``f_kj = c_v F_v(k, P_j)`` is the verification time of one sequence padded
+to ``(k, P_j)``; ``B_j`` the largest memory-feasible batch whose longest prefix is ``P_j``.
+``Delta v_k = v_k - v_{k-1}`` (``v_0 = 0``) turns a value of the length into a sum over
+cumulative indicators: ``v_l = sum_{k <= l} Delta v_k``.
+
+Variables
+---------
+* ``A[c,n,k] in {0..n_c}``: how many class-c users are in batch n with draft length
+  ``>= k``; ``a_cn = A_cn1`` is how many class-c users batch n holds.  (Counting identical
+  users instead of naming them removes their permutations from the search.)
+* ``E[c,n,k] in {0,1}``: ``[A_cnk >= 1]``; for a class of one user it *is* ``A``.
+* ``w[n] in {0,1}``: slot n is used; ``b[n]``: its size ``sum_c a_cn``.
+* ``Z[n,k] in [0,1]`` (k >= 2): ``[L_n >= k]`` (``Z[n,1]`` is ``w_n``);
+  ``P[n,j] in [0,1]`` (j >= 1): ``[I_n >= P_j]`` (``P[n,0]`` is ``w_n``).
+* ``H[n,k,j] >= 0``: ``b_n [L_n >= k] [I_n >= P_j]``; ``tv[n]``: ``t_v_n``; ``T[n]``:
+  ``t_d_n``; ``S``: the span.
+
+Constraints
+-----------
+* counts: ``A_cn,k+1 <= A_cnk``, ``E_cn,k+1 <= E_cnk``, ``E_cnk <= A_cnk <= n_c E_cnk``;
+  ``sum_n a_cn = n_c``; ``b_n = sum_c a_cn``; ``E_cn1 <= w_n``; ``b_n >= w_n``;
+  ``N_min <= sum_n w_n <= N_max``.
+* batch maxima: ``Z_nk >= E_cnk`` (``L_n`` reaches every member's length),
+  ``w_n >= Z_n2 >= Z_n3 >= ...``; ``P_nj >= E_cn1`` for classes with prefix ``>= P_j``,
+  ``w_n >= P_n1 >= ...``.  Z and P may be continuous: they only appear in lower bounds on
+  costs, so at an optimum each takes the smallest value its constraints allow, the 0/1
+  value of its indicator, once A and E are integral.
+* memory (MODEL.md 3.6): ``b_n <= B_j + (Bbar_n - B_j)(1 - P_nj)`` for each level j;
+  exact because ``B_j`` decreases in j and ``I_n`` is the largest ``P_j`` with ``P_nj = 1``.
+* verification (3.3): with ``D_kj = f_kj - f_{k-1,j} - f_{k,j-1} + f_{k-1,j-1}``
+  (``f_0j = f_{k,-1} = 0``), telescoping gives
+  ``b_n f(L_n, I_n) = sum_{k,j} D_kj b_n [L_n >= k][I_n >= P_j]``, so
+  ``t_v_n = beta_v w_n + sum_{k,j} D_kj H_nkj`` (``H_n10 = b_n``).  Every ``D_kj >= 0``
+  (F_v increases in L and its mixed difference is ``4 J_v h1_v (P_j - P_{j-1}) > 0``), so
+  the objective pushes each H down onto the largest of its lower bounds:
+
+  - ``H_nkj >= b_n - Bbar_n (1 - Z_nk) - Bbar_n (1 - P_nj)`` (terms for ``Z_n1 = P_n0 = w_n``
+    dropped, as ``b_n = 0`` when ``w_n = 0``).  ``Bbar_n = min(max_j B_j, M - N_min + 1, M - n)``
+    is the most users slot n can hold (memory at the shortest prefix; every other used
+    batch holds at least one user; symmetry breaking leaves slot n at most ``M - n``
+    users).  With both indicators 1 the bound is ``b_n``; otherwise it is ``<= 0``: valid,
+    and the smallest constant that is.
+  - ``H_nkj >= sum_{c: prefix_c >= P_j} A_cnk``: members whose own length and prefix reach
+    (k, P_j) pay for it.  Implied at integral points, it makes the LP relaxation charge
+    every user at least its own verification cost.
+* ready time (3.4): ``T_n >= sum_k Delta r_ck E_cnk`` for every class.
+* span (3.5): ``S >= sum_n tv_n``, ``S >= T_n + tv_n``, ``S >= S_min``
+  (:meth:`Tables.span_lower_bound`, valid for every plan), and, implied at integral
+  points, ``S >= (1/n_c) sum_{n,k} Delta(r + beta_v + f)_ck A_cnk``: on average over the
+  class, a user's own batch waits for its draft and verifies at least its own sequence.
+
+Objective: ``max sum_{c,n,k} Delta u_ck A_cnk - q S`` with ``q`` a mutable Param (tokens/ms).
+
+Symmetry breaking
+-----------------
+Batch slots are interchangeable (S does not depend on the verification order), and so are
+the users of a class.  Expand the classes into a user order (class 0's users, then class
+1's, ...) and keep, among all representations of a plan, the lexicographically smallest
+vector of batch labels.  It assigns each class's users to batches in non-decreasing order
+(swapping two that violate this gives a smaller vector) and is a *restricted growth*
+string: a user may open batch n only if an earlier user sits in batch n-1.  For the first
+class-c user in batch n the earlier users are all of classes ``c' < c`` and the class-c
+users in batches ``< n``, hence
+
+* ``E_cn1 <= sum_{c' <= c} E_c',n-1,1`` and ``w_n <= w_{n-1}``;
+* class c exists in slot n only if ``n <= (users of classes <= c) - 1``;
+* counts carry no order within a class, so the rest of the user symmetry is gone;
+* with a single class, batches are also ordered by size: ``b_n <= b_{n-1}``.
+
+Two optimality-preserving reductions (some optimal plan of ``F(q)`` satisfies them):
+users of one class in one batch share a length, ``A_cnk >= a_cn - n_c (1 - E_cnk)``,
+because raising each to the longest among them leaves ``L_n``, ``I_n`` and ``t_d_n`` as
+they are and does not lower U.
+"""
+
+from __future__ import annotations
+
+import pyomo.environ as pyo
+
+from ..data.scenario import Scenario
+from .plan import Plan
+from .tables import Tables
+
+
+def build_model(scenario: Scenario, *, q: float = 0.0, tables: Tables | None = None) -> pyo.ConcreteModel:
+    """The MILP of ``F(q)`` for ``scenario`` (see the module docstring for the math)."""
+    t = tables or Tables.of(scenario)
+    model = pyo.ConcreteModel(name=f"dipsd-{scenario.name}")
+    model.q = pyo.Param(mutable=True, initialize=float(q), within=pyo.NonNegativeReals)
+    _add_sets(model, scenario, t)
+    _add_counts(model, scenario, t)
+    _add_symmetry_breaking(model, t)
+    _add_batch_maxima(model, t)
+    _add_memory(model, t)
+    _add_verification(model, t)
+    _add_ready_times(model, t)
+    _add_span(model, scenario, t)
+    _add_objective(model, t)
+    return model
+
+
+def _increments(values):
+    """``v_k - v_{k-1}`` with ``v_0 = 0``: coefficients of the cumulative indicators."""
+    return [values[0]] + [values[i] - values[i - 1] for i in range(1, len(values))]
+
+
+def _add_sets(model, scenario: Scenario, t: Tables) -> None:
+    """Index sets; ``CN`` holds the (class, slot) pairs the symmetry breaking allows."""
+    M, L, J = t.num_users, t.max_length, len(t.levels)
+    model.C = pyo.RangeSet(0, len(t.classes) - 1)
+    model.N = pyo.RangeSet(0, scenario.max_batches - 1)
+    model.K = pyo.RangeSet(1, L)
+    model.J = pyo.RangeSet(0, J - 1)
+    last, pairs = 0, []
+    for c, members in enumerate(t.classes):
+        last += len(members)
+        pairs += [(c, n) for n in range(min(last, scenario.max_batches))]
+    model.CN = pyo.Set(dimen=2, initialize=pairs)
+    model.CNK = pyo.Set(dimen=3, initialize=[(c, n, k) for (c, n) in pairs for k in range(1, L + 1)])
+    model._t = t
+    model._size = {c: len(members) for c, members in enumerate(t.classes)}
+    model._rep = {c: members[0] for c, members in enumerate(t.classes)}
+    model._bbar = {n: max(1, min(max(t.room), M - scenario.min_batches + 1, M - n)) for n in model.N}
+
+
+def _classes_in(model, n):
+    return [c for c in model.C if (c, n) in model.CN]
+
+
+def _ind(model, c, n, k):
+    """``E_cnk``: the variable itself for a class of one, where it equals ``A_cnk``."""
+    return model.A[c, n, k] if model._size[c] == 1 else model.E[c, n, k]
+
+
+def _add_counts(model, scenario: Scenario, t: Tables) -> None:
+    """Counts, their indicators, batch sizes, slot use and the range of N."""
+    model.A = pyo.Var(model.CNK, domain=pyo.NonNegativeIntegers, bounds=lambda mdl, c, n, k: (0, mdl._size[c]))
+    model.EIDX = pyo.Set(dimen=3, initialize=[(c, n, k) for (c, n, k) in model.CNK if model._size[c] > 1])
+    model.E = pyo.Var(model.EIDX, domain=pyo.Binary)
+    model.w = pyo.Var(model.N, domain=pyo.Binary)
+    model.b = pyo.Var(model.N, bounds=lambda mdl, n: (0, mdl._bbar[n]))
+    steps = [(c, n, k) for (c, n, k) in model.CNK if k >= 2]
+    model.a_chain = pyo.Constraint(steps, rule=lambda mdl, c, n, k: mdl.A[c, n, k] <= mdl.A[c, n, k - 1])
+    model.e_chain = pyo.Constraint([i for i in steps if i in model.EIDX], rule=lambda mdl, c, n, k: mdl.E[c, n, k] <= mdl.E[c, n, k - 1])
+    model.e_low = pyo.Constraint(model.EIDX, rule=lambda mdl, c, n, k: mdl.E[c, n, k] <= mdl.A[c, n, k])
+    model.e_high = pyo.Constraint(model.EIDX, rule=lambda mdl, c, n, k: mdl.A[c, n, k] <= mdl._size[c] * mdl.E[c, n, k])
+    model.same_length = pyo.Constraint(
+        [i for i in steps if i in model.EIDX],
+        rule=lambda mdl, c, n, k: mdl.A[c, n, k] >= mdl.A[c, n, 1] - mdl._size[c] * (1 - mdl.E[c, n, k]),
+    )
+    model.assign = pyo.Constraint(model.C, rule=lambda mdl, c: sum(mdl.A[c, n, 1] for n in mdl.N if (c, n) in mdl.CN) == mdl._size[c])
+    model.size = pyo.Constraint(model.N, rule=lambda mdl, n: mdl.b[n] == sum(mdl.A[c, n, 1] for c in _classes_in(mdl, n)))
+    model.use = pyo.Constraint(model.CN, rule=lambda mdl, c, n: _ind(mdl, c, n, 1) <= mdl.w[n])
+    model.nonempty = pyo.Constraint(model.N, rule=lambda mdl, n: mdl.b[n] >= mdl.w[n])
+    model.count = pyo.Constraint(expr=pyo.inequality(scenario.min_batches, sum(model.w[n] for n in model.N), scenario.max_batches))
+
+
+def _add_symmetry_breaking(model, t: Tables) -> None:
+    """Restricted growth over slots (generalized to classes); size order for a single class."""
+    model.growth = pyo.Constraint(
+        [(c, n) for (c, n) in model.CN if n >= 1],
+        rule=lambda mdl, c, n: _ind(mdl, c, n, 1) <= sum(_ind(mdl, cc, n - 1, 1) for cc in mdl.C if cc <= c and (cc, n - 1) in mdl.CN),
+    )
+    model.slots = pyo.Constraint([n for n in model.N if n >= 1], rule=lambda mdl, n: mdl.w[n] <= mdl.w[n - 1])
+    if len(t.classes) == 1:
+        model.size_order = pyo.Constraint([n for n in model.N if n >= 1], rule=lambda mdl, n: mdl.b[n] <= mdl.b[n - 1])
+
+
+def _add_batch_maxima(model, t: Tables) -> None:
+    """``Z_nk = [L_n >= k]`` and ``P_nj = [I_n >= P_j]`` as cumulative indicators."""
+    model.KZ = pyo.Set(initialize=[k for k in model.K if k >= 2])
+    model.JP = pyo.Set(initialize=[j for j in model.J if j >= 1])
+    model.Z = pyo.Var(model.N, model.KZ, bounds=(0, 1))
+    model.P = pyo.Var(model.N, model.JP, bounds=(0, 1))
+    model.z_member = pyo.Constraint(
+        [(c, n, k) for (c, n, k) in model.CNK if k >= 2], rule=lambda mdl, c, n, k: mdl.Z[n, k] >= _ind(mdl, c, n, k)
+    )
+    model.z_chain = pyo.Constraint(model.N, model.KZ, rule=lambda mdl, n, k: mdl.Z[n, k] <= _zed(mdl, n, k - 1))
+    level = {c: t.level_of[model._rep[c]] for c in model.C}
+    model.p_member = pyo.Constraint(
+        [(c, n, j) for (c, n) in model.CN for j in model.JP if level[c] >= j],
+        rule=lambda mdl, c, n, j: mdl.P[n, j] >= _ind(mdl, c, n, 1),
+    )
+    model.p_chain = pyo.Constraint(model.N, model.JP, rule=lambda mdl, n, j: mdl.P[n, j] <= _pee(mdl, n, j - 1))
+
+
+def _zed(model, n, k):
+    return model.w[n] if k == 1 else model.Z[n, k]
+
+
+def _pee(model, n, j):
+    return model.w[n] if j == 0 else model.P[n, j]
+
+
+def _add_memory(model, t: Tables) -> None:
+    """``Gamma_p + 4 J_v h1_v b_n I_n <= Gamma_max`` as ``b_n <= B_j`` whenever ``I_n >= P_j``."""
+
+    def rule(mdl, n, j):
+        bbar, cap = mdl._bbar[n], t.room[j]
+        if cap >= bbar:
+            return pyo.Constraint.Skip
+        return mdl.b[n] <= cap + (bbar - cap) * (1 - _pee(mdl, n, j))
+
+    model.memory = pyo.Constraint(model.N, model.J, rule=rule)
+
+
+def _add_verification(model, t: Tables) -> None:
+    """``t_v_n = beta_v w_n + sum_{k,j} D_kj H_nkj`` with ``H_nkj = b_n [L_n >= k][I_n >= P_j]``."""
+    cells = [(n, k, j) for n in model.N for k in model.K for j in model.J if (k, j) != (1, 0)]
+    model.H = pyo.Var(cells, domain=pyo.NonNegativeReals)
+    level = {c: t.level_of[model._rep[c]] for c in model.C}
+
+    def big_m(mdl, n, k, j):
+        slack = 0
+        if k >= 2:
+            slack += 1 - mdl.Z[n, k]
+        if j >= 1:
+            slack += 1 - mdl.P[n, j]
+        return mdl.H[n, k, j] >= mdl.b[n] - mdl._bbar[n] * slack
+
+    def members(mdl, n, k, j):
+        terms = [mdl.A[c, n, k] for c in _classes_in(mdl, n) if level[c] >= j]
+        if not terms:
+            return pyo.Constraint.Skip
+        return mdl.H[n, k, j] >= sum(terms)
+
+    model.h_big_m = pyo.Constraint(cells, rule=big_m)
+    model.h_members = pyo.Constraint(cells, rule=members)
+    model.tv = pyo.Var(model.N, domain=pyo.NonNegativeReals)
+    model.verify = pyo.Constraint(model.N, rule=lambda mdl, n: mdl.tv[n] == t.beta_ms * mdl.w[n] + t.increment(1, 0) * mdl.b[n]
+                                  + sum(t.increment(k, j) * mdl.H[n, k, j] for (nn, k, j) in cells if nn == n))
+
+
+def _add_ready_times(model, t: Tables) -> None:
+    """``T_n >= r_c(l)`` for every class c present in batch n with length l."""
+    model.T = pyo.Var(model.N, domain=pyo.NonNegativeReals)
+    inc = {c: _increments(t.ready[model._rep[c]]) for c in model.C}
+    model.ready = pyo.Constraint(
+        model.CN, rule=lambda mdl, c, n: mdl.T[n] >= sum(inc[c][k - 1] * _ind(mdl, c, n, k) for k in mdl.K)
+    )
+
+
+def _add_span(model, scenario: Scenario, t: Tables) -> None:
+    """``S >= sum_n t_v_n``, ``S >= T_n + t_v_n``, ``S >= S_min`` and the per-class cut."""
+    model.S = pyo.Var(domain=pyo.NonNegativeReals, bounds=(t.span_lower_bound(scenario.min_batches), None))
+    model.span_total = pyo.Constraint(expr=model.S >= sum(model.tv[n] for n in model.N))
+    model.span_stage = pyo.Constraint(model.N, rule=lambda mdl, n: mdl.S >= mdl.T[n] + mdl.tv[n])
+
+    def own(c):
+        m = model._rep[c]
+        return _increments([t.ready[m][k - 1] + t.beta_ms + t.seq(k, t.level_of[m]) for k in model.K])
+
+    coef = {c: own(c) for c in model.C}
+    model.span_user = pyo.Constraint(model.C, rule=lambda mdl, c: mdl._size[c] * mdl.S >= sum(
+        coef[c][k - 1] * mdl.A[cc, n, k] for (cc, n, k) in mdl.CNK if cc == c))
+
+
+def _add_objective(model, t: Tables) -> None:
+    """``max U - q S``."""
+    inc = {c: _increments(t.tokens[model._rep[c]]) for c in model.C}
+    model.U_expr = pyo.Expression(expr=sum(inc[c][k - 1] * model.A[c, n, k] for (c, n, k) in model.CNK))
+    model.obj = pyo.Objective(expr=model.U_expr - model.q * model.S, sense=pyo.maximize)
+
+
+def extract_plan(model) -> Plan:
+    """The plan encoded by the (loaded) counts; batches keep their slot order.
+
+    Class members are handed out in index order, slot by slot; inside a batch the
+    ``A_cnk`` members with length ``>= k`` are the first ones.
+    """
+    t = model._t
+    batches: dict[int, list[int]] = {}
+    lengths = [0] * t.num_users
+    for c, members in enumerate(t.classes):
+        queue = list(members)
+        for n in model.N:
+            if (c, n) not in model.CN:
+                continue
+            counts = [int(round(model.A[c, n, k].value or 0.0)) for k in model.K]
+            taken, queue = queue[: counts[0]], queue[counts[0]:]
+            for i, m in enumerate(taken):
+                lengths[m] = sum(1 for v in counts if v > i)
+            if taken:
+                batches.setdefault(n, []).extend(taken)
+    ordered = tuple(tuple(sorted(batches[n])) for n in sorted(batches))
+    return Plan(ordered, tuple(lengths))

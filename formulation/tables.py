@@ -1,0 +1,84 @@
+"""Well-scaled numbers for the optimization models (MODEL.md section 6).
+
+FLOP counts reach 1e12 while the latency slopes are about 1e-11 ms/FLOP, and HiGHS drops
+matrix coefficients below 1e-9.  Every latency is therefore computed here, in ms, in
+Python floats, from the scenario's own section-3 formulas; solvers only ever see these
+tables (tokens, ms, batch sizes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..data.scenario import Scenario
+
+
+@dataclass(frozen=True)
+class Tables:
+    """Per-user and per-batch coefficients in tokens and ms.
+
+    ``tokens[m][k-1] = u_m(k)``; ``ready[m][k-1] = tau_d_m(k) + tau_c_m``;
+    ``levels`` are the distinct prefix lengths, ascending; ``level_of[m]`` indexes
+    user m's prefix in ``levels``; ``seq_ms[k-1][j] = c_v * F_v(k, levels[j])`` is the
+    verification time of one sequence padded to (k, levels[j]); ``room[j]`` is the largest
+    memory-feasible batch whose longest prefix is ``levels[j]``.
+    """
+
+    num_users: int
+    max_length: int
+    tokens: tuple[tuple[float, ...], ...]
+    ready: tuple[tuple[float, ...], ...]
+    levels: tuple[int, ...]
+    level_of: tuple[int, ...]
+    seq_ms: tuple[tuple[float, ...], ...]
+    beta_ms: float
+    room: tuple[int, ...]
+    classes: tuple[tuple[int, ...], ...]
+
+    @classmethod
+    def of(cls, scenario: Scenario) -> "Tables":
+        users, t = scenario.users, scenario.target
+        lub = scenario.max_draft_length
+        levels = tuple(sorted({u.prefix_len for u in users}))
+        index = {p: j for j, p in enumerate(levels)}
+        groups: dict[tuple, list[int]] = {}
+        for m, u in enumerate(users):
+            key = (u.alpha, u.prefix_len, u.comm_latency_ms, u.draft, u.acceptance)
+            groups.setdefault(key, []).append(m)
+        return cls(
+            num_users=len(users),
+            max_length=lub,
+            tokens=tuple(tuple(u.expected_tokens(k) for k in range(1, lub + 1)) for u in users),
+            ready=tuple(tuple(u.ready_ms(k) for k in range(1, lub + 1)) for u in users),
+            levels=levels,
+            level_of=tuple(index[u.prefix_len] for u in users),
+            seq_ms=tuple(tuple(t.c_ms_per_flop * t.flops(k, p) for p in levels) for k in range(1, lub + 1)),
+            beta_ms=t.beta_ms,
+            room=tuple(scenario.max_batch_size(p) for p in levels),
+            classes=tuple(tuple(g) for g in groups.values()),
+        )
+
+    def seq(self, length: int, level: int) -> float:
+        """``c_v * F_v(length, levels[level])`` in ms."""
+        return self.seq_ms[length - 1][level]
+
+    def increment(self, k: int, j: int) -> float:
+        """Mixed difference ``D[k, j]`` of ``f(k, j) = seq(k, j)`` with ``f(0, .) = f(., -1) = 0``.
+
+        ``sum_{k' <= L, j' <= J} D[k', j'] = f(L, J)``; every ``D`` is >= 0 because F_v is
+        increasing in L and its mixed difference is ``4 J_v h1_v (I_j - I_{j-1}) > 0``.
+        """
+        f = lambda kk, jj: 0.0 if kk < 1 or jj < 0 else self.seq(kk, jj)  # noqa: E731
+        return f(k, j) - f(k - 1, j) - f(k, j - 1) + f(k - 1, j - 1)
+
+    def span_lower_bound(self, min_batches: int) -> float:
+        """A lower bound on S valid for every feasible plan.
+
+        Every batch costs at least ``beta_v`` plus, per member, ``f(1, i_m)``; the batch of
+        user m also waits at least ``ready_m(1)``.  Hence
+        ``S >= max(N_min beta_v + sum_m f(1, i_m), max_m ready_m(1) + beta_v + f(1, i_m))``.
+        """
+        own = [self.seq(1, self.level_of[m]) for m in range(self.num_users)]
+        total = min_batches * self.beta_ms + sum(own)
+        stage = max(self.ready[m][0] + self.beta_ms + own[m] for m in range(self.num_users))
+        return max(total, stage)

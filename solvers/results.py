@@ -1,0 +1,115 @@
+"""Solver outcomes and results shared by every method (exact, brute force, heuristics, baselines)."""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+
+from ..data.scenario import Scenario
+from ..formulation.evaluate import Evaluation
+from ..formulation.plan import Plan
+
+
+class Status(enum.Enum):
+    """How a method ended."""
+
+    OPTIMAL = "optimal"
+    """The plan is proven optimal (its throughput equals the certified upper bound)."""
+
+    FEASIBLE = "feasible"
+    """A feasible plan without a proof of optimality (heuristics, baselines, an iteration cap)."""
+
+    TIME_LIMIT = "time_limit"
+    """The time limit stopped the method; it returns its best plan and a certified bound."""
+
+    NO_PLAN = "no_plan"
+    """The time limit stopped the method before any feasible plan was found."""
+
+    INFEASIBLE = "infeasible"
+    """Proven: no plan satisfies the constraints (memory cap and batch range)."""
+
+    ERROR = "error"
+    """The method failed; ``message`` says why."""
+
+    @property
+    def json_name(self) -> str:
+        """The status of the JSON contract (``no_plan`` is reported as ``time_limit`` without a plan)."""
+        return "time_limit" if self is Status.NO_PLAN else self.value
+
+    @property
+    def has_plan(self) -> bool:
+        return self in (Status.OPTIMAL, Status.FEASIBLE, Status.TIME_LIMIT)
+
+
+@dataclass(frozen=True)
+class Iteration:
+    """One Dinkelbach iteration: ``F(q) = max U - q S`` solved as a MILP.
+
+    ``q`` in tokens/ms; ``value`` is the MILP's incumbent ``F(q)`` (None without one),
+    ``bound`` its dual bound (``inf`` when unknown); ``tokens``/``span_ms`` describe the
+    maximizer, re-evaluated in closed form; ``milp_s`` is the solver's wall time.
+    """
+
+    q: float
+    value: float | None
+    bound: float
+    tokens: float | None
+    span_ms: float | None
+    milp_s: float
+    milp_status: str
+
+
+@dataclass(frozen=True)
+class SolveResult:
+    """The outcome of one method on one scenario.
+
+    ``throughput_tps`` is the closed-form throughput of ``plan`` (tokens/s);
+    ``upper_bound_tps`` a certified bound on the optimum (None when the method gives none).
+    """
+
+    scenario: str
+    method: str
+    status: Status
+    plan: Plan | None
+    evaluation: Evaluation | None
+    upper_bound_tps: float | None
+    runtime_s: float
+    iterations: int = 0
+    message: str = ""
+    trace: tuple = field(default=())
+    build_s: float = 0.0
+
+    @property
+    def throughput_tps(self) -> float | None:
+        return None if self.evaluation is None else self.evaluation.throughput_tps
+
+    @property
+    def gap_bound(self) -> float | None:
+        """Relative distance from the plan to the certified bound (0 when proven optimal)."""
+        if self.upper_bound_tps is None or self.throughput_tps is None or not math.isfinite(self.upper_bound_tps):
+            return None
+        return max(0.0, (self.upper_bound_tps - self.throughput_tps) / self.upper_bound_tps)
+
+    def to_json(self, scenario: Scenario) -> dict:
+        """The JSON contract of ``dipsd solve --json``."""
+        batches, lengths = (None, None)
+        if self.plan is not None:
+            batches, lengths = self.plan.named(scenario)
+        ev = self.evaluation
+        bound = self.upper_bound_tps
+        return {
+            "scenario": self.scenario,
+            "method": self.method,
+            "status": self.status.json_name,
+            "throughput_tps": None if ev is None else ev.throughput_tps,
+            "upper_bound_tps": bound if bound is not None and math.isfinite(bound) else None,
+            "num_batches": None if self.plan is None else self.plan.num_batches,
+            "batches": batches,
+            "draft_lengths": lengths,
+            "span_ms": None if ev is None else ev.span_ms,
+            "expected_tokens": None if ev is None else ev.expected_tokens,
+            "iterations": self.iterations,
+            "runtime_s": self.runtime_s,
+            "message": self.message,
+        }
