@@ -25,8 +25,12 @@ PROFILES = ("paper", "heterogeneous")
 PREFIXES = (128, 256, 512, 1024, 2048)
 
 
-def generate(sizes: Sequence[int], per_size: int, seed: int, profile: str = "heterogeneous") -> list[Scenario]:
-    """``per_size`` scenarios for every number of users in ``sizes``."""
+def generate(sizes: Sequence[int], per_size: int, seed: int, profile: str = "heterogeneous",
+             max_draft_length: int | None = None) -> list[Scenario]:
+    """``per_size`` scenarios for every number of users in ``sizes``.
+
+    ``max_draft_length`` fixes L_ub instead of drawing it (small values keep brute force cheap).
+    """
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
     rng = np.random.default_rng(seed)
@@ -34,7 +38,7 @@ def generate(sizes: Sequence[int], per_size: int, seed: int, profile: str = "het
     for m in sizes:
         for k in range(per_size):
             name = f"{'paper' if profile == 'paper' else 'het'}-M{m}-{k + 1}"
-            out.append(_paper(rng, name, m, k) if profile == "paper" else _heterogeneous(rng, name, m))
+            out.append(_paper(rng, name, m, k) if profile == "paper" else _heterogeneous(rng, name, m, max_draft_length))
     return out
 
 
@@ -61,8 +65,9 @@ def _acceptance(rng, alpha: float, lub: int) -> tuple[float, ...]:
     return tuple(table)
 
 
-def _heterogeneous(rng, name: str, m: int) -> Scenario:
-    lub = int(rng.choice([10, 15, 20]))
+def _heterogeneous(rng, name: str, m: int, lub: int | None = None) -> Scenario:
+    drawn = int(rng.choice([10, 15, 20]))
+    lub = drawn if lub is None else lub
     users = []
     for i in range(m):
         alpha = round(float(rng.uniform(0.5, 0.95)), 4)

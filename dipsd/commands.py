@@ -81,4 +81,66 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 def add_solve(sub) -> None:
-    """Register ``dipsd solve`` (filled in by the solver issues)."""
+    """Register ``dipsd solve``."""
+    from .cli import _positive_float
+    from .solvers.registry import METHODS
+
+    names = ", ".join(f"{m.name} ({m.help})" for m in METHODS.values())
+    p = sub.add_parser("solve", help="solve scenarios of a workbook with one method",
+                       description=f"Solve scenarios with one method. Methods: {names}.")
+    p.add_argument("workbook", help="scenario workbook (.xlsx)")
+    p.add_argument("--scenario", action="append", default=None, metavar="NAME", help="only this scenario (repeatable; default: all)")
+    p.add_argument("--method", required=True, choices=list(METHODS), help="the method to run")
+    p.add_argument("--time-limit", type=_positive_float, default=60.0, metavar="SECONDS",
+                   help="time limit per scenario in seconds (default 60; exact reports a certified bound when it stops)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line and scenario instead of a table")
+
+
+def _pick(book, names):
+    from .errors import InputError
+
+    if not names:
+        return list(book.scenarios)
+    known = {s.name: s for s in book.scenarios}
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise InputError(f"{book.path}: unknown scenario {missing[0]!r} (known: {', '.join(known)})")
+    return [known[n] for n in names]
+
+
+def format_row(result, scenario) -> str:
+    """One line of the ``dipsd solve`` table."""
+    def num(v, fmt):
+        return "-" if v is None else format(v, fmt)
+
+    gap = result.gap_bound
+    lengths = "-" if result.plan is None else ",".join(map(str, result.plan.lengths))
+    ev = result.evaluation
+    return (f"{scenario.name:<16} {result.method:<11} {result.status.json_name:<11} "
+            f"{num(result.throughput_tps, '10.3f')} {num(result.upper_bound_tps, '10.3f')} "
+            f"{num(None if gap is None else 100 * gap, '8.4f')} {num(None if result.plan is None else result.plan.num_batches, '3d')} "
+            f"{num(None if ev is None else ev.span_ms, '9.2f')} {result.runtime_s:8.2f}  {lengths}  {result.message}")
+
+
+TABLE_HEADER = (f"{'scenario':<16} {'method':<11} {'status':<11} {'tokens/s':>10} {'bound':>10} {'gap%':>8} "
+                f"{'N':>3} {'span_ms':>9} {'time_s':>8}  lengths  message")
+
+
+def run_solve(args: argparse.Namespace) -> int:
+    import json
+
+    from .solvers.registry import run_method
+
+    book = load_workbook(args.workbook)
+    scenarios = _pick(book, args.scenario)
+    if not args.json:
+        print(TABLE_HEADER)
+    failures = 0
+    for s in scenarios:
+        result = run_method(args.method, s, time_limit=args.time_limit)
+        failures += result.status.json_name == "error"
+        if args.json:
+            print(json.dumps(result.to_json(s)), flush=True)
+        else:
+            print(format_row(result, s), flush=True)
+    return 1 if failures == len(scenarios) else 0

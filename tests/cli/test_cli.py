@@ -53,3 +53,35 @@ def test_real_process_exit_code_and_single_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "dipsd.cli", "check", str(bad)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_solve_json_and_table(run_cli):
+    import json
+    wb = example_path("heterogeneous.xlsx")
+    code, out, err = run_cli("solve", wb, "--method", "exact", "--scenario", "het-M3-2", "--json")
+    assert code == 0, err
+    (line,) = out.strip().splitlines()
+    exact = json.loads(line)
+    assert exact["status"] == "optimal" and exact["method"] == "exact"
+    code, out, _ = run_cli("solve", wb, "--method", "enumerate", "--scenario", "het-M3-2", "--json")
+    brute = json.loads(out)
+    assert brute["throughput_tps"] == pytest.approx(exact["throughput_tps"], rel=1e-9)
+    code, out, _ = run_cli("solve", wb, "--method", "exact", "--scenario", "het-M3-2")
+    assert code == 0 and out.splitlines()[0].startswith("scenario") and "optimal" in out.splitlines()[1]
+
+
+def test_solve_unknown_scenario_exit_2(run_cli):
+    code, _, err = run_cli("solve", example_path(), "--method", "exact", "--scenario", "nope")
+    assert code == 2 and "unknown scenario 'nope'" in err and "Traceback" not in err
+
+
+def test_solve_bad_time_limit_exit_2(run_cli):
+    code, _, err = run_cli("solve", example_path(), "--method", "exact", "--time-limit", "-1")
+    assert code == 2 and "Traceback" not in err
+
+
+def test_solve_too_large_for_enumerate_is_an_error_row(run_cli):
+    import json
+    code, out, _ = run_cli("solve", example_path("paper.xlsx"), "--method", "enumerate", "--scenario", "paper-M14-1", "--json")
+    row = json.loads(out)
+    assert code == 1 and row["status"] == "error" and "use method 'exact'" in row["message"]

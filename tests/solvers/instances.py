@@ -1,0 +1,66 @@
+"""Seeded tiny instances for cross-checking solvers, and an independent feasibility check."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from dipsd import Scenario, User, evaluate, paper_scenario
+from dipsd.data.generate import generate
+from dipsd.formulation.plan import Plan
+
+
+def with_clones(s: Scenario, rng) -> Scenario:
+    """Copy some users so that the scenario has classes of identical users."""
+    users = list(s.users)
+    for _ in range(int(rng.integers(1, 3))):
+        src = users[int(rng.integers(0, len(users)))]
+        users.append(dataclasses.replace(src, name=f"{src.name}c{len(users)}"))
+    return s.with_(users=tuple(users), max_batches=len(users), name=s.name + "-clones")
+
+
+def tiny_instances(count: int = 44, seed: int = 20261129) -> list[Scenario]:
+    """Scenarios of 2..6 users that brute force finishes quickly, covering every model feature."""
+    rng = np.random.default_rng(seed)
+    out: list[Scenario] = []
+    while len(out) < count:
+        m = int(rng.integers(2, 7))
+        lub = int(rng.integers(2, 9)) if m <= 4 else int(rng.integers(2, 5))
+        kind = len(out) % 4
+        if kind == 3:
+            s = paper_scenario(m, max_draft_length=lub, alpha=float(rng.uniform(0.5, 0.95)), name=f"paper-{len(out)}")
+        else:
+            (s,) = generate([m], 1, seed=int(rng.integers(1 << 30)), max_draft_length=lub)
+            s = s.with_(name=f"het-{len(out)}")
+            if kind == 2 and m <= 4:
+                s = with_clones(s, rng)
+        if rng.random() < 0.3:
+            nmin = int(rng.integers(1, s.num_users + 1))
+            s = s.with_(min_batches=nmin, max_batches=int(rng.integers(nmin, s.num_users + 1)))
+        out.append(s)
+    return out
+
+
+def assert_feasible(scenario: Scenario, plan: Plan) -> None:
+    """Independent check of a plan against P's constraints, written without the evaluator."""
+    seen = sorted(i for b in plan.batches for i in b)
+    assert seen == list(range(scenario.num_users)), "not a partition"
+    assert all(len(b) > 0 for b in plan.batches)
+    assert scenario.min_batches <= len(plan.batches) <= scenario.max_batches
+    assert all(1 <= l <= scenario.max_draft_length for l in plan.lengths)
+    t = scenario.target
+    params = t.blocks * (8 * t.hidden**2 + 4 * t.hidden * t.ffn_hidden)
+    for b in plan.batches:
+        kv = 4 * t.blocks * t.hidden * len(b) * max(scenario.users[i].prefix_len for i in b)
+        assert params + kv <= scenario.memory_cap_bytes, "memory cap broken"
+
+
+def assert_consistent(scenario: Scenario, result) -> None:
+    """The reported numbers equal the closed-form evaluation of the reported plan."""
+    assert_feasible(scenario, result.plan)
+    ev = evaluate(scenario, result.plan)
+    assert ev.feasible
+    assert abs(ev.throughput_tps - result.throughput_tps) <= 1e-12 * ev.throughput_tps
+    if result.upper_bound_tps is not None:
+        assert result.upper_bound_tps >= result.throughput_tps * (1 - 1e-12)

@@ -1,0 +1,103 @@
+"""The exact solver against brute force, and its statuses, bounds and trace."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from dipsd import Plan, Scenario, User, paper_scenario
+from dipsd.data.generate import generate
+from dipsd.formulation.evaluate import evaluate
+from dipsd.solvers.brute import partitions, solve_enumerate
+from dipsd.solvers.exact import solve_exact
+from dipsd.solvers.results import Status
+from tests.solvers.instances import assert_consistent, tiny_instances
+
+INSTANCES = tiny_instances()
+
+
+def test_instances_cover_the_model():
+    assert len(INSTANCES) >= 40
+    assert {s.num_users for s in INSTANCES} == {2, 3, 4, 5, 6}
+    assert any(s.min_batches == 1 for s in INSTANCES)
+    assert any(u.acceptance for s in INSTANCES for u in s.users)
+    assert any(s.max_batch_size(max(u.prefix_len for u in s.users)) < s.num_users for s in INSTANCES)
+    assert any(len({u.prefix_len for u in s.users}) > 2 for s in INSTANCES)
+    assert any(s.max_draft_length <= 3 for s in INSTANCES)
+    assert any(s.name.endswith("clones") for s in INSTANCES)
+
+
+@pytest.mark.parametrize("scenario", INSTANCES, ids=[s.name for s in INSTANCES])
+def test_exact_equals_enumeration(scenario):
+    brute = solve_enumerate(scenario)
+    exact = solve_exact(scenario, time_limit=120)
+    assert exact.status is brute.status
+    if brute.status is Status.INFEASIBLE:
+        return
+    assert exact.status is Status.OPTIMAL
+    assert exact.throughput_tps == pytest.approx(brute.throughput_tps, rel=1e-9)
+    assert exact.upper_bound_tps == pytest.approx(exact.throughput_tps, rel=1e-9)
+    assert_consistent(scenario, exact)
+    assert_consistent(scenario, brute)
+    # Dinkelbach: q never decreases and the last F(q) is <= eps
+    qs = [it.q for it in exact.trace]
+    assert all(b >= a for a, b in zip(qs, qs[1:]))
+    assert exact.trace[-1].value <= 1e-7
+    assert exact.iterations == len(exact.trace)
+
+
+def test_two_paper_users_by_hand():
+    # two batches, l = 3 each (see tests/formulation/test_evaluate.py): 28.405 tokens/s
+    r = solve_exact(paper_scenario(2))
+    assert r.status is Status.OPTIMAL and r.plan.lengths == (3, 3) and r.plan.num_batches == 2
+    assert r.throughput_tps == pytest.approx(1000 * 5.725904 / 201.577386, rel=1e-6)
+
+
+def test_start_plan_sets_first_q():
+    s = paper_scenario(4)
+    best = solve_exact(s)
+    again = solve_exact(s, start_plan=best.plan)
+    assert again.trace[0].q == pytest.approx(best.throughput_tps / 1000, rel=1e-12)
+    assert again.iterations == 1 and again.throughput_tps == pytest.approx(best.throughput_tps, rel=1e-12)
+
+
+def test_infeasible_memory_cap_is_a_status():
+    # each batch holds one user (cap: parameters + one user's KV), but at most 2 batches for 4 users
+    t = paper_scenario(1).target
+    cap = t.parameter_bytes + t.kv_bytes(1, 512) + 1
+    s = paper_scenario(4, memory_cap_bytes=cap, max_batches=2)
+    r = solve_exact(s)
+    assert r.status is Status.INFEASIBLE and r.plan is None and r.upper_bound_tps is None
+    assert solve_enumerate(s).status is Status.INFEASIBLE
+
+
+def test_time_limit_gives_incumbent_and_certified_bound():
+    (s,) = generate([6], 1, seed=5, max_draft_length=6)
+    s = s.with_(min_batches=1)
+    optimum = solve_enumerate(s).throughput_tps
+    r = solve_exact(s, time_limit=0.3)
+    assert r.status is Status.TIME_LIMIT, r.message
+    assert_consistent(s, r)
+    assert r.upper_bound_tps is None or r.upper_bound_tps >= optimum * (1 - 1e-12)
+    assert r.throughput_tps <= optimum * (1 + 1e-12)
+    assert r.to_json(s)["status"] == "time_limit"
+
+
+def test_partitions_are_bell_numbers():
+    assert [sum(1 for _ in partitions(m, 1, m)) for m in range(1, 7)] == [1, 2, 5, 15, 52, 203]
+    assert sum(1 for _ in partitions(4, 2, 3)) == 7 + 6
+
+
+def test_enumerate_refuses_large_instances():
+    from dipsd.errors import TooLargeError
+    with pytest.raises(TooLargeError, match="use method 'exact'"):
+        solve_enumerate(paper_scenario(8))
+
+
+def test_json_contract_keys():
+    s = paper_scenario(3)
+    data = solve_exact(s).to_json(s)
+    assert list(data) == ["scenario", "method", "status", "throughput_tps", "upper_bound_tps", "num_batches", "batches",
+                          "draft_lengths", "span_ms", "expected_tokens", "iterations", "runtime_s", "message"]
+    assert data["status"] == "optimal" and sorted(sum(data["batches"], [])) == ["u1", "u2", "u3"]
