@@ -84,6 +84,7 @@ they are and does not lower U.
 from __future__ import annotations
 
 import pyomo.environ as pyo
+from pyomo.common.collections import ComponentMap
 
 from ..data.scenario import Scenario
 from .plan import Plan
@@ -292,3 +293,47 @@ def extract_plan(model) -> Plan:
                 batches.setdefault(n, []).extend(taken)
     ordered = tuple(tuple(sorted(batches[n])) for n in sorted(batches))
     return Plan(ordered, tuple(lengths))
+
+
+def start_values(model, plan: Plan) -> ComponentMap:
+    """Values of the integer variables (A, E, w) that encode ``plan`` in this model.
+
+    The plan is first brought into the model's canonical form: identical users in one batch
+    are raised to their longest length (never worse: ``L_n``, ``I_n``, ``t_d_n`` unchanged,
+    U not lower), and batches are relabelled in restricted-growth order over the class
+    order (by size, largest first, for a single class), so that every symmetry-breaking
+    constraint holds.  Use it as a MIP start; HiGHS completes the continuous variables.
+    """
+    t = model._t
+    cls_of = {m: c for c, members in enumerate(t.classes) for m in members}
+    counts: list[dict[int, int]] = [dict() for _ in t.classes]
+    longest: list[dict[int, int]] = [dict() for _ in t.classes]
+    for i, batch in enumerate(plan.batches):
+        for m in batch:
+            c = cls_of[m]
+            counts[c][i] = counts[c].get(i, 0) + 1
+            longest[c][i] = max(longest[c].get(i, 0), plan.lengths[m])
+    label: dict[int, int] = {}
+    if len(t.classes) == 1:
+        for i in sorted(range(len(plan.batches)), key=lambda i: (-len(plan.batches[i]), i)):
+            label[i] = len(label)
+    else:
+        for c in range(len(t.classes)):
+            for i in sorted(counts[c], key=lambda i: (label.get(i, len(plan.batches) + i))):
+                if i not in label:
+                    label[i] = len(label)
+    values = ComponentMap()
+    for (c, n, k) in model.CNK:
+        values[model.A[c, n, k]] = 0.0
+        if (c, n, k) in model.EIDX:
+            values[model.E[c, n, k]] = 0.0
+    for c in range(len(t.classes)):
+        for i, cnt in counts[c].items():
+            n = label[i]
+            for k in range(1, longest[c][i] + 1):
+                values[model.A[c, n, k]] = float(cnt)
+                if (c, n, k) in model.EIDX:
+                    values[model.E[c, n, k]] = 1.0
+    for n in model.N:
+        values[model.w[n]] = 1.0 if n < len(plan.batches) else 0.0
+    return values

@@ -17,6 +17,9 @@ Certificate.  For every plan ``U - q S <= F_ub(q)``, so with ``S >= S_min``
 ``R* <= q + max(F_ub(q), 0) / S_min``.  Every iteration gives such a bound; the smallest is
 reported.  At a time limit the incumbent and this bound are both returned.
 
+Each solve starts from the best plan known (a MIP start, so HiGHS begins with an incumbent
+of value 0 and prunes every node that cannot beat it).
+
 Every plan the MILP returns is re-evaluated by the closed-form evaluator; a maximizer
 whose closed-form ``U - q S`` disagrees with the MILP's objective (beyond 1e-6 relative) is
 a modelling bug and raises :class:`~dipsd.errors.SolverError`.
@@ -30,13 +33,15 @@ import math
 import sys
 import time
 
+import numpy as np
+
 from pyomo.contrib.solver.common.factory import SolverFactory
 from pyomo.contrib.solver.common.results import TerminationCondition
 
 from ..data.scenario import Scenario
 from ..errors import SolverError
 from ..formulation.evaluate import evaluate
-from ..formulation.milp import build_model, extract_plan
+from ..formulation.milp import build_model, extract_plan, start_values
 from ..formulation.plan import Plan
 from ..formulation.tables import Tables
 from .results import Iteration, SolveResult, Status
@@ -98,6 +103,12 @@ def solve_exact(
     model = build_model(scenario, q=q, tables=tables)
     build_s = time.perf_counter() - t0
     solver = SolverFactory("highs")
+    solver.set_instance(model)
+    # only q changes between solves: push it ourselves (update_parameters) so that the MIP
+    # start set afterwards is not discarded by an automatic update inside solve()
+    for key in list(solver.config.auto_updates):
+        if key.startswith(("check_for_", "update_")):
+            solver.config.auto_updates[key] = False
     trace: list[Iteration] = []
     bound = math.inf
     status, message = Status.FEASIBLE, f"iteration cap ({max_iterations}) reached"
@@ -107,7 +118,10 @@ def solve_exact(
             status, message = _timed_out(best_plan)
             break
         model.q.set_value(q)
+        solver.update_parameters()
         started = time.perf_counter()
+        if best_plan is not None:
+            _warm_start(solver, model, best_plan)
         res = solver.solve(
             model, time_limit=remaining, rel_gap=0.0, abs_gap=0.0, threads=threads,
             load_solutions=False, raise_exception_on_nonoptimal_result=False,
@@ -151,6 +165,23 @@ def solve_exact(
         upper_bound_tps=None if not math.isfinite(bound) or status is Status.INFEASIBLE else 1000.0 * bound,
         runtime_s=runtime, iterations=len(trace), message=message, trace=tuple(trace), build_s=build_s,
     )
+
+
+def _warm_start(solver, model, plan: Plan) -> None:
+    """Hand HiGHS the best known plan as a MIP start (its ``F(q)`` is 0 at ``q`` = its ratio).
+
+    Pyomo's persistent HiGHS interface has no warm-start option, so this goes through its
+    column map to ``highspy``; if that ever changes, the solve simply runs without a start.
+    """
+    try:
+        columns = solver._pyomo_var_to_solver_var_map
+        values = start_values(model, plan)
+        index = np.array([columns[id(v)] for v in values], dtype=np.int32)
+        value = np.array([values[v] for v in values], dtype=np.float64)
+        status = solver._solver_model.setSolution(len(index), index, value)
+        log.debug("MIP start: %s", status)
+    except Exception as exc:  # pragma: no cover - depends on Pyomo internals
+        log.warning("MIP start not set: %s", exc)
 
 
 def _timed_out(best_plan):
