@@ -43,8 +43,8 @@ Constraints
   the objective pushes each H down onto the largest of its lower bounds:
 
   - ``H_nkj >= b_n - Bbar_n (1 - Z_nk) - Bbar_n (1 - P_nj)`` (terms for ``Z_n1 = P_n0 = w_n``
-    dropped, as ``b_n = 0`` when ``w_n = 0``).  ``Bbar_n = min(max_j B_j, M - N_min + 1, M - n)``
-    is the most users slot n can hold (memory at the shortest prefix; every other used
+    dropped, as ``b_n = 0`` when ``w_n = 0``).  The big-M (here and in the memory
+    constraint) is ``Bbar_n = min(max_j B_j, M - N_min + 1, M - n)``, the most users slot n can hold (memory at the shortest prefix; every other used
     batch holds at least one user; symmetry breaking leaves slot n at most ``M - n``
     users).  With both indicators 1 the bound is ``b_n``; otherwise it is ``<= 0``: valid,
     and the smallest constant that is.
