@@ -61,6 +61,20 @@ class Iteration:
 
 
 @dataclass(frozen=True)
+class ReferenceValue:
+    """The value of a method that is not a plan of P (target-only decoding baselines):
+    ``tokens`` produced per round of ``round_ms`` over ``batches`` (forward passes)."""
+
+    batches: tuple[tuple[int, ...], ...]
+    tokens: float
+    round_ms: float
+
+    @property
+    def throughput_tps(self) -> float:
+        return 1000.0 * self.tokens / self.round_ms
+
+
+@dataclass(frozen=True)
 class SolveResult:
     """The outcome of one method on one scenario.
 
@@ -79,10 +93,13 @@ class SolveResult:
     message: str = ""
     trace: tuple = field(default=())
     build_s: float = 0.0
+    reference: "ReferenceValue | None" = None
 
     @property
     def throughput_tps(self) -> float | None:
-        return None if self.evaluation is None else self.evaluation.throughput_tps
+        if self.evaluation is not None:
+            return self.evaluation.throughput_tps
+        return None if self.reference is None else self.reference.throughput_tps
 
     @property
     def gap_bound(self) -> float | None:
@@ -91,24 +108,41 @@ class SolveResult:
             return None
         return max(0.0, (self.upper_bound_tps - self.throughput_tps) / self.upper_bound_tps)
 
+    @property
+    def span_ms(self) -> float | None:
+        if self.evaluation is not None:
+            return self.evaluation.span_ms
+        return None if self.reference is None else self.reference.round_ms
+
+    @property
+    def expected_tokens(self) -> float | None:
+        if self.evaluation is not None:
+            return self.evaluation.expected_tokens
+        return None if self.reference is None else self.reference.tokens
+
+    @property
+    def batches(self) -> tuple[tuple[int, ...], ...] | None:
+        if self.plan is not None:
+            return self.plan.batches
+        return None if self.reference is None else self.reference.batches
+
     def to_json(self, scenario: Scenario) -> dict:
         """The JSON contract of ``dipsd solve --json``."""
-        batches, lengths = (None, None)
-        if self.plan is not None:
-            batches, lengths = self.plan.named(scenario)
-        ev = self.evaluation
+        names = [u.name for u in scenario.users]
+        batches = None if self.batches is None else [[names[i] for i in b] for b in self.batches]
+        lengths = None if self.plan is None else self.plan.named(scenario)[1]
         bound = self.upper_bound_tps
         return {
             "scenario": self.scenario,
             "method": self.method,
             "status": self.status.json_name,
-            "throughput_tps": None if ev is None else ev.throughput_tps,
+            "throughput_tps": self.throughput_tps,
             "upper_bound_tps": bound if bound is not None and math.isfinite(bound) else None,
-            "num_batches": None if self.plan is None else self.plan.num_batches,
+            "num_batches": None if batches is None else len(batches),
             "batches": batches,
             "draft_lengths": lengths,
-            "span_ms": None if ev is None else ev.span_ms,
-            "expected_tokens": None if ev is None else ev.expected_tokens,
+            "span_ms": self.span_ms,
+            "expected_tokens": self.expected_tokens,
             "iterations": self.iterations,
             "runtime_s": self.runtime_s,
             "message": self.message,

@@ -1,0 +1,62 @@
+"""The paper's baselines (MODEL.md 5.3).
+
+* ``ad``: target-only autoregressive decoding, one user per forward pass, round-robin.
+* ``ad-batch``: target-only decoding with users packed greedily into as few
+  memory-feasible batches as possible, one token per user per pass.
+* ``sd-nobatch``: speculative decoding with every user in its own batch (N = M),
+  pipelined, lengths optimized exactly (the DiP-SD l-step on singleton batches).
+* ``dipsd-fixed``: DiP-SD with every user at ``initial_draft_length``; N and the
+  assignment optimized (:func:`~dipsd.solvers.dipsd.solve_dipsd` with ``fixed_lengths``).
+"""
+
+from __future__ import annotations
+
+import time
+
+from ..data.scenario import Scenario
+from ..formulation.evaluate import ad_batch_throughput_tps, ad_throughput_tps, evaluate, greedy_batches
+from ..formulation.plan import Plan
+from ..formulation.tables import Tables
+from .dipsd import _Clock, l_step
+from .results import ReferenceValue, SolveResult, Status
+
+
+def solve_ad(scenario: Scenario) -> SolveResult:
+    """``R_AD = M / sum_m G_v(1, F_v(1, i_m))``."""
+    t0 = time.perf_counter()
+    t = scenario.target
+    batches = tuple((m,) for m in range(scenario.num_users))
+    round_ms = sum(t.verify_ms(1, 1, u.prefix_len) for u in scenario.users)
+    ref = ReferenceValue(batches, float(scenario.num_users), round_ms)
+    assert abs(ref.throughput_tps - ad_throughput_tps(scenario)) <= 1e-9 * ref.throughput_tps
+    return SolveResult(scenario.name, "ad", Status.FEASIBLE, None, None, None, time.perf_counter() - t0,
+                       message="target-only decoding, one user per pass", reference=ref)
+
+
+def solve_ad_batch(scenario: Scenario) -> SolveResult:
+    """``R = M / sum_n G_v(b_n, F_v(1, I_n))`` over greedy memory-feasible batches."""
+    t0 = time.perf_counter()
+    batches = greedy_batches(scenario)
+    if batches is None:
+        return SolveResult(scenario.name, "ad-batch", Status.INFEASIBLE, None, None, None, time.perf_counter() - t0,
+                           message="a user does not fit the memory cap")
+    t = scenario.target
+    round_ms = sum(t.verify_ms(len(b), 1, max(scenario.users[m].prefix_len for m in b)) for b in batches)
+    ref = ReferenceValue(batches, float(scenario.num_users), round_ms)
+    assert abs(ref.throughput_tps - ad_batch_throughput_tps(scenario)) <= 1e-9 * ref.throughput_tps
+    return SolveResult(scenario.name, "ad-batch", Status.FEASIBLE, None, None, None, time.perf_counter() - t0,
+                       message=f"target-only decoding in {len(batches)} greedy batches", reference=ref)
+
+
+def solve_sd_nobatch(scenario: Scenario, *, time_limit: float = 60.0) -> SolveResult:
+    """Every user alone (N = M), lengths by the exact l-step."""
+    clock = _Clock(time_limit)
+    m = scenario.num_users
+    if m > scenario.max_batches:
+        return SolveResult(scenario.name, "sd-nobatch", Status.INFEASIBLE, None, None, None, 0.0,
+                           message=f"needs {m} batches but max_batches is {scenario.max_batches}")
+    start = evaluate(scenario, Plan(tuple((i,) for i in range(m)), (scenario.start_length,) * m))
+    best = l_step(scenario, Tables.of(scenario), start, clock)
+    status = Status.TIME_LIMIT if clock.hit else Status.FEASIBLE
+    return SolveResult(scenario.name, "sd-nobatch", status, best.plan, best, None, time.perf_counter() - clock.start,
+                       message="every user in its own batch, lengths optimized")

@@ -1,0 +1,214 @@
+"""DiP-SD and the baselines: against a plain re-implementation, the optimum and hand values."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from dipsd import Plan, Scenario, User, evaluate, paper_scenario
+from dipsd.data.scenario import DraftModel
+from dipsd.formulation.steps import assignment_plan, build_assignment_model
+from dipsd.formulation.tables import Tables
+from dipsd.solvers import dipsd as D
+from dipsd.solvers.baselines import solve_ad, solve_ad_batch, solve_sd_nobatch
+from dipsd.solvers.exact import solve_exact
+from dipsd.solvers.registry import METHODS, run_method
+from dipsd.solvers.results import Status
+from tests.solvers.instances import assert_consistent, tiny_instances
+
+REL = 1e-12
+
+
+def rg_partitions(m, n):
+    """Every partition of range(m) into exactly n blocks (test's own generator)."""
+    def rec(i, labels, used):
+        if i == m:
+            if used == n:
+                yield tuple(tuple(j for j in range(m) if labels[j] == b) for b in range(n))
+            return
+        for lab in range(min(used + 1, n)):
+            yield from rec(i + 1, labels + [lab], max(used, lab + 1))
+    yield from rec(0, [], 0)
+
+
+class Tie(Exception):
+    pass
+
+
+def best_of(candidates, key):
+    """The unique best candidate by key (max); raises Tie if the best is not unique."""
+    ranked = sorted(candidates, key=key, reverse=True)
+    if len(ranked) > 1 and key(ranked[1]) >= key(ranked[0]) * (1 - 1e-12):
+        raise Tie
+    return ranked[0]
+
+
+def reference_dipsd(s: Scenario, fixed: bool = False) -> float | None:
+    """DiP-SD written from its definition, both steps by exhaustive search."""
+    best = None
+    for n in s.batch_range:
+        lengths = (s.start_length,) * s.num_users
+        current = None
+        for _ in range(D.MAX_ROUNDS):
+            xs = [evaluate(s, Plan(p, lengths)) for p in rg_partitions(s.num_users, n)]
+            xs = [e for e in xs if e.feasible]
+            if not xs:
+                break
+            x = best_of(xs, key=lambda e: -e.span_ms)
+            if current is not None and x.ratio <= current.ratio * (1 + REL) and current.plan.lengths == lengths:
+                x = current
+            if fixed:
+                new = x
+            else:
+                cands = [evaluate(s, Plan(x.plan.batches, l)) for l in itertools.product(range(1, s.max_draft_length + 1), repeat=s.num_users)]
+                top = max(c.ratio for c in cands)
+                new = x if x.ratio >= top * (1 - REL) else best_of(cands, key=lambda e: e.ratio)
+            previous = current
+            if current is None or new.ratio > current.ratio:
+                current = new
+            if fixed or (new.plan.lengths == lengths and previous is not None and new.ratio - previous.ratio < D.REL_TOL * new.ratio):
+                break
+            lengths = new.plan.lengths
+        if current is not None and (best is None or current.ratio > best * (1 + REL)):
+            best = current.ratio
+    return best
+
+
+def tie_free_instances(count=18, seed=3):
+    rng = np.random.default_rng(seed)
+    out = []
+    while len(out) < count:
+        m = int(rng.integers(2, 5))
+        users = tuple(
+            User(f"u{i}", alpha=float(rng.uniform(0.5, 0.95)), prefix_len=int(rng.integers(100, 3000)),
+                 comm_latency_ms=float(rng.uniform(1, 15)),
+                 draft=DraftModel(c_ms_per_flop=float(rng.uniform(2e-11, 8e-11)), beta_ms=float(rng.uniform(20, 55))))
+            for i in range(m))
+        s = Scenario(f"tf{len(out)}", users, max_draft_length=int(rng.integers(2, 5)), min_batches=1,
+                     initial_draft_length=int(rng.integers(1, 8)))
+        try:
+            out.append((s, reference_dipsd(s), reference_dipsd(s, fixed=True)))
+        except Tie:
+            continue
+    return out
+
+
+TIE_FREE = tie_free_instances()
+
+
+@pytest.mark.parametrize("s,ref,ref_fixed", TIE_FREE, ids=[c[0].name for c in TIE_FREE])
+def test_dipsd_matches_its_definition(s, ref, ref_fixed):
+    got = D.solve_dipsd(s)
+    assert got.throughput_tps == pytest.approx(1000 * ref, rel=1e-9)
+    fixed = D.solve_dipsd(s, fixed_lengths=True)
+    assert fixed.throughput_tps == pytest.approx(1000 * ref_fixed, rel=1e-9)
+    assert set(fixed.plan.lengths) == {s.start_length}
+    assert_consistent(s, got)
+    assert_consistent(s, fixed)
+
+
+def test_dipsd_is_deterministic():
+    s = tiny_instances(8, seed=5)[6]
+    a, b = D.solve_dipsd(s), D.solve_dipsd(s)
+    assert a.plan == b.plan and a.throughput_tps == b.throughput_tps
+
+
+@pytest.mark.parametrize("s", tiny_instances(16, seed=42), ids=lambda s: s.name)
+def test_every_method_feasible_consistent_and_below_the_optimum(s):
+    optimum = solve_exact(s)
+    results = {name: run_method(name, s, time_limit=60) for name in METHODS if name not in ("exact", "enumerate")}
+    if optimum.status is Status.INFEASIBLE:
+        assert results["dipsd"].status is Status.INFEASIBLE
+        return
+    for name, r in results.items():
+        if r.plan is not None:
+            assert_consistent(s, r)
+            assert r.throughput_tps <= optimum.throughput_tps * (1 + 1e-9), name
+    dip = results["dipsd"].throughput_tps
+    assert results["dipsd-fixed"].throughput_tps <= dip * (1 + 1e-12)
+    if s.max_batches == s.num_users:
+        assert results["sd-nobatch"].throughput_tps <= dip * (1 + 1e-12)
+
+
+def test_x_step_is_exact_on_small_cases():
+    for s in tiny_instances(12, seed=8):
+        t = Tables.of(s)
+        lengths = tuple((i % s.max_draft_length) + 1 for i in range(s.num_users))
+        for n in s.batch_range:
+            evs = [evaluate(s, Plan(p, lengths)) for p in rg_partitions(s.num_users, n)]
+            feasible = [e.span_ms for e in evs if e.feasible]
+            got = D.x_step(s, t, lengths, n, D._Clock(60))
+            if not feasible:
+                assert got is None
+            else:
+                assert got.span_ms == pytest.approx(min(feasible), rel=1e-9)
+
+
+def test_l_step_is_exact_on_small_cases():
+    for s in tiny_instances(12, seed=9):
+        if s.max_draft_length ** s.num_users > 5000:
+            continue
+        t = Tables.of(s)
+        batches = tuple((i,) for i in range(s.num_users)) if s.num_users <= s.max_batches else None
+        if batches is None:
+            continue
+        start = evaluate(s, Plan(batches, (1,) * s.num_users))
+        got = D.l_step(s, t, start, D._Clock(60))
+        best = max(evaluate(s, Plan(batches, l)).ratio for l in itertools.product(range(1, s.max_draft_length + 1), repeat=s.num_users))
+        assert got.ratio == pytest.approx(best, rel=1e-9)
+
+
+def test_bound_for_n_is_valid():
+    for s in tiny_instances(10, seed=10):
+        t = Tables.of(s)
+        for n in s.batch_range:
+            b = D.bound_for_n(t, n)
+            for p in rg_partitions(s.num_users, n):
+                for l in [(1,) * s.num_users, (s.max_draft_length,) * s.num_users]:
+                    assert evaluate(s, Plan(p, l)).ratio <= b
+
+
+def test_some_n_memory_infeasible_still_works():
+    t = paper_scenario(1).target
+    cap = t.parameter_bytes + t.kv_bytes(2, 512) + 1  # at most 2 users per batch
+    s = paper_scenario(5, memory_cap_bytes=cap)  # N = 2 infeasible, N >= 3 feasible
+    r = D.solve_dipsd(s)
+    assert r.status is Status.FEASIBLE and r.plan.num_batches >= 3
+    assert_consistent(s, r)
+
+
+def test_every_n_infeasible_reports_infeasible():
+    t = paper_scenario(1).target
+    s = paper_scenario(4, memory_cap_bytes=t.parameter_bytes + t.kv_bytes(1, 512) + 1, max_batches=3)
+    for name in ("dipsd", "dipsd-fixed", "sd-nobatch"):
+        assert run_method(name, s).status is Status.INFEASIBLE, name
+
+
+def test_ad_baselines_by_hand():
+    # paper defaults, 4 users: one pass costs 95.1074 + 0.575452 ms (see test_evaluate)
+    s = paper_scenario(4)
+    one = 95.1074 + 1.2077e-11 * 1_310_720 * 36353
+    assert solve_ad(s).throughput_tps == pytest.approx(1000 / one, rel=1e-12)
+    r = solve_ad_batch(s)
+    assert r.throughput_tps == pytest.approx(4000 / (95.1074 + 4 * (one - 95.1074)), rel=1e-12)
+    assert r.batches == ((0, 1, 2, 3),) and r.to_json(s)["draft_lengths"] is None
+
+
+def test_sd_nobatch_by_hand():
+    # one paper user per batch, 2 users: the exact optimum over lengths is l = 3 for both
+    # (tests/solvers/test_exact.py finds the same plan as the global optimum of P)
+    r = solve_sd_nobatch(paper_scenario(2))
+    assert r.plan.lengths == (3, 3) and r.throughput_tps == pytest.approx(1000 * 5.725904 / 201.577386, rel=1e-6)
+
+
+def test_assignment_model_plan_roundtrip():
+    s = paper_scenario(5)
+    model = build_assignment_model(Tables.of(s), (2,) * 5, 2)
+    from pyomo.contrib.solver.common.factory import SolverFactory
+    SolverFactory("highs").solve(model)
+    plan = assignment_plan(model, (2,) * 5)
+    # with l = 2 the verification sum sets S for every split, so any split of 5 into 2 is optimal
+    assert plan.num_batches == 2 and sorted(sum(plan.batches, ())) == [0, 1, 2, 3, 4]
+    assert evaluate(s, plan).span_ms == pytest.approx(2 * 95.1074 + 5 * 1.2077e-11 * 1_310_720 * 2 * 36354, rel=1e-9)
