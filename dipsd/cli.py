@@ -38,6 +38,16 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -71,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from . import commands
     commands.add_solve(sub)
+    commands.add_study(sub)
     return p
 
 

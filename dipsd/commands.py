@@ -153,3 +153,129 @@ def run_solve(args: argparse.Namespace) -> int:
             else:
                 print(format_row(result, s), flush=True)
     return 1 if failures == total else 0
+
+
+def add_study(sub) -> None:
+    """Register ``dipsd study``."""
+    import os
+
+    from .cli import _positive_float, _positive_int
+    from .solvers.registry import METHODS
+
+    default_methods = [m for m in METHODS if m != "enumerate"]
+    p = sub.add_parser(
+        "study", help="run scenarios x methods in parallel and write an Excel gap report",
+        description="Run every method on every scenario of a workbook (default: the bundled heterogeneous example), "
+                    "in parallel and resumably, and write an Excel report of throughputs, optimality gaps, plans, "
+                    "charts and run metadata. Finished tasks are checkpointed to REPORT.xlsx.jsonl.")
+    p.add_argument("workbook", nargs="?", default=None, help="scenario workbook (.xlsx); default: the bundled heterogeneous example")
+    p.add_argument("--out", default="dipsd-report.xlsx", help="report path (default dipsd-report.xlsx in the current directory)")
+    p.add_argument("--methods", default=",".join(default_methods),
+                   help=f"comma-separated methods (default {','.join(default_methods)}; also: enumerate)")
+    p.add_argument("--time-limit", type=_positive_float, default=60.0, metavar="SECONDS",
+                   help="time limit per task in seconds (default 60)")
+    p.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1,
+                   help=f"local worker processes, one HiGHS thread each (default: the machine's cores, here {os.cpu_count()})")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="send tasks to a Dask cluster at tcp://HOST:PORT, or 'local' to start a Dask LocalCluster (needs dipsd[cluster])")
+    p.add_argument("--resume", action="store_true", help="skip tasks already in the checkpoint REPORT.xlsx.jsonl")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+class _Progress:
+    """A progress bar on a terminal, a plain line per finished task otherwise."""
+
+    def __init__(self, quiet: bool):
+        import sys
+        import time
+
+        self.quiet, self.stream, self.start = quiet, sys.stderr, time.monotonic()
+        self.tty = self.stream.isatty()
+
+    def __call__(self, record: dict, done: int, total: int) -> None:
+        import time
+
+        if self.quiet:
+            return
+        elapsed = time.monotonic() - self.start
+        if self.tty:
+            width = 30
+            filled = int(width * done / max(total, 1))
+            eta = elapsed / done * (total - done) if done else 0.0
+            self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} "
+                              f"elapsed {elapsed:6.1f}s  remaining ~{eta:6.1f}s ")
+            if done == total:
+                self.stream.write("\n")
+        else:
+            tps = record.get("throughput_tps")
+            shown = "-" if tps is None else f"{tps:.3f} tok/s"
+            self.stream.write(f"[{done}/{total}] {record['scenario']} {record['method']}: {record['status']} {shown} "
+                              f"({record.get('runtime_s', 0.0):.2f}s)\n")
+        self.stream.flush()
+
+
+def run_info(args, book, methods, outcome) -> dict:
+    """What the Run sheet records about a study."""
+    import datetime
+    import importlib.metadata as md
+    import os
+    import platform
+    import sys
+
+    from . import __version__
+    from .reports.stats import HIT_TOL
+    from .solvers import dipsd as dipsd_mod
+    from .solvers import exact as exact_mod
+
+    def version(name):
+        try:
+            return md.version(name)
+        except md.PackageNotFoundError:
+            return "not installed"
+
+    stamp = lambda t: datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat(timespec="seconds")  # noqa: E731
+    return {
+        "command line": " ".join(["dipsd"] + sys.argv[1:]),
+        "input file": os.path.basename(book.path),
+        "input sha256": book.sha256,
+        "scenarios": len(book.scenarios),
+        "methods": ", ".join(methods),
+        "dipsd": __version__, "pyomo": version("pyomo"), "highspy (HiGHS)": version("highspy"),
+        "pandas": version("pandas"), "openpyxl": version("openpyxl"), "numpy": version("numpy"),
+        "python": platform.python_version(),
+        "time limit per task s": args.time_limit,
+        "HiGHS options": "mip_rel_gap=0, mip_abs_gap=0, threads=1 per worker process",
+        "Dinkelbach": f"improvement tolerance {exact_mod.IMPROVE_RTOL:g} (relative), closed-form agreement {exact_mod.AGREE_RTOL:g}, "
+                      f"at most {exact_mod.MAX_ITERATIONS} iterations; certified bound q + max(F_ub, 0) / S_min",
+        "DiP-SD": f"stops when lengths repeat and R improves < {dipsd_mod.REL_TOL:g} (relative), at most {dipsd_mod.MAX_ROUNDS} rounds per N",
+        "exact start": "DiP-SD's plan of the same scenario when DiP-SD is among the methods (its time is not in exact's runtime); "
+                       "otherwise exact runs DiP-SD itself first (time included)",
+        "hit tolerance": f"gap <= {HIT_TOL:g} (relative)",
+        "workers": args.workers, "scheduler": args.scheduler or "local processes",
+        "machine cores": os.cpu_count(), "machine": platform.platform(),
+        "started (UTC)": stamp(outcome.started), "finished (UTC)": stamp(outcome.finished),
+        "interrupted": "yes (Ctrl-C): the report holds the finished tasks" if outcome.interrupted else "no",
+    }
+
+
+def run_study(args: argparse.Namespace) -> int:
+    from .errors import InputError
+    from .reports.excel import write_report
+    from .solvers.registry import METHODS
+    from .solvers.study import run_study as run
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise InputError(f"--methods: unknown method {unknown[0] if unknown else '(none)'!r}; choose from {', '.join(METHODS)}")
+    book = _load(args.workbook)
+    outcome = run(book, methods, time_limit=args.time_limit, checkpoint_path=args.out + ".jsonl",
+                  workers=args.workers, scheduler=args.scheduler, resume=args.resume, on_done=_Progress(args.quiet))
+    write_report(args.out, book, outcome.records, methods, run_info(args, book, methods, outcome))
+    if not args.quiet:
+        import sys
+        print(f"wrote {args.out} ({len(outcome.records)} tasks)", file=sys.stderr)
+    if outcome.interrupted:
+        return 130
+    failed = sum(r["status"] == "error" for r in outcome.records)
+    return 1 if outcome.records and failed == len(outcome.records) else 0

@@ -37,7 +37,8 @@ def test_exact_equals_enumeration(scenario):
         return
     assert exact.status is Status.OPTIMAL
     assert exact.throughput_tps == pytest.approx(brute.throughput_tps, rel=1e-9)
-    assert exact.upper_bound_tps == pytest.approx(exact.throughput_tps, rel=1e-9)
+    # the certified bound is q + F_ub/S_min with HiGHS's dual bound F_ub (its tolerances, ~1e-8 and below)
+    assert exact.upper_bound_tps == pytest.approx(exact.throughput_tps, rel=1e-6)
     assert_consistent(scenario, exact)
     assert_consistent(scenario, brute)
     # Dinkelbach: q never decreases and the last F(q) is <= eps

@@ -1,0 +1,237 @@
+"""The study report as an Excel workbook (sheets Summary, Instances, Plans, Charts, Run).
+
+Numbers are written as numbers at full precision (``repr`` of the float rather than
+openpyxl's 16 significant digits) with display formats; headers are frozen, columns
+sized, gap cells coloured by conditional formatting; every text that came from a workbook
+(scenario and user names, messages) is written as text, never as a formula.  The file is
+written to a temporary name and renamed into place, so a crash never leaves a
+half-written report and an existing report is replaced only by a complete one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from typing import Sequence
+
+from openpyxl import Workbook
+from openpyxl.chart import BarChart, LineChart, Reference
+from openpyxl.formatting.rule import ColorScaleRule
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+
+from ..data.workbook import LoadedWorkbook
+from ..data.writer import set_text
+from ..formulation.evaluate import evaluate
+from ..formulation.plan import Plan
+from .stats import gap, summarize
+
+FMT = {"tps": "0.000", "gap": "0.0000", "s": "0.000", "ms": "0.000", "int": "0", "tok": "0.0000", "bytes": "0", "ratio": "0.000"}
+HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
+
+
+@contextlib.contextmanager
+def _full_precision():
+    """Make openpyxl write floats with ``repr`` (17 significant digits when needed)."""
+    import openpyxl.cell._writer as writer
+
+    original = writer.safe_string
+
+    def exact(value):
+        if isinstance(value, float) and math.isfinite(value):
+            return repr(value)
+        return original(value)
+
+    writer.safe_string = exact
+    try:
+        yield
+    finally:
+        writer.safe_string = original
+
+
+def _table(ws, headers: Sequence[tuple[str, str | None]], rows: Sequence[Sequence], *, start_row: int = 1,
+           text: Sequence[int] = (), freeze: bool = True) -> None:
+    """Write a header row and data rows; ``headers`` are (title, number-format key or None)."""
+    for j, (title, _) in enumerate(headers, start=1):
+        cell = ws.cell(row=start_row, column=j)
+        set_text(cell, title)
+        cell.font = Font(bold=True)
+        cell.fill = HEADER_FILL
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+    widths = [max(10, min(40, len(t) + 2)) for t, _ in headers]
+    for i, row in enumerate(rows, start=start_row + 1):
+        for j, value in enumerate(row, start=1):
+            if value is None:
+                continue
+            cell = ws.cell(row=i, column=j)
+            if (j - 1) in text or isinstance(value, str):
+                set_text(cell, str(value))
+                widths[j - 1] = max(widths[j - 1], min(40, len(str(value)) + 2))
+            else:
+                cell.value = value
+                fmt = headers[j - 1][1]
+                if fmt:
+                    cell.number_format = FMT[fmt]
+    for j, width in enumerate(widths, start=1):
+        ws.column_dimensions[get_column_letter(j)].width = width
+    if freeze:
+        ws.freeze_panes = ws.cell(row=start_row + 1, column=2)
+
+
+def _colour_gaps(ws, columns: list[int], first_row: int, last_row: int) -> None:
+    if last_row < first_row:
+        return
+    for j in columns:
+        letter = get_column_letter(j)
+        ws.conditional_formatting.add(
+            f"{letter}{first_row}:{letter}{last_row}",
+            ColorScaleRule(start_type="num", start_value=0, start_color="63BE7B",
+                           mid_type="num", mid_value=1, mid_color="FFEB84",
+                           end_type="max", end_color="F8696B"),
+        )
+
+
+def write_report(path: str, book: LoadedWorkbook, records: list[dict], methods: list[str], run_info: dict) -> None:
+    """Write the report of a study to ``path`` (atomically)."""
+    num_users = {s.name: s.num_users for s in book.scenarios}
+    wb = Workbook()
+    _summary(wb.active, records, num_users, methods)
+    _instances(wb.create_sheet("Instances"), book, records, methods)
+    _plans(wb.create_sheet("Plans"), book, records)
+    _charts(wb.create_sheet("Charts"), records, num_users, methods)
+    _run(wb.create_sheet("Run"), run_info)
+    directory = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    try:
+        with _full_precision():
+            wb.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _summary(ws, records, num_users, methods) -> None:
+    ws.title = "Summary"
+    rows = summarize(records, num_users, methods)
+    headers = [("users", None), ("method", None), ("scenarios", "int"), ("with a result", "int"),
+               ("exact proved optimal", "int"), ("exact stopped early", "int"),
+               ("mean gap % (proven)", "gap"), ("median gap %", "gap"), ("p95 gap %", "gap"), ("max gap %", "gap"),
+               ("hit optimum (gap <= 1e-6)", "int"), ("mean gap bound % (exact stopped early)", "gap"),
+               ("mean runtime s", "s"), ("mean iterations", "tok")]
+    data = [[r.group, r.method, r.scenarios, r.with_result, r.proven, r.early, r.gap_mean, r.gap_median, r.gap_p95,
+             r.gap_max, r.hits, r.early_gap_bound_mean, r.runtime_mean, r.iterations_mean] for r in rows]
+    _table(ws, headers, data)
+    ws.freeze_panes = "C2"
+    _colour_gaps(ws, [7, 8, 9, 10, 12], 2, len(data) + 1)
+
+
+def _instances(ws, book, records, methods) -> None:
+    by_key = {(r["scenario"], r["method"]): r for r in records}
+    headers = [("scenario", None), ("users", "int"), ("exact status", None), ("optimum tok/s (proven)", "tps"),
+               ("exact incumbent tok/s", "tps"), ("exact certified bound tok/s", "tps")]
+    gap_cols = []
+    for m in methods:
+        headers += [(f"{m} tok/s", "tps")]
+        if m != "exact":
+            gap_cols += [len(headers) + 1, len(headers) + 2, len(headers) + 3]
+            headers += [(f"{m} gap to optimum %", "gap"), (f"{m} gap to exact incumbent % (exact stopped early)", "gap"),
+                        (f"{m} gap upper bound % (exact stopped early)", "gap")]
+        headers += [(f"{m} runtime s", "s"), (f"{m} status", None), (f"{m} message", None)]
+    headers += [("DiP-SD / AD", "ratio"), ("DiP-SD / AD with greedy batching", "ratio")]
+    rows = []
+    for s in book.scenarios:
+        exact = by_key.get((s.name, "exact"))
+        if not any((s.name, m) in by_key for m in methods):
+            continue
+        proven = exact and exact["status"] == "optimal"
+        row = [s.name, s.num_users, exact["status"] if exact else "not run",
+               exact["throughput_tps"] if proven else None,
+               exact["throughput_tps"] if exact and not proven else None,
+               exact["upper_bound_tps"] if exact else None]
+        for m in methods:
+            r = by_key.get((s.name, m))
+            row.append(None if r is None else r["throughput_tps"])
+            if m != "exact":
+                g = gap(r, exact) if r else None
+                row += [None, None, None] if g is None else [g.proven, g.to_incumbent, g.bound]
+            row += [None if r is None else r["runtime_s"], "not run" if r is None else r["status"], None if r is None else r["message"]]
+        dip, ad, adb = (by_key.get((s.name, m)) for m in ("dipsd", "ad", "ad-batch"))
+        row.append(_ratio(dip, ad))
+        row.append(_ratio(dip, adb))
+        rows.append(row)
+    _table(ws, headers, rows, text=[0])
+    _colour_gaps(ws, gap_cols, 2, len(rows) + 1)
+
+
+def _ratio(a, b):
+    if a and b and a.get("throughput_tps") and b.get("throughput_tps"):
+        return a["throughput_tps"] / b["throughput_tps"]
+    return None
+
+
+def _plans(ws, book, records) -> None:
+    headers = [("scenario", None), ("method", None), ("user", None), ("batch", "int"), ("position in verification order", "int"),
+               ("draft length", "int"), ("expected tokens", "tok"), ("ready ms (draft + comm)", "ms"),
+               ("batch size b_n", "int"), ("batch L_n", "int"), ("batch I_n", "int"), ("batch t_v ms", "ms"),
+               ("batch t_d ms", "ms"), ("batch memory bytes", "bytes"), ("plan tok/s (re-evaluated)", "tps")]
+    rows = []
+    scenarios = {s.name: s for s in book.scenarios}
+    for r in records:
+        if not r.get("batches") or not r.get("draft_lengths") or r["scenario"] not in scenarios:
+            continue
+        s = scenarios[r["scenario"]]
+        ev = evaluate(s, Plan.from_names(s, r["batches"], r["draft_lengths"]))
+        for n, b in enumerate(ev.batches, start=1):
+            for m in b.users:
+                rows.append([s.name, r["method"], s.users[m].name, n, n, ev.plan.lengths[m], ev.user_tokens[m],
+                             ev.user_ready_ms[m], b.size, b.max_length, b.max_prefix, b.verify_ms, b.ready_ms,
+                             b.memory_bytes, ev.throughput_tps])
+    _table(ws, headers, rows, text=[0, 1, 2])
+    ws.freeze_panes = "D2"
+
+
+def _charts(ws, records, num_users, methods) -> None:
+    by_m: dict[int, dict[str, list[dict]]] = {}
+    for r in records:
+        by_m.setdefault(num_users[r["scenario"]], {}).setdefault(r["method"], []).append(r)
+    exact = {r["scenario"]: r for r in records if r["method"] == "exact"}
+    sizes = sorted(by_m)
+    blocks = [("mean gap % to proven optimum", "gap", lambda rs: _mean([gap(r, exact.get(r["scenario"])).proven for r in rs])),
+              ("mean runtime s", "s", lambda rs: _mean([r["runtime_s"] for r in rs])),
+              ("mean throughput tok/s", "tps", lambda rs: _mean([r["throughput_tps"] for r in rs]))]
+    row0 = 1
+    anchors = ["H2", "H20", "H38"]
+    for (title, fmt, fn), anchor in zip(blocks, anchors):
+        shown = [m for m in methods if not (title.startswith("mean gap") and m == "exact")]
+        set_text(ws.cell(row=row0, column=1), title)
+        ws.cell(row=row0, column=1).font = Font(bold=True)
+        headers = [("users", "int")] + [(m, fmt) for m in shown]
+        rows = [[size] + [fn(by_m[size].get(m, [])) for m in shown] for size in sizes]
+        _table(ws, headers, rows, start_row=row0 + 1, freeze=False)
+        first, last = row0 + 2, row0 + 1 + len(rows)
+        chart = LineChart() if not title.startswith("mean runtime") else BarChart()
+        chart.title = f"{title} by number of users"
+        chart.x_axis.title = "users"
+        chart.y_axis.title = title
+        chart.height, chart.width = 8, 16
+        values = Reference(ws, min_col=2, max_col=1 + len(shown), min_row=row0 + 1, max_row=last)
+        chart.add_data(values, titles_from_data=True)
+        chart.set_categories(Reference(ws, min_col=1, min_row=first, max_row=last))
+        if title.startswith("mean runtime"):
+            chart.y_axis.scaling.logBase = 10
+            chart.y_axis.title = "mean runtime s (log scale)"
+        ws.add_chart(chart, anchor)
+        row0 = last + 3
+
+
+def _mean(values):
+    xs = [v for v in values if v is not None]
+    return sum(xs) / len(xs) if xs else None
+
+
+def _run(ws, info: dict) -> None:
+    rows = [[k, v if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)] for k, v in info.items()]
+    _table(ws, [("key", None), ("value", None)], rows, text=[0])
+    ws.column_dimensions["B"].width = 90
