@@ -111,6 +111,11 @@ class LoadedWorkbook:
     scenarios: tuple[Scenario, ...]
     notes: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the validated scenarios (not of the file's bytes, which change on every save)."""
+        return hashlib.sha256(repr(self.scenarios).encode()).hexdigest()
+
     def scenario(self, name: str) -> Scenario:
         for s in self.scenarios:
             if s.name == name:

@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import commands
     commands.add_solve(sub)
     commands.add_study(sub)
+    commands.add_paper(sub)
     return p
 
 

@@ -104,8 +104,8 @@ class Checkpoint:
             except json.JSONDecodeError:
                 raise InputError(f"{self.path}: line {i + 1} is not JSON; delete the checkpoint or run without --resume") from None
             if i == 0:
-                if data.get("workbook_sha256") != header["workbook_sha256"]:
-                    raise InputError(f"{self.path}: checkpoint was made from another workbook (sha256 differs); run without --resume")
+                if data.get("scenarios_sha256") != header["scenarios_sha256"]:
+                    raise InputError(f"{self.path}: checkpoint was made from other scenarios; run without --resume")
                 continue
             self.records[(data["scenario"], data["method"])] = data
         # rewrite cleanly so that appends never follow a half line
@@ -232,7 +232,7 @@ def run_study(book: LoadedWorkbook, methods: list[str], *, time_limit: float, ch
               on_done: Callable[[dict, int, int], None] | None = None) -> StudyOutcome:
     """Run every (scenario, method) task; see the module docstring."""
     outcome = StudyOutcome(records=[])
-    header = {"workbook": os.path.basename(book.path), "workbook_sha256": book.sha256,
+    header = {"workbook": os.path.basename(book.path), "scenarios_sha256": book.fingerprint,
               "methods": methods, "time_limit": time_limit}
     ckpt = Checkpoint(checkpoint_path, header, resume)
     tasks = [t for t in plan_tasks(book, methods, time_limit) if t.key not in ckpt.records]

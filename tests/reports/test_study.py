@@ -45,7 +45,7 @@ def test_study_report_sheets_and_values(small_book, tmp_path, run_cli, monkeypat
     assert code == 0, err
     report = tmp_path / "dipsd-report.xlsx"
     header, records = read_checkpoint(str(report) + ".jsonl")
-    assert header["workbook_sha256"] == load_workbook(small_book).sha256
+    assert header["scenarios_sha256"] == load_workbook(small_book).fingerprint
     assert len(records) == 4 * 5
     wb = openpyxl.load_workbook(report)
     assert wb.sheetnames == ["Summary", "Instances", "Plans", "Charts", "Run"]
@@ -73,7 +73,7 @@ def test_study_report_sheets_and_values(small_book, tmp_path, run_cli, monkeypat
     exact_all = next(r for r in summary if r[0] == "all" and r[1] == "exact")
     assert exact_all[head.index("exact proved optimal")] == 4 and exact_all[head.index("max gap %")] == 0
     run = dict(sheet_rows(wb["Run"])[1])
-    assert run["input sha256"] == header["workbook_sha256"] and "pyomo" in run and run["machine cores"] == os.cpu_count()
+    assert run["input sha256"] == load_workbook(small_book).sha256 and "pyomo" in run and run["machine cores"] == os.cpu_count()
     assert wb["Instances"].freeze_panes == "B2"
     assert wb["Instances"].conditional_formatting
 
