@@ -251,7 +251,7 @@ def run_info(args, book, methods, outcome) -> dict:
         "exact start": "DiP-SD's plan of the same scenario when DiP-SD is among the methods (its time is not in exact's runtime); "
                        "otherwise exact runs DiP-SD itself first (time included)",
         "hit tolerance": f"gap <= {HIT_TOL:g} (relative)",
-        "workers": args.workers, "scheduler": args.scheduler or "local processes",
+        "workers": args.workers, "scheduler": getattr(args, "scheduler", None) or "local processes",
         "machine cores": os.cpu_count(), "machine": platform.platform(),
         "started (UTC)": stamp(outcome.started), "finished (UTC)": stamp(outcome.finished),
         "interrupted": "yes (Ctrl-C): the report holds the finished tasks" if outcome.interrupted else "no",
@@ -325,7 +325,6 @@ def run_paper(args: argparse.Namespace) -> int:
     book = load_workbook(scenarios_path)
     outcome = run(book, methods, time_limit=args.time_limit, checkpoint_path=args.out + ".jsonl", workers=args.workers,
                   resume=args.resume, on_done=_Progress(args.quiet))
-    args.scheduler = None
     write_report(args.out, book, outcome.records, methods, run_info(args, book, methods, outcome))
     png = os.path.splitext(args.out)[0] + ".png"
     figure(png, outcome.records, alphas, args.max_users, methods)

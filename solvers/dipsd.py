@@ -115,8 +115,8 @@ def _for_n(scenario, tables, n, clock, *, fixed_lengths: bool, trace: list) -> E
         x = x_step(scenario, tables, lengths, n, clock)
         if x is None:
             return current
-        if current is not None and x.ratio <= current.ratio * (1 + IMPROVE_RTOL):
-            x = evaluate(scenario, current.plan) if current.plan.lengths == lengths else x
+        if current is not None and current.plan.lengths == lengths and x.ratio <= current.ratio * (1 + IMPROVE_RTOL):
+            x = current  # a tie (or no gain) keeps the batches the alternation already has
         after_x = x
         new = after_x if fixed_lengths else l_step(scenario, tables, after_x, clock)
         trace.append(Round(n, after_x.throughput_tps, new.throughput_tps, new.plan.lengths))

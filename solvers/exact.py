@@ -88,12 +88,14 @@ def solve_exact(
     threads: int = 1,
     max_iterations: int = MAX_ITERATIONS,
     tee: bool = False,
+    solver_options: dict | None = None,
 ) -> SolveResult:
     """Solve P exactly by Dinkelbach's method; see the module docstring.
 
     ``time_limit`` (s) covers the whole solve including model building; ``start_plan``
     (for example DiP-SD's) sets the first q; without one, :func:`simple_plan` is used.
-    ``threads`` is passed to HiGHS; keep it fixed within a process.
+    ``threads`` is passed to HiGHS; keep it fixed within a process.  ``solver_options``
+    are further HiGHS options (the MIP gaps, time limit and threads are set here).
     """
     t0 = time.perf_counter()
     tables = Tables.of(scenario)
@@ -125,7 +127,7 @@ def solve_exact(
         res = solver.solve(
             model, time_limit=remaining, rel_gap=0.0, abs_gap=0.0, threads=threads,
             load_solutions=False, raise_exception_on_nonoptimal_result=False,
-            tee=[sys.stderr] if tee else [],
+            tee=[sys.stderr] if tee else [], solver_options=dict(solver_options or {}),
         )
         milp_s = time.perf_counter() - started
         outcome = _HIGHS_OUTCOME.get(res.termination_condition, MilpOutcome.ERROR)

@@ -11,8 +11,8 @@ fsynced), so a study stopped by Ctrl-C or ``kill -9`` loses at most the tasks in
 ``resume=True`` skips tasks already in the checkpoint.  A task that fails becomes a
 record with status ``error`` and its message; the others go on.
 
-Backends: local worker processes (one HiGHS thread each; HiGHS keeps one thread pool per
-process, so a process never changes its thread count), or a Dask distributed cluster
+Backends: local worker processes (forked where possible, one HiGHS thread each; HiGHS
+keeps one thread pool per process, so a process never changes its thread count), or a Dask distributed cluster
 (``scheduler="tcp://HOST:PORT"``, or ``"local"`` for a LocalCluster); Dask is optional.
 """
 
@@ -136,7 +136,10 @@ class _LocalBackend:
         self.pool = self._new_pool()
 
     def _new_pool(self):
-        return cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+        # fork where the platform has it: workers inherit the imported modules (the parent
+        # never starts HiGHS, so no solver threads are forked); spawn elsewhere
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        return cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context(method),
                                       initializer=_ignore_sigint)
 
     def submit(self, task: Task):
@@ -239,6 +242,11 @@ def run_study(book: LoadedWorkbook, methods: list[str], *, time_limit: float, ch
     total = len(tasks) + sum(1 for k in ckpt.records if k[1] in methods)
     waiting_exact = {}
     queue: list[Task] = []
+    # longest first: DiP-SD (which unlocks exact) and large scenarios lead the queue, so the
+    # long exact solves start early and the short tasks fill the gaps at the end
+    size = {s.name: s.num_users for s in book.scenarios}
+    rank = {"dipsd": 0, "exact": 0, "dipsd-fixed": 1, "sd-nobatch": 2}
+    tasks.sort(key=lambda t: (rank.get(t.method, 3), -size[t.scenario]))
     for t in tasks:
         if t.method == "exact" and "dipsd" in methods and (t.scenario, "dipsd") not in ckpt.records:
             waiting_exact[t.scenario] = t
@@ -267,6 +275,7 @@ def run_study(book: LoadedWorkbook, methods: list[str], *, time_limit: float, ch
                     on_done(record, done, total)
                 if task.method == "dipsd" and task.scenario in waiting_exact:
                     queue.insert(0, _with_start(waiting_exact.pop(task.scenario), record))
+                    queue.sort(key=lambda t: (t.method != "exact", rank.get(t.method, 3), -size[t.scenario]))
     except KeyboardInterrupt:
         outcome.interrupted = True
         backend.close(cancel=True)
