@@ -71,10 +71,7 @@ def run_task(task: Task) -> dict:
         record = result.to_json(scenario)
     except Exception as exc:  # a task failure must never take the study down
         log.exception("task %s/%s failed", task.scenario, task.method)
-        record = {"scenario": task.scenario, "method": task.method, "status": "error", "throughput_tps": None,
-                  "upper_bound_tps": None, "num_batches": None, "batches": None, "draft_lengths": None,
-                  "span_ms": None, "expected_tokens": None, "iterations": 0,
-                  "runtime_s": time.perf_counter() - t0, "message": f"{type(exc).__name__}: {exc}"}
+        record = _crash_record(task, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0)
     return record
 
 
@@ -209,10 +206,11 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _crash_record(task: Task, message: str) -> dict:
+def _crash_record(task: Task, message: str, runtime_s: float = 0.0) -> dict:
+    """The record of a task that failed (same keys as a result's JSON)."""
     return {"scenario": task.scenario, "method": task.method, "status": "error", "throughput_tps": None,
             "upper_bound_tps": None, "num_batches": None, "batches": None, "draft_lengths": None, "span_ms": None,
-            "expected_tokens": None, "iterations": 0, "runtime_s": 0.0, "message": message}
+            "expected_tokens": None, "iterations": 0, "runtime_s": runtime_s, "message": message}
 
 
 # ----------------------------------------------------------------------------- driver

@@ -200,3 +200,9 @@ def test_gap_definitions_and_summary():
     assert (h_all.proven, h_all.early, h_all.gap_mean, h_all.hits) == (1, 1, 5.0, 0)
     assert h_all.early_gap_bound_mean == pytest.approx(17.5) and h_all.runtime_mean == 2.0
     assert percentile([1, 2, 3, 4], 50) == 2.5 and percentile([5], 95) == 5
+
+
+def test_run_task_turns_any_failure_into_an_error_record(small_book):
+    from dipsd.solvers.study import Task, run_task
+    record = run_task(Task(small_book, "no-such-scenario", "dipsd", 5.0))
+    assert record["status"] == "error" and "KeyError" in record["message"] and record["throughput_tps"] is None
