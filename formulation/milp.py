@@ -27,14 +27,21 @@ Constraints
 -----------
 * counts: ``A_cn,k+1 <= A_cnk``, ``E_cn,k+1 <= E_cnk``, ``E_cnk <= A_cnk <= n_c E_cnk``;
   ``sum_n a_cn = n_c``; ``b_n = sum_c a_cn``; ``E_cn1 <= w_n``; ``b_n >= w_n``;
-  ``N_min <= sum_n w_n <= N_max``.
+  ``max(N_min, N_mem) <= sum_n w_n <= N_max``, where ``N_mem`` is the fewest
+  memory-feasible batches (packing users longest prefix first, each batch up to the cap
+  of its first user, is optimal: an exchange argument moves the longest prefixes into the
+  first batch without raising any other batch's prefix); valid for every plan, and it
+  tells the LP relaxation how many times it pays ``beta_v``.
 * batch maxima: ``Z_nk >= E_cnk`` (``L_n`` reaches every member's length),
   ``w_n >= Z_n2 >= Z_n3 >= ...``; ``P_nj >= E_cn1`` for classes with prefix ``>= P_j``,
   ``w_n >= P_n1 >= ...``.  Z and P may be continuous: they only appear in lower bounds on
   costs, so at an optimum each takes the smallest value its constraints allow, the 0/1
   value of its indicator, once A and E are integral.
-* memory (MODEL.md 3.6): ``b_n <= B_j + (Bbar_n - B_j)(1 - P_nj)`` for each level j;
-  exact because ``B_j`` decreases in j and ``I_n`` is the largest ``P_j`` with ``P_nj = 1``.
+* memory (MODEL.md 3.6): with ``C_j = min(B_j, Bbar_n)`` (non-increasing in j),
+  ``b_n <= C_0 w_n - sum_{j >= 1} (C_{j-1} - C_j) P_nj``: exact because ``I_n`` is the
+  largest ``P_j`` with ``P_nj = 1`` and the sum telescopes to ``b_n <= C_{j*}``; plus the
+  implied ``sum_{c: prefix_c >= P_j} a_cn <= C_j P_nj`` and
+  ``sum_n P_nj >= ceil(#users with prefix >= P_j / B_j)``.
 * verification (3.3): with ``D_kj = f_kj - f_{k-1,j} - f_{k,j-1} + f_{k-1,j-1}``
   (``f_0j = f_{k,-1} = 0``), telescoping gives
   ``b_n f(L_n, I_n) = sum_{k,j} D_kj b_n [L_n >= k][I_n >= P_j]``, so
@@ -43,8 +50,8 @@ Constraints
   the objective pushes each H down onto the largest of its lower bounds:
 
   - ``H_nkj >= b_n - Bbar_n (1 - Z_nk) - Bbar_n (1 - P_nj)`` (terms for ``Z_n1 = P_n0 = w_n``
-    dropped, as ``b_n = 0`` when ``w_n = 0``).  The big-M (here and in the memory
-    constraint) is ``Bbar_n = min(max_j B_j, M - N_min + 1, M - n)``, the most users slot n can hold (memory at the shortest prefix; every other used
+    dropped, as ``b_n = 0`` when ``w_n = 0``).  The big-M (here, and the cap of the
+    memory rows) is ``Bbar_n = min(max_j B_j, M - N_min + 1, M - n)``, the most users slot n can hold (memory at the shortest prefix; every other used
     batch holds at least one user; symmetry breaking leaves slot n at most ``M - n``
     users).  With both indicators 1 the bound is ``b_n``; otherwise it is ``<= 0``: valid,
     and the smallest constant that is.
@@ -87,6 +94,7 @@ import pyomo.environ as pyo
 from pyomo.common.collections import ComponentMap
 
 from ..data.scenario import Scenario
+from .evaluate import greedy_batches
 from .plan import Plan
 from .tables import Tables
 
@@ -161,7 +169,11 @@ def _add_counts(model, scenario: Scenario, t: Tables) -> None:
     model.size = pyo.Constraint(model.N, rule=lambda mdl, n: mdl.b[n] == sum(mdl.A[c, n, 1] for c in _classes_in(mdl, n)))
     model.use = pyo.Constraint(model.CN, rule=lambda mdl, c, n: _ind(mdl, c, n, 1) <= mdl.w[n])
     model.nonempty = pyo.Constraint(model.N, rule=lambda mdl, n: mdl.b[n] >= mdl.w[n])
-    model.count = pyo.Constraint(expr=pyo.inequality(scenario.min_batches, sum(model.w[n] for n in model.N), scenario.max_batches))
+    packed = greedy_batches(scenario)
+    fewest = max(scenario.min_batches, len(packed) if packed is not None else scenario.max_batches + 1)
+    # two rows, not one ranged row: fewest > N_max must give an infeasible model, not an error
+    model.count_low = pyo.Constraint(expr=sum(model.w[n] for n in model.N) >= fewest)
+    model.count_high = pyo.Constraint(expr=sum(model.w[n] for n in model.N) <= scenario.max_batches)
 
 
 def _add_symmetry_breaking(model, t: Tables) -> None:
@@ -202,15 +214,39 @@ def _pee(model, n, j):
 
 
 def _add_memory(model, t: Tables) -> None:
-    """``Gamma_p + 4 J_v h1_v b_n I_n <= Gamma_max`` as ``b_n <= B_j`` whenever ``I_n >= P_j``."""
+    """``Gamma_p + 4 J_v h1_v b_n I_n <= Gamma_max``: ``b_n <= C_j`` whenever ``I_n = P_j``.
 
-    def rule(mdl, n, j):
-        bbar, cap = mdl._bbar[n], t.room[j]
-        if cap >= bbar:
+    With ``C_j = min(B_j, Bbar_n)`` (non-increasing in j) the telescoped row
+    ``b_n <= C_0 w_n - sum_{j>=1} (C_{j-1} - C_j) P_nj`` is exact at integral P (it reads
+    ``b_n <= C_{j*}`` for the longest prefix level ``j*`` present) and, unlike a big-M row per
+    level, interpolates the caps in the LP relaxation.  The implied
+    ``sum_{c: prefix_c >= P_j} a_cn <= C_j P_nj`` bounds the users that force level j.
+    """
+    level = {c: t.level_of[model._rep[c]] for c in model.C}
+
+    def caps(mdl, n):
+        return [min(room, mdl._bbar[n]) for room in t.room]
+
+    def rule(mdl, n):
+        cap = caps(mdl, n)
+        if cap[-1] >= mdl._bbar[n]:
             return pyo.Constraint.Skip
-        return mdl.b[n] <= cap + (bbar - cap) * (1 - _pee(mdl, n, j))
+        return mdl.b[n] <= cap[0] * mdl.w[n] - sum((cap[j - 1] - cap[j]) * mdl.P[n, j] for j in mdl.JP)
 
-    model.memory = pyo.Constraint(model.N, model.J, rule=rule)
+    def forcing(mdl, n, j):
+        cap = caps(mdl, n)[j]
+        terms = [mdl.A[c, n, 1] for c in _classes_in(mdl, n) if level[c] >= j]
+        if cap >= mdl._bbar[n] or not terms:
+            return pyo.Constraint.Skip
+        return sum(terms) <= cap * mdl.P[n, j]
+
+    model.memory = pyo.Constraint(model.N, rule=rule)
+    model.memory_level = pyo.Constraint(model.N, model.JP, rule=forcing)
+    # users of level >= j only sit in batches with P_nj = 1, each holding at most B_j users
+    heavy = {j: sum(1 for m in range(t.num_users) if t.level_of[m] >= j) for j in model.JP}
+    model.memory_batches = pyo.Constraint(
+        [j for j in model.JP if t.room[j] >= 1], rule=lambda mdl, j: sum(mdl.P[n, j] for n in mdl.N) >= -(-heavy[j] // t.room[j])
+    )
 
 
 def _add_verification(model, t: Tables) -> None:
