@@ -1,9 +1,9 @@
 """Studies: every scenario of a workbook times a list of methods, in parallel, resumable.
 
-Each (scenario, method) is an independent task carrying plain data (workbook path,
-scenario name, method, time limit, optionally a start plan as names).  Workers load the
-workbook themselves and build their models locally, so nothing unpicklable crosses a
-process boundary.  The exact method of a scenario is submitted once that scenario's
+Each (scenario, method) is an independent task carrying plain data (the frozen scenario,
+the method's name, the time limit, optionally a start plan as names).  Workers build
+their models locally, so nothing unpicklable crosses a process boundary and a remote Dask
+worker needs no access to the workbook.  The exact method of a scenario is submitted once that scenario's
 DiP-SD result is in, with DiP-SD's plan as its start.
 
 Every finished task is appended at once to a JSON-lines checkpoint (flushed and
@@ -19,7 +19,6 @@ keeps one thread pool per process, so a process never changes its thread count),
 from __future__ import annotations
 
 import concurrent.futures as cf
-import functools
 import json
 import logging
 import multiprocessing
@@ -28,7 +27,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from ..data.workbook import LoadedWorkbook, load_workbook
+from ..data.scenario import Scenario
+from ..data.workbook import LoadedWorkbook
 from ..errors import InputError
 from ..formulation.plan import Plan
 
@@ -39,22 +39,16 @@ CHECKPOINT_VERSION = 1
 
 @dataclass(frozen=True)
 class Task:
-    """One unit of work; plain data only."""
+    """One unit of work; plain data only (a frozen :class:`Scenario` of Python numbers)."""
 
-    workbook: str
-    scenario: str
+    scenario: Scenario
     method: str
     time_limit: float
     start: tuple | None = None  # (batches as names, lengths as name -> int)
 
     @property
     def key(self) -> tuple[str, str]:
-        return (self.scenario, self.method)
-
-
-@functools.lru_cache(maxsize=4)
-def _book(path: str) -> LoadedWorkbook:
-    return load_workbook(path)
+        return (self.scenario.name, self.method)
 
 
 def run_task(task: Task) -> dict:
@@ -63,14 +57,13 @@ def run_task(task: Task) -> dict:
 
     t0 = time.perf_counter()
     try:
-        scenario = _book(task.workbook).scenario(task.scenario)
         start = None
         if task.start is not None:
-            start = Plan.from_names(scenario, task.start[0], task.start[1])
-        result = run_method(task.method, scenario, time_limit=task.time_limit, start_plan=start)
-        record = result.to_json(scenario)
+            start = Plan.from_names(task.scenario, task.start[0], task.start[1])
+        result = run_method(task.method, task.scenario, time_limit=task.time_limit, start_plan=start)
+        record = result.to_json(task.scenario)
     except Exception as exc:  # a task failure must never take the study down
-        log.exception("task %s/%s failed", task.scenario, task.method)
+        log.exception("task %s/%s failed", task.scenario.name, task.method)
         record = _crash_record(task, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0)
     return record
 
@@ -208,7 +201,7 @@ def _ignore_sigint() -> None:
 
 def _crash_record(task: Task, message: str, runtime_s: float = 0.0) -> dict:
     """The record of a task that failed (same keys as a result's JSON)."""
-    return {"scenario": task.scenario, "method": task.method, "status": "error", "throughput_tps": None,
+    return {"scenario": task.scenario.name, "method": task.method, "status": "error", "throughput_tps": None,
             "upper_bound_tps": None, "num_batches": None, "batches": None, "draft_lengths": None, "span_ms": None,
             "expected_tokens": None, "iterations": 0, "runtime_s": runtime_s, "message": message}
 
@@ -225,7 +218,7 @@ class StudyOutcome:
 
 
 def plan_tasks(book: LoadedWorkbook, methods: list[str], time_limit: float) -> list[Task]:
-    return [Task(book.path, s.name, m, time_limit) for s in book.scenarios for m in methods]
+    return [Task(s, m, time_limit) for s in book.scenarios for m in methods]
 
 
 def run_study(book: LoadedWorkbook, methods: list[str], *, time_limit: float, checkpoint_path: str,
@@ -242,14 +235,13 @@ def run_study(book: LoadedWorkbook, methods: list[str], *, time_limit: float, ch
     queue: list[Task] = []
     # longest first: DiP-SD (which unlocks exact) and large scenarios lead the queue, so the
     # long exact solves start early and the short tasks fill the gaps at the end
-    size = {s.name: s.num_users for s in book.scenarios}
     rank = {"dipsd": 0, "exact": 0, "dipsd-fixed": 1, "sd-nobatch": 2}
-    tasks.sort(key=lambda t: (rank.get(t.method, 3), -size[t.scenario]))
+    tasks.sort(key=lambda t: (rank.get(t.method, 3), -t.scenario.num_users))
     for t in tasks:
-        if t.method == "exact" and "dipsd" in methods and (t.scenario, "dipsd") not in ckpt.records:
-            waiting_exact[t.scenario] = t
+        if t.method == "exact" and "dipsd" in methods and (t.scenario.name, "dipsd") not in ckpt.records:
+            waiting_exact[t.scenario.name] = t
         elif t.method == "exact":
-            queue.append(_with_start(t, ckpt.records.get((t.scenario, "dipsd"))))
+            queue.append(_with_start(t, ckpt.records.get((t.scenario.name, "dipsd"))))
         else:
             queue.append(t)
     done = total - len(tasks)
@@ -271,9 +263,9 @@ def run_study(book: LoadedWorkbook, methods: list[str], *, time_limit: float, ch
                 done += 1
                 if on_done:
                     on_done(record, done, total)
-                if task.method == "dipsd" and task.scenario in waiting_exact:
-                    queue.insert(0, _with_start(waiting_exact.pop(task.scenario), record))
-                    queue.sort(key=lambda t: (t.method != "exact", rank.get(t.method, 3), -size[t.scenario]))
+                if task.method == "dipsd" and task.scenario.name in waiting_exact:
+                    queue.insert(0, _with_start(waiting_exact.pop(task.scenario.name), record))
+                    queue.sort(key=lambda t: (t.method != "exact", rank.get(t.method, 3), -t.scenario.num_users))
     except KeyboardInterrupt:
         outcome.interrupted = True
         backend.close(cancel=True)
@@ -290,6 +282,6 @@ def run_study(book: LoadedWorkbook, methods: list[str], *, time_limit: float, ch
 
 def _with_start(task: Task, dipsd_record: dict | None) -> Task:
     if dipsd_record and dipsd_record.get("batches") and dipsd_record.get("draft_lengths"):
-        return Task(task.workbook, task.scenario, task.method, task.time_limit,
+        return Task(task.scenario, task.method, task.time_limit,
                     start=(dipsd_record["batches"], dipsd_record["draft_lengths"]))
     return task
