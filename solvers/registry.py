@@ -29,13 +29,14 @@ class Method:
 
 
 def _exact(scenario: Scenario, time_limit: float, start: Plan | None) -> SolveResult:
-    """Dinkelbach from ``start``; without one, DiP-SD's plan (its time counts, at most a tenth of the limit)."""
+    """Dinkelbach from ``start``; without one, from DiP-SD's plan (its time counts, at most half the limit)."""
     t0 = time.perf_counter()
     note = ""
     if start is None:
-        heuristic = solve_dipsd(scenario, time_limit=time_limit / 10)
+        heuristic = solve_dipsd(scenario, time_limit=time_limit / 2)
         start = heuristic.plan
-        note = f"; started from DiP-SD ({heuristic.runtime_s:.2f}s, included)"
+        stopped = ", stopped by its time share" if heuristic.status is Status.TIME_LIMIT else ""
+        note = f"; started from DiP-SD ({heuristic.runtime_s:.2f}s{stopped}, included)"
     result = solve_exact(scenario, time_limit=max(time_limit - (time.perf_counter() - t0), 0.01), start_plan=start)
     return replace(result, runtime_s=time.perf_counter() - t0, message=result.message + note)
 

@@ -85,3 +85,21 @@ def test_solve_too_large_for_enumerate_is_an_error_row(run_cli):
     code, out, _ = run_cli("solve", example_path("paper.xlsx"), "--method", "enumerate", "--scenario", "paper-M14-1", "--json")
     row = json.loads(out)
     assert code == 1 and row["status"] == "error" and "use method 'exact'" in row["message"]
+
+
+@pytest.mark.parametrize("command", ["check", "template", "generate", "solve", "study", "paper"])
+def test_every_command_has_help_with_defaults(command, run_cli):
+    code, out, _ = run_cli(command, "--help")
+    assert code == 0 and "usage: dipsd " + command in out
+    if command in ("solve", "study", "paper"):
+        assert "--time-limit SECONDS" in out and "default" in out
+
+
+def test_solve_all_methods_json(run_cli):
+    import json
+    code, out, err = run_cli("solve", example_path(), "--method", "all", "--scenario", "het-M3-3", "--json")
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.strip().splitlines()]
+    assert [r["method"] for r in rows] == ["dipsd", "dipsd-fixed", "sd-nobatch", "ad", "ad-batch", "exact"]
+    best = rows[-1]["throughput_tps"]
+    assert rows[-1]["status"] == "optimal" and all(r["throughput_tps"] <= best * (1 + 1e-9) for r in rows)
