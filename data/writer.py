@@ -7,11 +7,36 @@ formula, even when it starts with ``=``.
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 from typing import Iterable
 
 from .scenario import Scenario
 from .workbook import ACCEPTANCE_COLUMNS, SCENARIO_COLUMNS, USER_COLUMNS, USERS_SHEET_COLUMNS
+
+
+@contextlib.contextmanager
+def full_precision():
+    """Make openpyxl write floats with ``repr`` (shortest exact form, up to 17 digits).
+
+    openpyxl writes ``"%.16g" % value``, which does not round-trip every double; inside this
+    context its cell writer uses ``repr`` instead, so a loaded value equals the written one.
+    """
+    import openpyxl.cell._writer as writer
+
+    original = writer.safe_string
+
+    def exact(value):
+        if isinstance(value, float) and math.isfinite(value):
+            return repr(value)
+        return original(value)
+
+    writer.safe_string = exact
+    try:
+        yield
+    finally:
+        writer.safe_string = original
 
 
 def set_text(cell, value: str) -> None:
@@ -83,7 +108,8 @@ def save_scenarios(path: str | os.PathLike, scenarios: Iterable[Scenario], *, re
     if readme:
         _write_readme(wb.create_sheet("README"))
     tmp = f"{os.fspath(path)}.tmp"
-    wb.save(tmp)
+    with full_precision():
+        wb.save(tmp)
     os.replace(tmp, path)
 
 

@@ -10,8 +10,6 @@ half-written report and an existing report is replaced only by a complete one.
 
 from __future__ import annotations
 
-import contextlib
-import math
 import os
 from typing import Sequence
 
@@ -22,32 +20,13 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
 from ..data.workbook import LoadedWorkbook
-from ..data.writer import set_text
+from ..data.writer import full_precision, set_text
 from ..formulation.evaluate import evaluate
 from ..formulation.plan import Plan
 from .stats import gap, summarize
 
 FMT = {"tps": "0.000", "gap": "0.0000", "s": "0.000", "ms": "0.000", "int": "0", "tok": "0.0000", "bytes": "0", "ratio": "0.000"}
 HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
-
-
-@contextlib.contextmanager
-def _full_precision():
-    """Make openpyxl write floats with ``repr`` (17 significant digits when needed)."""
-    import openpyxl.cell._writer as writer
-
-    original = writer.safe_string
-
-    def exact(value):
-        if isinstance(value, float) and math.isfinite(value):
-            return repr(value)
-        return original(value)
-
-    writer.safe_string = exact
-    try:
-        yield
-    finally:
-        writer.safe_string = original
 
 
 def _table(ws, headers: Sequence[tuple[str, str | None]], rows: Sequence[Sequence], *, start_row: int = 1,
@@ -104,7 +83,7 @@ def write_report(path: str, book: LoadedWorkbook, records: list[dict], methods: 
     directory = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
     try:
-        with _full_precision():
+        with full_precision():
             wb.save(tmp)
         os.replace(tmp, path)
     finally:
