@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import settings
 from openpyxl import Workbook
 
 from dipsd.cli import main
 
-SCEN_HEADER = ["scenario", "max_draft_length"]
+# property tests draw the same examples on every run: the suite is deterministic
+settings.register_profile("dipsd", derandomize=True, deadline=None, database=None)
+settings.load_profile("dipsd")
 
 
 def write_book(path, sheets: dict[str, list[list]]) -> str:
