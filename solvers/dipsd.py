@@ -65,8 +65,10 @@ class _Clock:
         return max(0.0, self.limit - (time.perf_counter() - self.start))
 
 
-def _solve(model, clock: _Clock):
-    res = SolverFactory("highs").solve(
+def _solve(model, clock: _Clock, solver=None):
+    """Solve with MIP gap 0 within the remaining time; the loaded result, or None without a solution."""
+    solver = solver or SolverFactory("highs")
+    res = solver.solve(
         model, time_limit=max(clock.remaining(), 0.01), rel_gap=0.0, abs_gap=0.0, threads=1,
         load_solutions=False, raise_exception_on_nonoptimal_result=False,
     )
@@ -94,13 +96,8 @@ def l_step(scenario: Scenario, tables: Tables, current: Evaluation, clock: _Cloc
     solver = SolverFactory("highs")
     while clock.remaining() > 0:
         model.q.set_value(best.ratio)
-        res = solver.solve(model, time_limit=max(clock.remaining(), 0.01), rel_gap=0.0, abs_gap=0.0, threads=1,
-                           load_solutions=False, raise_exception_on_nonoptimal_result=False)
-        if res.termination_condition is TerminationCondition.maxTimeLimit:
-            clock.hit = True
-        if res.incumbent_objective is None:
+        if _solve(model, clock, solver) is None:
             break
-        res.solution_loader.load_vars()
         ev = evaluate(scenario, length_plan(model, current.plan.batches, scenario.num_users))
         if not (ev.feasible and ev.ratio > best.ratio * (1 + IMPROVE_RTOL)):
             break
