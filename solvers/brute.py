@@ -25,8 +25,8 @@ from .results import SolveResult, Status
 
 MAX_GRID = 4_000_000
 """Most length vectors per partition (``L_ub^M``) held in memory at once."""
-MAX_CELLS = 300_000_000
-"""Most (partition, length vector) pairs: about a minute on one core."""
+MAX_CELLS = 2_000_000_000
+"""Most (partition, length vector) pairs: about 25 s on one core here (80-100 million pairs/s)."""
 
 
 def partitions(m: int, n_min: int, n_max: int):
