@@ -198,8 +198,14 @@ def _charts(ws, records, num_users, methods) -> None:
         values = Reference(ws, min_col=2, max_col=1 + len(shown), min_row=row0 + 1, max_row=last)
         chart.add_data(values, titles_from_data=True)
         chart.set_categories(Reference(ws, min_col=1, min_row=first, max_row=last))
+        for series in chart.series:
+            series.smooth = False  # straight segments: a smoothed line would invent values between sizes
+        chart.y_axis.number_format = "General"
+        chart.y_axis.delete = False
+        chart.x_axis.delete = False
         if title.startswith("mean runtime"):
             chart.y_axis.scaling.logBase = 10
+            chart.y_axis.number_format = "0.0E+0"
             chart.y_axis.title = "mean runtime s (log scale)"
         ws.add_chart(chart, anchor)
         row0 = last + 3

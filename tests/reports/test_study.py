@@ -49,7 +49,9 @@ def test_study_report_sheets_and_values(small_book, tmp_path, run_cli, monkeypat
     assert len(records) == 4 * 5
     wb = openpyxl.load_workbook(report)
     assert wb.sheetnames == ["Summary", "Instances", "Plans", "Charts", "Run"]
-    assert len(wb["Charts"]._charts) == 3
+    charts = wb["Charts"]._charts
+    assert len(charts) == 3 and all(len(c.series) == 4 or len(c.series) == 3 for c in charts)
+    assert charts[1].y_axis.scaling.logBase == 10  # runtime on a logarithmic axis
     head, rows = sheet_rows(wb["Instances"])
     col = {h: i for i, h in enumerate(head)}
     for row in rows:
