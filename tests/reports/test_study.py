@@ -50,7 +50,7 @@ def test_study_report_sheets_and_values(small_book, tmp_path, run_cli, monkeypat
     wb = openpyxl.load_workbook(report)
     assert wb.sheetnames == ["Summary", "Instances", "Plans", "Charts", "Run"]
     charts = wb["Charts"]._charts
-    assert len(charts) == 3 and all(len(c.series) == 4 or len(c.series) == 3 for c in charts)
+    assert [len(c.series) for c in charts] == [4, 5, 5]  # gap (exact left out), runtime, throughput
     assert charts[1].y_axis.scaling.logBase == 10  # runtime on a logarithmic axis
     head, rows = sheet_rows(wb["Instances"])
     col = {h: i for i, h in enumerate(head)}
