@@ -153,7 +153,7 @@ def solve_exact(
         if improved:
             best_plan, best_eval, q = ev.plan, ev, ev.ratio
         if outcome is MilpOutcome.OPTIMAL and not improved:
-            status, message = Status.OPTIMAL, f"F(q) <= {max(f_ub, 0.0):.3g}"
+            status, message = Status.OPTIMAL, f"F(q) <= {max(f_ub, 0.0) + 0.0:.3g}"
             break
         if outcome is MilpOutcome.TIME_LIMIT:
             status, message = _timed_out(best_plan)

@@ -212,3 +212,14 @@ def test_assignment_model_plan_roundtrip():
     # with l = 2 the verification sum sets S for every split, so any split of 5 into 2 is optimal
     assert plan.num_batches == 2 and sorted(sum(plan.batches, ())) == [0, 1, 2, 3, 4]
     assert evaluate(s, plan).span_ms == pytest.approx(2 * 95.1074 + 5 * 1.2077e-11 * 1_310_720 * 2 * 36354, rel=1e-9)
+
+
+def test_single_user_every_method_agrees():
+    s = paper_scenario(1)
+    results = {m: run_method(m, s) for m in METHODS}
+    assert results["exact"].status is Status.OPTIMAL and results["exact"].message.startswith("F(q) <= 0")
+    best = results["enumerate"].throughput_tps
+    for m in ("dipsd", "sd-nobatch", "exact"):
+        assert results[m].throughput_tps == pytest.approx(best, rel=1e-12), m
+        assert_consistent(s, results[m])
+    assert results["ad"].throughput_tps == results["ad-batch"].throughput_tps
