@@ -34,9 +34,10 @@ Constraints
   tells the LP relaxation how many times it pays ``beta_v``.
 * batch maxima: ``Z_nk >= E_cnk`` (``L_n`` reaches every member's length),
   ``w_n >= Z_n2 >= Z_n3 >= ...``; ``P_nj >= E_cn1`` for classes with prefix ``>= P_j``,
-  ``w_n >= P_n1 >= ...``.  Z and P may be continuous: they only appear in lower bounds on
-  costs, so at an optimum each takes the smallest value its constraints allow, the 0/1
-  value of its indicator, once A and E are integral.
+  ``w_n >= P_n1 >= ...``.  Z and P may be continuous: once A and E are integral, their 0/1
+  indicator values satisfy every row they enter, and any larger value only raises a cost
+  (through H) or lowers a memory cap, so the model admits exactly the plans of P and an
+  optimum may take the indicator values.
 * memory (MODEL.md 3.6): with ``C_j = min(B_j, Bbar_n)`` (non-increasing in j),
   ``b_n <= C_0 w_n - sum_{j >= 1} (C_{j-1} - C_j) P_nj``: exact because ``I_n`` is the
   largest ``P_j`` with ``P_nj = 1`` and the sum telescopes to ``b_n <= C_{j*}``; plus the
@@ -51,9 +52,9 @@ Constraints
 
   - ``H_nkj >= b_n - Bbar_n (1 - Z_nk) - Bbar_n (1 - P_nj)`` (terms for ``Z_n1 = P_n0 = w_n``
     dropped, as ``b_n = 0`` when ``w_n = 0``).  The big-M (here, and the cap of the
-    memory rows) is ``Bbar_n = min(max_j B_j, M - N_min + 1, M - n)``, the most users slot n can hold (memory at the shortest prefix; every other used
-    batch holds at least one user; symmetry breaking leaves slot n at most ``M - n``
-    users).  With both indicators 1 the bound is ``b_n``; otherwise it is ``<= 0``: valid,
+    memory rows) is ``Bbar_n = min(max_j B_j, M - N_min + 1, M - n)``, the most users
+    slot n can hold (memory at the shortest prefix; every other used batch holds at least
+    one user; symmetry breaking leaves slot n at most ``M - n`` users).  With both indicators 1 the bound is ``b_n``; otherwise it is ``<= 0``: valid,
     and the smallest constant that is.
   - ``H_nkj >= sum_{c: prefix_c >= P_j} A_cnk``: members whose own length and prefix reach
     (k, P_j) pay for it.  Implied at integral points, it makes the LP relaxation charge
@@ -82,8 +83,8 @@ users in batches ``< n``, hence
 * counts carry no order within a class, so the rest of the user symmetry is gone;
 * with a single class, batches are also ordered by size: ``b_n <= b_{n-1}``.
 
-Two optimality-preserving reductions (some optimal plan of ``F(q)`` satisfies them):
-users of one class in one batch share a length, ``A_cnk >= a_cn - n_c (1 - E_cnk)``,
+One optimality-preserving reduction (some optimal plan of ``F(q)`` satisfies it): users
+of one class in one batch share a length, ``A_cnk >= a_cn - n_c (1 - E_cnk)``,
 because raising each to the longest among them leaves ``L_n``, ``I_n`` and ``t_d_n`` as
 they are and does not lower U.
 """
