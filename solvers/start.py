@@ -8,11 +8,12 @@ from ..formulation.plan import Plan
 
 
 def simple_plan(scenario: Scenario) -> Plan | None:
-    """Greedy memory packing, split up to ``N_min`` batches, everyone at the start length.
+    """Greedy memory packing, split up to ``N_min`` batches, everyone at the best common length.
 
     Users are packed longest prefix first into as few memory-feasible batches as possible
     (:func:`~dipsd.formulation.evaluate.greedy_batches`); while there are fewer than
-    ``N_min`` batches the largest one gives up its last user to a new batch.  ``None`` when
+    ``N_min`` batches the largest one gives up its last user to a new batch.  All users get
+    the same draft length, the one (of 1..L_ub) with the best closed-form U/S.  ``None`` when
     this packing needs more than ``N_max`` batches (the scenario may still be feasible).
     """
     packed = greedy_batches(scenario)
@@ -22,5 +23,7 @@ def simple_plan(scenario: Scenario) -> Plan | None:
     while len(batches) < scenario.min_batches:
         largest = max(range(len(batches)), key=lambda n: (len(batches[n]), -n))
         batches.append([batches[largest].pop()])
-    plan = Plan(tuple(tuple(sorted(b)) for b in batches), (scenario.start_length,) * scenario.num_users)
-    return plan if evaluate(scenario, plan).feasible else None
+    parts = tuple(tuple(sorted(b)) for b in batches)
+    candidates = [Plan(parts, (length,) * scenario.num_users) for length in range(1, scenario.max_draft_length + 1)]
+    best = max(candidates, key=lambda p: (evaluate(scenario, p).ratio, p.lengths[0] == scenario.start_length))
+    return best if evaluate(scenario, best).feasible else None
