@@ -94,12 +94,17 @@ def evaluate(scenario: Scenario, plan: Plan) -> Evaluation:
     )
 
 
+def target_only_round_ms(scenario: Scenario, batches: tuple[tuple[int, ...], ...]) -> float:
+    """One round of target-only decoding, one token per user: ``sum_n G_v(b_n, F_v(1, I_n))`` in ms."""
+    t = scenario.target
+    return sum(t.verify_ms(len(b), 1, max(scenario.users[m].prefix_len for m in b)) for b in batches)
+
+
 def ad_throughput_tps(scenario: Scenario) -> float:
     """Target-only autoregressive decoding, one user per forward pass, round-robin:
     ``R_AD = M / sum_m G_v(1, F_v(1, i_m))`` in tokens/s."""
-    t = scenario.target
-    total = sum(t.verify_ms(1, 1, u.prefix_len) for u in scenario.users)
-    return 1000.0 * scenario.num_users / total
+    singletons = tuple((m,) for m in range(scenario.num_users))
+    return 1000.0 * scenario.num_users / target_only_round_ms(scenario, singletons)
 
 
 def greedy_batches(scenario: Scenario) -> tuple[tuple[int, ...], ...] | None:
@@ -127,6 +132,4 @@ def ad_batch_throughput_tps(scenario: Scenario) -> float:
     batches = greedy_batches(scenario)
     if batches is None:
         return 0.0
-    t = scenario.target
-    total = sum(t.verify_ms(len(b), 1, max(scenario.users[m].prefix_len for m in b)) for b in batches)
-    return 1000.0 * scenario.num_users / total
+    return 1000.0 * scenario.num_users / target_only_round_ms(scenario, batches)

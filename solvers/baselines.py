@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 
 from ..data.scenario import Scenario
-from ..formulation.evaluate import ad_batch_throughput_tps, ad_throughput_tps, evaluate, greedy_batches
+from ..formulation.evaluate import evaluate, greedy_batches, target_only_round_ms
 from ..formulation.plan import Plan
 from ..formulation.tables import Tables
 from .dipsd import _Clock, l_step
@@ -24,11 +24,8 @@ from .results import ReferenceValue, SolveResult, Status
 def solve_ad(scenario: Scenario) -> SolveResult:
     """``R_AD = M / sum_m G_v(1, F_v(1, i_m))``."""
     t0 = time.perf_counter()
-    t = scenario.target
     batches = tuple((m,) for m in range(scenario.num_users))
-    round_ms = sum(t.verify_ms(1, 1, u.prefix_len) for u in scenario.users)
-    ref = ReferenceValue(batches, float(scenario.num_users), round_ms)
-    assert abs(ref.throughput_tps - ad_throughput_tps(scenario)) <= 1e-9 * ref.throughput_tps
+    ref = ReferenceValue(batches, float(scenario.num_users), target_only_round_ms(scenario, batches))
     return SolveResult(scenario.name, "ad", Status.FEASIBLE, None, None, None, time.perf_counter() - t0,
                        message="target-only decoding, one user per pass", reference=ref)
 
@@ -40,10 +37,7 @@ def solve_ad_batch(scenario: Scenario) -> SolveResult:
     if batches is None:
         return SolveResult(scenario.name, "ad-batch", Status.INFEASIBLE, None, None, None, time.perf_counter() - t0,
                            message="a user does not fit the memory cap")
-    t = scenario.target
-    round_ms = sum(t.verify_ms(len(b), 1, max(scenario.users[m].prefix_len for m in b)) for b in batches)
-    ref = ReferenceValue(batches, float(scenario.num_users), round_ms)
-    assert abs(ref.throughput_tps - ad_batch_throughput_tps(scenario)) <= 1e-9 * ref.throughput_tps
+    ref = ReferenceValue(batches, float(scenario.num_users), target_only_round_ms(scenario, batches))
     return SolveResult(scenario.name, "ad-batch", Status.FEASIBLE, None, None, None, time.perf_counter() - t0,
                        message=f"target-only decoding in {len(batches)} greedy batches", reference=ref)
 
