@@ -39,10 +39,6 @@ class Plan:
             if not (isinstance(l, int) and 1 <= l <= scenario.max_draft_length):
                 raise PlanError(f"user {scenario.users[i].name!r}: draft length {l!r} outside 1..{scenario.max_draft_length}")
 
-    def canonical(self) -> "Plan":
-        """The same plan with each batch's users sorted (the order of batches is kept)."""
-        return Plan(tuple(tuple(sorted(b)) for b in self.batches), self.lengths)
-
     def named(self, scenario: Scenario) -> tuple[list[list[str]], dict[str, int]]:
         """Batches as lists of user names and lengths as a name -> length dict."""
         names = [u.name for u in scenario.users]

@@ -63,15 +63,16 @@ class Iteration:
 @dataclass(frozen=True)
 class ReferenceValue:
     """The value of a method that is not a plan of P (target-only decoding baselines):
-    ``tokens`` produced per round of ``round_ms`` over ``batches`` (forward passes)."""
+    ``expected_tokens`` per round of ``span_ms`` over ``batches`` (forward passes).
+    The names match :class:`Evaluation`'s, so a result reads either the same way."""
 
     batches: tuple[tuple[int, ...], ...]
-    tokens: float
-    round_ms: float
+    expected_tokens: float
+    span_ms: float
 
     @property
     def throughput_tps(self) -> float:
-        return 1000.0 * self.tokens / self.round_ms
+        return 1000.0 * self.expected_tokens / self.span_ms
 
 
 @dataclass(frozen=True)
@@ -96,10 +97,26 @@ class SolveResult:
     reference: "ReferenceValue | None" = None
 
     @property
+    def _measured(self) -> "Evaluation | ReferenceValue | None":
+        return self.evaluation if self.evaluation is not None else self.reference
+
+    @property
     def throughput_tps(self) -> float | None:
-        if self.evaluation is not None:
-            return self.evaluation.throughput_tps
-        return None if self.reference is None else self.reference.throughput_tps
+        return None if self._measured is None else self._measured.throughput_tps
+
+    @property
+    def span_ms(self) -> float | None:
+        return None if self._measured is None else self._measured.span_ms
+
+    @property
+    def expected_tokens(self) -> float | None:
+        return None if self._measured is None else self._measured.expected_tokens
+
+    @property
+    def batches(self) -> tuple[tuple[int, ...], ...] | None:
+        if self.plan is not None:
+            return self.plan.batches
+        return None if self.reference is None else self.reference.batches
 
     @property
     def gap_bound(self) -> float | None:
@@ -107,24 +124,6 @@ class SolveResult:
         if self.upper_bound_tps is None or self.throughput_tps is None or not math.isfinite(self.upper_bound_tps):
             return None
         return max(0.0, (self.upper_bound_tps - self.throughput_tps) / self.upper_bound_tps)
-
-    @property
-    def span_ms(self) -> float | None:
-        if self.evaluation is not None:
-            return self.evaluation.span_ms
-        return None if self.reference is None else self.reference.round_ms
-
-    @property
-    def expected_tokens(self) -> float | None:
-        if self.evaluation is not None:
-            return self.evaluation.expected_tokens
-        return None if self.reference is None else self.reference.tokens
-
-    @property
-    def batches(self) -> tuple[tuple[int, ...], ...] | None:
-        if self.plan is not None:
-            return self.plan.batches
-        return None if self.reference is None else self.reference.batches
 
     def to_json(self, scenario: Scenario) -> dict:
         """The JSON contract of ``dipsd solve --json``."""
