@@ -19,7 +19,7 @@ import os
 import zipfile
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import CellProblem, WorkbookError
 from . import defaults as D

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import datetime
+import importlib.metadata as md
+import json
+import os
+import platform
+import sys
+import time
 
 from .data.generate import generate
 from .data.scenario import Scenario
@@ -128,8 +135,6 @@ TABLE_HEADER = (f"{'scenario':<16} {'method':<11} {'status':<11} {'tokens/s':>10
 
 
 def run_solve(args: argparse.Namespace) -> int:
-    import json
-
     from .solvers.registry import run_method
 
     book = load_workbook(args.workbook)
@@ -157,8 +162,6 @@ def run_solve(args: argparse.Namespace) -> int:
 
 def add_study(sub) -> None:
     """Register ``dipsd study``."""
-    import os
-
     from .cli import _positive_float, _positive_int
     from .solvers.registry import METHODS
 
@@ -186,15 +189,10 @@ class _Progress:
     """A progress bar on a terminal, a plain line per finished task otherwise."""
 
     def __init__(self, quiet: bool):
-        import sys
-        import time
-
         self.quiet, self.stream, self.start = quiet, sys.stderr, time.monotonic()
         self.tty = self.stream.isatty()
 
     def __call__(self, record: dict, done: int, total: int) -> None:
-        import time
-
         if self.quiet:
             return
         elapsed = time.monotonic() - self.start
@@ -216,12 +214,6 @@ class _Progress:
 
 def run_info(args, book, methods, outcome) -> dict:
     """What the Run sheet records about a study."""
-    import datetime
-    import importlib.metadata as md
-    import os
-    import platform
-    import sys
-
     from . import __version__
     from .reports.stats import HIT_TOL
     from .solvers import dipsd as dipsd_mod
@@ -273,7 +265,6 @@ def run_study(args: argparse.Namespace) -> int:
                   workers=args.workers, scheduler=args.scheduler, resume=args.resume, on_done=_Progress(args.quiet))
     write_report(args.out, book, outcome.records, methods, run_info(args, book, methods, outcome))
     if not args.quiet:
-        import sys
         print(f"wrote {args.out} ({len(outcome.records)} tasks)", file=sys.stderr)
     if outcome.interrupted:
         return 130
@@ -283,8 +274,6 @@ def run_study(args: argparse.Namespace) -> int:
 
 def add_paper(sub) -> None:
     """Register ``dipsd paper``."""
-    import os
-
     from .cli import _positive_float, _positive_int
 
     p = sub.add_parser(
@@ -303,8 +292,6 @@ def add_paper(sub) -> None:
 
 
 def run_paper(args: argparse.Namespace) -> int:
-    import os
-
     from .data.writer import save_scenarios
     from .errors import InputError
     from .reports.excel import write_report

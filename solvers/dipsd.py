@@ -33,7 +33,6 @@ from pyomo.contrib.solver.common.results import TerminationCondition
 
 from ..data.scenario import Scenario
 from ..formulation.evaluate import Evaluation, evaluate
-from ..formulation.plan import Plan
 from ..formulation.steps import assignment_plan, build_assignment_model, build_length_model, length_plan
 from ..formulation.tables import Tables
 from .results import SolveResult, Status

@@ -25,7 +25,7 @@ import multiprocessing
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable
 
 from ..data.scenario import Scenario
 from ..data.workbook import LoadedWorkbook
