@@ -135,22 +135,20 @@ TABLE_HEADER = (f"{'scenario':<16} {'method':<11} {'status':<11} {'tokens/s':>10
 
 
 def run_solve(args: argparse.Namespace) -> int:
-    from .solvers.registry import run_method
+    from .solvers.registry import METHODS, run_method, start_from
 
     book = load_workbook(args.workbook)
     scenarios = _pick(book, args.scenario)
     if not args.json:
         print(TABLE_HEADER)
-    from .solvers.registry import METHODS
-
     methods = [m for m in METHODS if m != "enumerate"] if args.method == "all" else [args.method]
     failures = total = 0
     for s in scenarios:
-        start = None
+        done = {}
         for method in methods:
-            result = run_method(method, s, time_limit=args.time_limit, start_plan=start if method == "exact" else None)
-            if method == "dipsd" and result.plan is not None:
-                start = result.plan
+            source = METHODS[method].start_source(methods)
+            result = run_method(method, s, time_limit=args.time_limit, start=start_from(done.get(source)))
+            done[method] = result
             total += 1
             failures += result.status.json_name == "error"
             if args.json:

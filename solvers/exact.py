@@ -54,6 +54,8 @@ IMPROVE_RTOL = 1e-12
 AGREE_RTOL = 1e-6
 """Largest relative disagreement tolerated between the MILP's and the closed-form ``U - qS``."""
 MAX_ITERATIONS = 50
+MEETS_RTOL = 1e-9
+"""An incumbent within this relative distance of a given certified bound is optimal."""
 
 
 class MilpOutcome(enum.Enum):
@@ -89,6 +91,7 @@ def solve_exact(
     max_iterations: int = MAX_ITERATIONS,
     tee: bool = False,
     solver_options: dict | None = None,
+    known_bound_tps: float | None = None,
 ) -> SolveResult:
     """Solve P exactly by Dinkelbach's method; see the module docstring.
 
@@ -96,6 +99,9 @@ def solve_exact(
     (for example DiP-SD's) sets the first q; without one, :func:`simple_plan` is used.
     ``threads`` is passed to HiGHS; keep it fixed within a process.  ``solver_options``
     are further HiGHS options (the MIP gaps, time limit and threads are set here).
+    ``known_bound_tps`` is a certified upper bound proven elsewhere (``certify``'s): the
+    loop stops as soon as the incumbent meets it (relative :data:`MEETS_RTOL`), and the
+    reported bound is never above it.
     """
     t0 = time.perf_counter()
     tables = Tables.of(scenario)
@@ -112,9 +118,13 @@ def solve_exact(
         if key.startswith(("check_for_", "update_")):
             solver.config.auto_updates[key] = False
     trace: list[Iteration] = []
-    bound = math.inf
+    known = math.inf if known_bound_tps is None or not math.isfinite(known_bound_tps) else known_bound_tps / 1000.0
+    bound = known
     status, message = Status.FEASIBLE, f"iteration cap ({max_iterations}) reached"
     for _ in range(max_iterations):
+        if best_eval is not None and best_eval.ratio >= known / (1 + MEETS_RTOL):
+            status, message = Status.OPTIMAL, "the incumbent meets the certified bound given (certify's)"
+            break
         remaining = time_limit - (time.perf_counter() - t0)
         if remaining <= 0:
             status, message = _timed_out(best_plan)

@@ -1,17 +1,25 @@
-"""The methods ``dipsd solve`` and studies can run, by name, with one calling convention."""
+"""The methods ``dipsd solve`` and studies can run, by name, with one calling convention.
+
+A method may declare what it starts from (:attr:`Method.starts_from`): the names of
+methods whose result (plan and certified bound) it takes as its start, in order of
+preference.  ``solve`` and studies read that declaration, run such a method after the
+first of them that is in the run, and hand it a :class:`Start`; nothing else in dipsd
+knows which method starts from which.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Callable, Sequence
 
 from ..data.scenario import Scenario
 from ..errors import DipsdError
 from ..formulation.plan import Plan
 from .baselines import solve_ad, solve_ad_batch, solve_sd_nobatch
 from .brute import solve_enumerate
+from .certify import solve_certify
 from .dipsd import solve_dipsd
 from .exact import solve_exact
 from .results import SolveResult, Status
@@ -20,25 +28,44 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class Start:
+    """What a method may start from: another method's plan and its certified bound (tokens/s)."""
+
+    plan: Plan | None = None
+    bound_tps: float | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
 class Method:
-    """A named method: ``run(scenario, time_limit, start_plan)`` returns a :class:`SolveResult`."""
+    """A named method: ``run(scenario, time_limit, start)`` returns a :class:`SolveResult`."""
 
     name: str
     help: str
-    run: Callable[[Scenario, float, Plan | None], SolveResult]
+    run: Callable[[Scenario, float, Start | None], SolveResult]
+    starts_from: tuple[str, ...] = ()
+
+    def start_source(self, methods: Sequence[str]) -> str | None:
+        """The method of ``methods`` this one starts from (the first it declares that is there)."""
+        return next((m for m in self.starts_from if m in methods and m != self.name), None)
 
 
-def _exact(scenario: Scenario, time_limit: float, start: Plan | None) -> SolveResult:
-    """Dinkelbach from ``start``; without one, from DiP-SD's plan (its time counts, at most half the limit)."""
+def _exact(scenario: Scenario, time_limit: float, start: Start | None) -> SolveResult:
+    """Dinkelbach from the start's plan and bound; without one, from DiP-SD's plan (its time counts, at most half the limit)."""
     t0 = time.perf_counter()
     note = ""
-    if start is None:
+    if start is None or start.plan is None:
         heuristic = solve_dipsd(scenario, time_limit=time_limit / 2)
-        start = heuristic.plan
         stopped = ", stopped by its time share" if heuristic.status is Status.TIME_LIMIT else ""
         note = f"; started from DiP-SD ({heuristic.runtime_s:.2f}s{stopped}, included)"
-    result = solve_exact(scenario, time_limit=max(time_limit - (time.perf_counter() - t0), 0.01), start_plan=start)
+        start = Start(heuristic.plan, start.bound_tps if start else None, "dipsd")
+    result = solve_exact(scenario, time_limit=max(time_limit - (time.perf_counter() - t0), 0.01), start_plan=start.plan,
+                         known_bound_tps=start.bound_tps)
     return replace(result, runtime_s=time.perf_counter() - t0, message=result.message + note)
+
+
+def _plan(start: Start | None) -> Plan | None:
+    return None if start is None else start.plan
 
 
 METHODS: dict[str, Method] = {m.name: m for m in (
@@ -50,18 +77,34 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            lambda s, tl, start: solve_sd_nobatch(s, time_limit=tl)),
     Method("ad", "target-only autoregressive decoding, one user per pass", lambda s, tl, start: solve_ad(s)),
     Method("ad-batch", "target-only decoding with greedy memory-feasible batching", lambda s, tl, start: solve_ad_batch(s)),
-    Method("exact", "Dinkelbach over the full MILP with HiGHS (proven optimum or certified bound)", _exact),
+    Method("certify", "best plan plus a certified upper bound at any size (column generation over span budgets)",
+           lambda s, tl, start: solve_certify(s, time_limit=tl, start_plan=_plan(start)), starts_from=("dipsd",)),
+    Method("exact", "Dinkelbach over the full MILP with HiGHS (proven optimum or certified bound)", _exact,
+           starts_from=("certify", "dipsd")),
     Method("enumerate", "brute force over all partitions and lengths (tiny instances only)",
            lambda s, tl, start: solve_enumerate(s)),
 )}
-"""Every method by name, in the order reports list them."""
+"""Every method by name, in the order reports list them (a method after those it starts from)."""
 
 
-def run_method(name: str, scenario: Scenario, *, time_limit: float = 60.0, start_plan: Plan | None = None) -> SolveResult:
-    """Run one method; a failure becomes a result with status ``error`` and its message."""
+def start_from(result: SolveResult | None) -> Start | None:
+    """The start a finished result offers to the methods that start from it."""
+    if result is None or (result.plan is None and result.upper_bound_tps is None):
+        return None
+    return Start(result.plan, result.upper_bound_tps, result.method)
+
+
+def run_method(name: str, scenario: Scenario, *, time_limit: float = 60.0, start: Start | None = None,
+               start_plan: Plan | None = None) -> SolveResult:
+    """Run one method; a failure becomes a result with status ``error`` and its message.
+
+    ``start_plan`` is shorthand for ``start=Start(start_plan)``.
+    """
     t0 = time.perf_counter()
+    if start is None and start_plan is not None:
+        start = Start(start_plan)
     try:
-        return METHODS[name].run(scenario, time_limit, start_plan)
+        return METHODS[name].run(scenario, time_limit, start)
     except DipsdError as exc:
         log.warning("%s/%s failed: %s", scenario.name, name, exc)
         return SolveResult(scenario.name, name, Status.ERROR, None, None, None, time.perf_counter() - t0, message=str(exc))

@@ -44,7 +44,7 @@ class Task:
     scenario: Scenario
     method: str
     time_limit: float
-    start: tuple | None = None  # (batches as names, lengths as name -> int)
+    start: dict | None = None  # a finished record of the method this one starts from (plain JSON data)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -53,14 +53,17 @@ class Task:
 
 def run_task(task: Task) -> dict:
     """Run one task in a worker; always returns a JSON-able record, never raises."""
-    from .registry import run_method
+    from .registry import Start, run_method
 
     t0 = time.perf_counter()
     try:
         start = None
         if task.start is not None:
-            start = Plan.from_names(task.scenario, task.start[0], task.start[1])
-        result = run_method(task.method, task.scenario, time_limit=task.time_limit, start_plan=start)
+            plan = None
+            if task.start.get("batches") and task.start.get("draft_lengths"):
+                plan = Plan.from_names(task.scenario, task.start["batches"], task.start["draft_lengths"])
+            start = Start(plan, task.start.get("upper_bound_tps"), task.start.get("method", ""))
+        result = run_method(task.method, task.scenario, time_limit=task.time_limit, start=start)
         record = result.to_json(task.scenario)
     except Exception as exc:  # a task failure must never take the study down
         log.exception("task %s/%s failed", task.scenario.name, task.method)
@@ -231,30 +234,35 @@ def run_study(book: LoadedWorkbook, methods: list[str], *, time_limit: float, ch
     ckpt = Checkpoint(checkpoint_path, header, resume)
     tasks = [t for t in plan_tasks(book, methods, time_limit) if t.key not in ckpt.records]
     total = len(tasks) + sum(1 for k in ckpt.records if k[1] in methods)
-    waiting_exact = {}
+    from .registry import METHODS
+
+    # a method that starts from another waits for that one's record of the same scenario
+    source = {m: METHODS[m].start_source(methods) for m in methods}
+    waiting: dict[tuple[str, str], list[Task]] = {}
     queue: list[Task] = []
-    # longest first: DiP-SD (which unlocks exact) and large scenarios lead the queue, so the
-    # long exact solves start early and the short tasks fill the gaps at the end
-    rank = {"dipsd": 0, "exact": 0, "dipsd-fixed": 1, "sd-nobatch": 2}
-    tasks.sort(key=lambda t: (rank.get(t.method, 3), -t.scenario.num_users))
+    # longest first: DiP-SD (which unlocks the others) and large scenarios lead the queue, so the
+    # long solves start early and the short tasks fill the gaps at the end
+    rank = {"dipsd": 0, "certify": 0, "exact": 0, "dipsd-fixed": 1, "sd-nobatch": 2}
+    order_key = lambda t: (rank.get(t.method, 3), -t.scenario.num_users)  # noqa: E731
+    tasks.sort(key=order_key)
     for t in tasks:
-        if t.method == "exact" and "dipsd" in methods and (t.scenario.name, "dipsd") not in ckpt.records:
-            waiting_exact[t.scenario.name] = t
-        elif t.method == "exact":
-            queue.append(_with_start(t, ckpt.records.get((t.scenario.name, "dipsd"))))
+        src = source[t.method]
+        if src is not None and (t.scenario.name, src) not in ckpt.records:
+            waiting.setdefault((t.scenario.name, src), []).append(t)
         else:
-            queue.append(t)
+            queue.append(_with_start(t, ckpt.records.get((t.scenario.name, src)) if src else None))
     done = total - len(tasks)
     backend = _DaskBackend(scheduler, workers) if scheduler else _LocalBackend(workers)
     pending: dict = {}
     try:
-        while queue or pending or waiting_exact:
+        while queue or pending or waiting:
             while queue and len(pending) < 2 * workers:
                 task = queue.pop(0)
                 pending[backend.submit(task)] = task
-            if not pending:  # DiP-SD records missing (should not happen): run exact without a start
-                queue.extend(waiting_exact.values())
-                waiting_exact.clear()
+            if not pending:  # the records waited for are missing (should not happen): run without a start
+                for held in waiting.values():
+                    queue.extend(held)
+                waiting.clear()
                 continue
             for future in backend.wait(pending):
                 task = pending.pop(future)
@@ -263,9 +271,9 @@ def run_study(book: LoadedWorkbook, methods: list[str], *, time_limit: float, ch
                 done += 1
                 if on_done:
                     on_done(record, done, total)
-                if task.method == "dipsd" and task.scenario.name in waiting_exact:
-                    queue.insert(0, _with_start(waiting_exact.pop(task.scenario.name), record))
-                    queue.sort(key=lambda t: (t.method != "exact", rank.get(t.method, 3), -t.scenario.num_users))
+                released = waiting.pop(task.key, [])
+                if released:
+                    queue[:0] = [_with_start(t, record) for t in released]
     except KeyboardInterrupt:
         outcome.interrupted = True
         backend.close(cancel=True)
@@ -280,8 +288,8 @@ def run_study(book: LoadedWorkbook, methods: list[str], *, time_limit: float, ch
     return outcome
 
 
-def _with_start(task: Task, dipsd_record: dict | None) -> Task:
-    if dipsd_record and dipsd_record.get("batches") and dipsd_record.get("draft_lengths"):
-        return Task(task.scenario, task.method, task.time_limit,
-                    start=(dipsd_record["batches"], dipsd_record["draft_lengths"]))
+def _with_start(task: Task, record: dict | None) -> Task:
+    """The task with the finished record it starts from (if that record has a plan or a bound)."""
+    if record and (record.get("batches") or record.get("upper_bound_tps") is not None):
+        return Task(task.scenario, task.method, task.time_limit, start=record)
     return task

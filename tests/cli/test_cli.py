@@ -100,6 +100,10 @@ def test_solve_all_methods_json(run_cli):
     code, out, err = run_cli("solve", example_path(), "--method", "all", "--scenario", "het-M3-3", "--json")
     assert code == 0, err
     rows = [json.loads(line) for line in out.strip().splitlines()]
-    assert [r["method"] for r in rows] == ["dipsd", "dipsd-fixed", "sd-nobatch", "ad", "ad-batch", "exact"]
+    assert [r["method"] for r in rows] == ["dipsd", "dipsd-fixed", "sd-nobatch", "ad", "ad-batch", "certify", "exact"]
     best = rows[-1]["throughput_tps"]
     assert rows[-1]["status"] == "optimal" and all(r["throughput_tps"] <= best * (1 + 1e-9) for r in rows)
+    certify = rows[-2]
+    # certify starts from DiP-SD's plan, so it is never worse; its bound is above the proven optimum
+    assert certify["throughput_tps"] >= rows[0]["throughput_tps"] * (1 - 1e-12)
+    assert certify["upper_bound_tps"] >= best * (1 - 1e-12)

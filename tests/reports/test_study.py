@@ -207,5 +207,5 @@ def test_gap_definitions_and_summary():
 def test_run_task_turns_any_failure_into_an_error_record(small_book):
     from dipsd.solvers.study import Task, run_task
     scenario = load_workbook(small_book).scenarios[0]
-    record = run_task(Task(scenario, "exact", 5.0, start=([["nobody"]], {"nobody": 1})))
+    record = run_task(Task(scenario, "exact", 5.0, start={"batches": [["nobody"]], "draft_lengths": {"nobody": 1}}))
     assert record["status"] == "error" and "PlanError" in record["message"] and record["throughput_tps"] is None

@@ -1,0 +1,162 @@
+r"""Batches as columns: the set-partitioning view of problem P used by ``certify``.
+
+A *column* is one memory-feasible batch with a draft length for each member.  Its
+tokens ``U_c = sum_m u_m(l_m)``, verification time ``tv_c = beta_v + b f(L, I)`` and stage
+time ``st_c = max_m r_m(l_m) + tv_c`` (``f(L, I) = c_v F_v(L, I)``, ``r = tau_d + tau_c``, all
+in ms from :class:`~dipsd.formulation.tables.Tables`).  A plan is a set of columns that
+covers every user once; its span is ``S = max(sum tv_c, max st_c)``.
+
+For a span budget ``S`` let
+
+    G(S) = max sum_c U_c x_c  s.t.  sum_{c ∋ m} x_c = 1 (every m),  sum_c tv_c x_c <= S,
+           N_min <= sum_c x_c <= N_max,  x_c in {0, 1},  x_c = 0 unless st_c <= S.
+
+Every feasible ``x`` is a plan of span ``<= S``, and every plan of span ``S`` is feasible
+at ``S``; hence ``R* = max_S G(S) / S`` and ``G`` is non-decreasing in ``S``.
+
+Pricing (:func:`price`).  With duals ``pi_m`` (cover rows), ``mu >= 0`` (budget row) and
+``nu`` (count row) the reduced cost of a column is
+``rc_c = U_c - sum_{m in c} pi_m - mu tv_c - nu``.  The most profitable column is found
+exactly by enumerating the padding ``(L, I)`` and the size ``b`` of a batch: then
+``tv = beta_v + b f(L, I)`` is fixed, a user ``m`` may join iff its prefix is ``<= I`` and
+some length ``l <= L`` has ``r_m(l) <= S - tv``, and since ``u_m`` is non-decreasing and
+``r_m`` increasing its best length is the longest such ``l``; the best batch of size
+``b`` takes the ``b`` users with the largest ``u_m(l_m) - pi_m``.  The column actually
+formed (its true ``L_n <= L``, ``I_n <= I``) is at least as good as the priced one, so the
+maximum over all ``(L, I, b)`` is the maximum over all columns.  Memory: ``b <= B(I)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .plan import Plan
+from .tables import Tables
+
+
+STAGE_RTOL = 1e-12
+"""Columns whose stage time exceeds a budget by at most this fraction still count as fitting it.
+
+Pricing and the master must agree on which columns fit; comparing ``r + tv <= S`` in one
+place and ``r <= S - tv`` in another could differ in the last bit.  Admitting a slightly
+larger set of columns only raises ``G``, so every bound stays valid."""
+
+
+def fits(stage_ms: float, budget: float) -> bool:
+    """Whether a column of this stage time may be used under ``budget`` (see :data:`STAGE_RTOL`)."""
+    return stage_ms <= budget * (1 + STAGE_RTOL) + 1e-9
+
+
+@dataclass(frozen=True)
+class Column:
+    """One batch with its members' draft lengths (members ascending)."""
+
+    users: tuple[int, ...]
+    lengths: tuple[int, ...]
+    tokens: float
+    verify_ms: float
+    stage_ms: float
+
+    @property
+    def key(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        return (self.users, self.lengths)
+
+
+def make_column(t: Tables, users, lengths) -> Column:
+    """The column of a batch (``users`` and their ``lengths`` in the same order)."""
+    order = sorted(range(len(users)), key=lambda i: users[i])
+    members = tuple(int(users[i]) for i in order)
+    ls = tuple(int(lengths[i]) for i in order)
+    big_l = max(ls)
+    level = max(t.level_of[m] for m in members)
+    tv = t.beta_ms + len(members) * t.seq(big_l, level)
+    ready = max(t.ready[m][l - 1] for m, l in zip(members, ls))
+    return Column(members, ls, float(sum(t.tokens[m][l - 1] for m, l in zip(members, ls))), tv, ready + tv)
+
+
+def columns_of(t: Tables, plan: Plan) -> list[Column]:
+    """The columns of a plan, one per batch."""
+    return [make_column(t, b, [plan.lengths[m] for m in b]) for b in plan.batches]
+
+
+def plan_of(columns) -> Plan:
+    """The plan made of columns that partition the users (batches in the given order)."""
+    lengths: dict[int, int] = {}
+    for c in columns:
+        lengths.update(zip(c.users, c.lengths))
+    return Plan(tuple(c.users for c in columns), tuple(lengths[m] for m in range(len(lengths))))
+
+
+class Pricer:
+    """Exact, vectorized pricing of columns for one scenario (see the module docstring)."""
+
+    def __init__(self, t: Tables):
+        self.t = t
+        M, L, J = t.num_users, t.max_length, len(t.levels)
+        self.ready = np.array(t.ready, dtype=float)  # (M, L), increasing in l
+        # tokens with a leading -inf: index 0 means "no feasible length"
+        self.tokens = np.concatenate([np.full((M, 1), -np.inf), np.array(t.tokens, dtype=float)], axis=1)
+        self.level = np.array(t.level_of)
+        self.seq = np.array(t.seq_ms, dtype=float)  # (L, J)
+        self.room = [min(r, M) for r in t.room]
+        self.eligible = [np.flatnonzero(self.level <= j) for j in range(J)]
+
+    def price(self, budget: float, pi: np.ndarray, mu: float, nu: float, *, keep: int = 0):
+        """Best reduced cost over every column with stage time ``<= budget``.
+
+        Returns ``(best, columns)``: ``best`` the largest reduced cost (``-inf`` when no column
+        fits the budget) and up to ``keep`` columns of largest reduced cost (one per
+        ``(L, I, b)``, best first, duplicates removed).
+        """
+        t = self.t
+        L = t.max_length
+        best = -np.inf
+        found: list[tuple[float, tuple, tuple]] = []
+        ls = np.arange(1, L + 1)
+        for j, users in enumerate(self.eligible):
+            bmax = min(self.room[j], len(users))
+            if bmax < 1:
+                continue
+            bs = np.arange(1, bmax + 1)
+            tv = t.beta_ms + bs[None, :] * self.seq[:, j][:, None]  # (L, B)
+            theta = budget * (1 + STAGE_RTOL) - tv  # time left for drafting
+            ready = self.ready[users]  # (m, L)
+            # longest l with ready <= theta, capped at the padding L
+            count = (ready[:, :, None, None] <= theta[None, None, :, :]).sum(axis=1)  # (m, L, B)
+            lstar = np.minimum(count, ls[None, :, None])
+            value = np.take_along_axis(self.tokens[users], lstar.reshape(len(users), -1), axis=1).reshape(lstar.shape)
+            value = value - pi[users][:, None, None]
+            order = np.argsort(-value, axis=0, kind="stable")
+            top = np.take_along_axis(value, order, axis=0)  # (m, L, B) descending
+            csum = np.cumsum(top, axis=0)
+            pick = csum[bs - 1, :, bs - 1].T  # (L, B): for size b, the sum of the b best values
+            rc = pick - mu * tv - nu  # (L, B)
+            rc[~np.isfinite(rc)] = -np.inf
+            here = float(rc.max())
+            best = max(best, here)
+            if keep and np.isfinite(here):
+                flat = np.argsort(-rc, axis=None)[:keep]
+                for idx in flat:
+                    li, bi = np.unravel_index(idx, rc.shape)
+                    if not np.isfinite(rc[li, bi]):
+                        break
+                    b = bi + 1
+                    chosen = order[:b, li, bi]
+                    members = users[chosen]
+                    lens = lstar[chosen, li, bi]
+                    found.append((float(rc[li, bi]), tuple(int(m) for m in members), tuple(int(x) for x in lens)))
+        if not keep:
+            return best, []
+        found.sort(key=lambda f: -f[0])
+        out, seen = [], set()
+        for _, members, lens in found:
+            col = make_column(t, members, lens)
+            if col.key in seen:
+                continue
+            seen.add(col.key)
+            out.append(col)
+            if len(out) >= keep:
+                break
+        return best, out

@@ -1,0 +1,453 @@
+r"""``certify``: a good plan and a certified upper bound on the optimum, at any size.
+
+Why this design.  ``exact`` proves optima up to M of about 16 heterogeneous users; beyond,
+its MILP's dual bound stays loose.  Problem P has a set-partitioning structure (users into
+batches) that a column formulation captures much more tightly than the assignment MILP,
+and whose pricing problem is solved *exactly* by a small enumeration
+(:mod:`dipsd.formulation.columns`).  So the bound comes from the LP relaxation of the
+column formulation, parametrized by the span, and the plan from integer programs over the
+generated columns (price-and-branch) plus the exact l-step of DiP-SD.
+
+Notation: ``G(S)`` as in :mod:`dipsd.formulation.columns` (the most tokens of a plan of
+span ``<= S``), ``R* = max_S G(S)/S``; the LP relaxation has value ``G_LP(S) >= G(S)``.
+
+The bound (proof).  Fix duals ``pi`` (free), ``mu >= 0``, ``nu`` (free) and a budget ``b``,
+and let ``rc* = max_c rc_c`` over columns with ``st_c <= b`` (exact pricing).  For any
+``S <= b`` and any ``x`` feasible for the LP at ``S`` (its columns also have ``st_c <= b``)
+
+    sum_c U_c x_c = sum_c x_c (rc_c + sum_{m in c} pi_m + mu tv_c + nu)
+                  <= sum_m pi_m + mu S + nu n(x) + rc* n(x),     n(x) = sum_c x_c,
+
+using the cover rows, ``sum tv_c x_c <= S`` with ``mu >= 0``, and ``rc_c <= rc*``.  With
+``N_min <= n(x) <= N_max`` the last two terms are at most
+``h(nu) + h(rc*)`` where ``h(v) = v N_max`` for ``v >= 0`` and ``v N_min`` otherwise.  So
+
+    G(S) <= K + mu S   for every S <= b,   K = sum_m pi_m + h(nu) + h(rc*),
+
+and on an interval ``[a, b]``: ``G(S)/S <= mu + K/a`` if ``K >= 0``, else ``mu + K/b``.
+Also ``G(S)/S <= U_max/S <= U_max/a`` (``U_max = sum_m max_l u_m(l)``), no plan has a span
+below ``S_min`` (:meth:`Tables.span_lower_bound`), and no plan with ``S > U_max / R_best``
+beats the best plan.  Covering ``[S_min, U_max/R_best]`` by intervals, each bounded with
+the duals of column generation at its right end, gives
+``R* <= max(R_best, max over intervals of their bounds)``: valid whatever the duals
+(converged or not, so also at a time limit).  Intervals are refined (split at their
+geometric middle, a new column generation at the middle) worst first, until the worst is
+proven no better than the best plan, is narrower than :data:`MIN_WIDTH`, or time is up.
+At convergence ``K + mu b = G_LP(b)``, so the bound tends to ``max_S G_LP(S)/S``.
+
+The master LP and IPs use highspy directly: columns are added to one persistent LP
+without a rebuild, and per budget only column bounds change (Pyomo's persistent interface
+would rebuild its maps per column and offers no cheaper way to read the duals).  Numbers
+are tokens and ms (no coefficient below HiGHS's 1e-9 threshold).  Every plan is
+re-evaluated by the closed-form evaluator.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+import logging
+import math
+import time
+
+import highspy
+import numpy as np
+
+from ..data.scenario import Scenario
+from ..formulation.columns import STAGE_RTOL, Column, Pricer, columns_of, fits, plan_of
+from ..formulation.evaluate import Evaluation, evaluate
+from ..formulation.plan import Plan
+from ..formulation.tables import Tables
+from .results import SolveResult, Status
+from .start import simple_plan
+
+log = logging.getLogger(__name__)
+
+MIN_WIDTH = 1e-11
+"""Intervals of relative width ``b/a - 1`` below this are not split further."""
+RC_TOL = 1e-9
+"""Column generation stops once no column has a reduced cost above this (tokens)."""
+OPTIMAL_RTOL = 1e-9
+"""A plan within this relative distance of the bound is reported optimal."""
+SAFETY = 1e-10
+"""The reported bound is raised by this relative margin against floating-point rounding."""
+COLUMNS_PER_ROUND = 30
+IP_REL_GAP = 1e-6
+"""The budget IPs only look for plans (the bound never comes from them): a small gap suffices."""
+STALE_ROUNDS = 2
+"""The plan search stops after this many rounds without a better plan."""
+IP_MAX_S = 10.0
+"""Most seconds of one budget IP."""
+_INF = highspy.kHighsInf
+
+
+def _new_highs() -> highspy.Highs:
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", 1)  # the same as every HiGHS use in dipsd (one thread pool per process)
+    return h
+
+
+class _Master:
+    """The restricted master LP: ``min -sum U_c x_c`` over the pool, one persistent HiGHS LP.
+
+    Rows: ``M`` cover rows (= 1), the budget row (<= S), the count row (N_min..N_max).
+    Artificial columns (cost ``BIG``) keep it feasible: one per cover row and one for the
+    count row's lower end; they are not columns of the real problem and take no part in
+    the bound, which is proven for the real columns only.
+    """
+
+    def __init__(self, scenario: Scenario, t: Tables):
+        self.M = t.num_users
+        self.h = _new_highs()
+        h = self.h
+        # tight LP tolerances: duals that are dual feasible to 1e-7 only would leave columns of
+        # reduced cost ~1e-7 that pricing keeps finding (the bound stays valid, but looser)
+        h.setOptionValue("dual_feasibility_tolerance", 1e-10)
+        h.setOptionValue("primal_feasibility_tolerance", 1e-10)
+        lower = np.array([1.0] * self.M + [-_INF, float(scenario.min_batches)])
+        upper = np.array([1.0] * self.M + [0.0, float(scenario.max_batches)])
+        h.addRows(self.M + 2, lower, upper, 0, np.zeros(self.M + 2, dtype=np.int32), np.array([], dtype=np.int32), np.array([]))
+        big = 10.0 * (sum(max(row) for row in t.tokens) + 1.0)
+        n_art = self.M + 1
+        idx = np.array(list(range(self.M)) + [self.M + 1], dtype=np.int32)
+        h.addCols(n_art, np.full(n_art, big), np.zeros(n_art), np.full(n_art, _INF), n_art,
+                  np.arange(n_art, dtype=np.int32), idx, np.ones(n_art))
+        self.n_art = n_art
+        self.columns: list[Column] = []
+        self.keys: set = set()
+        self.stage = np.zeros(0)
+        self.enabled = np.zeros(0, dtype=bool)
+        self.fixed: list[int] = []
+
+    def add(self, columns) -> int:
+        new = [c for c in columns if c.key not in self.keys]
+        if not new:
+            return 0
+        starts, index, value = [], [], []
+        for c in new:
+            starts.append(len(index))
+            index += list(c.users) + [self.M, self.M + 1]
+            value += [1.0] * len(c.users) + [c.verify_ms, 1.0]
+            self.keys.add(c.key)
+        self.h.addCols(len(new), np.array([-c.tokens for c in new]), np.zeros(len(new)), np.full(len(new), _INF),
+                       len(index), np.array(starts, dtype=np.int32), np.array(index, dtype=np.int32), np.array(value))
+        self.columns += new
+        self.stage = np.concatenate([self.stage, [c.stage_ms for c in new]])
+        self.enabled = np.concatenate([self.enabled, np.ones(len(new), dtype=bool)])
+        return len(new)
+
+    def set_count(self, low: int, high: int) -> None:
+        """Count row ``low <= sum x <= high`` (a branch on the number of batches)."""
+        self.h.changeRowBounds(self.M + 1, float(low), float(high))
+
+    def set_budget(self, budget: float) -> None:
+        """Budget row ``sum tv x <= budget``; columns whose stage exceeds it are fixed at 0."""
+        self.h.changeRowBounds(self.M, -_INF, float(budget))
+        want = self.stage <= budget * (1 + STAGE_RTOL) + 1e-9  # as columns.fits
+        flip = np.flatnonzero(want != self.enabled)
+        if len(flip):
+            upper = np.where(want[flip], _INF, 0.0)
+            self.h.changeColsBounds(len(flip), (flip + self.n_art).astype(np.int32), np.zeros(len(flip)), upper)
+            self.enabled = want
+
+    def fix(self, i: int) -> None:
+        """Force real column ``i`` into the solution (``x_i >= 1``): a diving step."""
+        self.h.changeColBounds(self.n_art + i, 1.0, _INF)
+        self.fixed.append(i)
+
+    def release(self) -> None:
+        """Undo every :meth:`fix` (bounds are computed only without fixings)."""
+        for i in self.fixed:
+            self.h.changeColBounds(self.n_art + i, 0.0, _INF if self.enabled[i] else 0.0)
+        self.fixed = []
+
+    def values(self) -> tuple[np.ndarray, float]:
+        """The last LP solution: real columns' values and the total of the artificial ones."""
+        x = np.array(self.h.getSolution().col_value)
+        return x[self.n_art:], float(x[: self.n_art].sum())
+
+    def solve(self):
+        """Solve; ``(pi, mu, nu)`` in the maximization's sign convention (mu clipped to >= 0)."""
+        self.h.run()
+        y = np.array(self.h.getSolution().row_dual)
+        if len(y) != self.M + 2 or self.h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            return np.zeros(self.M), 0.0, 0.0
+        # HiGHS: reduced cost d = c - A^T y with c = -U; ours: rc = U - A^T (pi, mu, nu) = -d
+        return -y[: self.M], max(0.0, float(-y[self.M])), float(-y[self.M + 1])
+
+
+def _h(value: float, low: int, high: int) -> float:
+    """``max`` of ``value * n`` over ``n`` in ``[low, high]``."""
+    return value * (high if value >= 0 else low)
+
+
+class _Bounder:
+    """Column generation per budget and the certified bound of an interval below it."""
+
+    def __init__(self, scenario: Scenario, t: Tables, master: _Master, pricer: Pricer, deadline: float):
+        self.s, self.t, self.master, self.pricer, self.deadline = scenario, t, master, pricer, deadline
+        self.lp_solves = 0
+        self.timed_out = False
+        self.points: dict[tuple, float] = {}  # (budget, low, high) -> the bound on G there (the LP value at convergence)
+
+    def at(self, budget: float, low: int, high: int) -> tuple[float, float, float]:
+        """``(K, mu, n)``: ``G(S) <= K + mu S`` for every ``S <= budget`` and plans of ``low..high``
+        batches (module docstring); ``n`` is the LP's number of batches ``sum x``."""
+        master = self.master
+        master.set_budget(budget)
+        master.set_count(low, high)
+        best_k, best_mu, best_val = math.inf, 0.0, math.inf
+        while True:
+            pi, mu, nu = master.solve()
+            self.lp_solves += 1
+            top, cols = self.pricer.price(budget, pi, mu, nu, keep=COLUMNS_PER_ROUND)
+            if not math.isfinite(top):  # no column fits this budget: G(S) = -inf below it
+                return -math.inf, 0.0, 0.0
+            k = float(pi.sum()) + _h(nu, low, high) + _h(top, low, high)
+            value = k + mu * budget
+            if value < best_val:
+                best_k, best_mu, best_val = k, mu, value
+            late = time.perf_counter() > self.deadline
+            # converged, out of time, or a numerical stall (the columns priced are in the pool
+            # already): the bound holds for whatever duals were used
+            if top <= RC_TOL or late or master.add(cols) == 0:
+                self.timed_out = self.timed_out or (late and top > RC_TOL)
+                self.points[(budget, low, high)] = best_val
+                x, artificial = master.values()
+                return best_k, best_mu, float(x.sum()) if artificial <= 1e-6 else math.nan
+
+
+@dataclass(frozen=True)
+class _Box:
+    """Spans ``[a, b]`` and batch counts ``low..high``, bounded with the duals found at ``b``."""
+
+    a: float
+    b: float
+    low: int
+    high: int
+    k: float
+    mu: float
+    n: float  # the LP's number of batches at b (nan when artificial columns were needed)
+    bound: float  # on U/S over the box, tokens/ms
+
+
+def _interval_bound(k: float, mu: float, a: float, b: float, u_max: float) -> float:
+    """Bound on ``G(S)/S`` for ``S`` in ``[a, b]`` from ``G(S) <= K + mu S`` (tokens/ms)."""
+    if k == -math.inf:
+        return 0.0
+    via_duals = mu + (k / a if k >= 0 else k / b)
+    return min(via_duals, u_max / a)
+
+
+def _dive(master: _Master, pricer: Pricer, budget: float, low: int, high: int, deadline: float) -> list[Column] | None:
+    """A plan of span ``<= budget`` by diving on the column-generation LP (price-and-branch).
+
+    Column generation to convergence, then the fractional column closest to 1 is fixed and
+    generation resumes (pricing now finds columns for the users left), until the LP is
+    integral.  None when a fixing leaves no feasible completion or time runs out.  The
+    fixings are undone before returning, so the bounds never see them.
+    """
+    master.set_budget(budget)
+    master.set_count(low, high)
+    try:
+        while time.perf_counter() < deadline:
+            pi, mu, nu = master.solve()
+            top, cols = pricer.price(budget, pi, mu, nu, keep=COLUMNS_PER_ROUND)
+            if top > RC_TOL and master.add(cols) > 0:
+                continue
+            x, artificial = master.values()
+            if artificial > 1e-6:
+                return None
+            free = [i for i in np.flatnonzero(x > 1e-6) if i not in master.fixed]
+            fractional = [i for i in free if x[i] < 1 - 1e-6]
+            if not fractional:
+                return [master.columns[i] for i in np.flatnonzero(x > 0.5)]
+            master.fix(max(fractional, key=lambda i: (x[i], -i)))
+        return None
+    finally:
+        master.release()
+
+
+def _budget_ip(scenario: Scenario, t: Tables, columns: list[Column], budget: float, low: int, high: int,
+               deadline: float, start: Plan | None = None) -> list[Column] | None:
+    """``G(budget)`` over the given columns as an integer program (price-and-branch).
+
+    ``max sum U_c x_c`` with the cover rows, ``sum tv_c x_c <= budget``, the count row and
+    ``x`` binary, over columns with ``st_c <= budget``: any solution is a plan of span
+    ``<= budget``.  Returns its columns, or None without a solution in time.
+    """
+    cols = [c for c in columns if fits(c.stage_ms, budget)]
+    left = deadline - time.perf_counter()
+    if not cols or left <= 0.05:
+        return None
+    M, C = t.num_users, len(cols)
+    h = _new_highs()
+    h.setOptionValue("mip_rel_gap", IP_REL_GAP)
+    h.setOptionValue("time_limit", left)
+    h.addRows(M + 2, np.array([1.0] * M + [-_INF, float(low)]), np.array([1.0] * M + [float(budget), float(high)]), 0,
+              np.zeros(M + 2, dtype=np.int32), np.array([], dtype=np.int32), np.array([]))
+    starts, index, value = [], [], []
+    for c in cols:
+        starts.append(len(index))
+        index += list(c.users) + [M, M + 1]
+        value += [1.0] * len(c.users) + [c.verify_ms, 1.0]
+    h.addCols(C, np.array([-c.tokens for c in cols]), np.zeros(C), np.ones(C), len(index),
+              np.array(starts, dtype=np.int32), np.array(index, dtype=np.int32), np.array(value))
+    h.changeColsIntegrality(C, np.arange(C, dtype=np.int32), np.full(C, highspy.HighsVarType.kInteger))
+    if start is not None:  # the best plan as a MIP start where it fits the budget
+        keys = {c.key for c in columns_of(t, start)}
+        chosen = np.array([i for i, c in enumerate(cols) if c.key in keys], dtype=np.int32)
+        if len(chosen) == start.num_batches:
+            h.setSolution(len(chosen), chosen, np.ones(len(chosen)))
+    h.run()
+    if h.getInfo().primal_solution_status != 2:  # 2: a feasible solution
+        return None
+    x = np.array(h.getSolution().col_value)
+    return [cols[i] for i in range(C) if x[i] > 0.5]
+
+
+def solve_certify(scenario: Scenario, *, time_limit: float = 60.0, start_plan: Plan | None = None) -> SolveResult:
+    """The best plan found and a certified upper bound on the optimum (module docstring).
+
+    ``start_plan`` (for example DiP-SD's) is the first incumbent and its batches seed the
+    column pool, so the result is never worse than it.
+    """
+    from .dipsd import _Clock, l_step
+
+    t0 = time.perf_counter()
+    deadline = t0 + time_limit
+    t = Tables.of(scenario)
+    pricer = Pricer(t)
+    master = _Master(scenario, t)
+    u_max = sum(max(row) for row in t.tokens)
+    s_min = t.span_lower_bound(scenario.min_batches)
+    best: Evaluation | None = None
+
+    def offer(plan: Plan | None) -> bool:
+        nonlocal best
+        if plan is None:
+            return False
+        ev = evaluate(scenario, plan)
+        if not ev.feasible:
+            return False
+        master.add(columns_of(t, plan))
+        if best is None or ev.ratio > best.ratio * (1 + 1e-12):
+            best = ev
+            return True
+        return False
+
+    if start_plan is not None and _valid(scenario, start_plan):
+        offer(start_plan)
+    offer(simple_plan(scenario))
+    # the largest span any plan can have (every batch padded to the longest length and prefix)
+    s_all = scenario.num_users * (t.beta_ms + t.seq(t.max_length, len(t.levels) - 1)) + max(r[-1] for r in t.ready)
+    bounder = _Bounder(scenario, t, master, pricer, deadline)
+    boxes: list[tuple[float, int, _Box]] = []  # heap of (-bound, serial, box)
+    serial = 0
+
+    def r_best() -> float:
+        return best.ratio if best is not None else 0.0
+
+    def s_high() -> float:
+        return min(s_all, u_max / best.ratio) if best is not None else s_all
+
+    def push(a: float, b: float, low: int, high: int, k: float, mu: float, n: float) -> None:
+        nonlocal serial
+        a = max(a, t.span_lower_bound(low))  # N >= low batches: S >= low beta_v + ...
+        if a >= b or a >= s_high():
+            return  # no plan has a span in here, or none there beats the best plan
+        box = _Box(a, b, low, high, k, mu, n, _interval_bound(k, mu, a, b, u_max))
+        serial += 1
+        heapq.heappush(boxes, (-box.bound, serial, box))
+
+    def open_box(a: float, b: float, low: int, high: int) -> None:
+        if max(a, t.span_lower_bound(low)) < min(b, s_high()):
+            push(a, b, low, high, *bounder.at(b, low, high))
+
+    open_box(s_min, s_high(), scenario.min_batches, scenario.max_batches)
+    splits = 0
+
+    def refine() -> bool:
+        """Split the worst box until it is proven, too narrow, or time is up; False on time-out.
+
+        A box whose LP uses a fractional number of batches ``n`` is branched on the count
+        (``N <= floor(n)`` or ``N >= floor(n) + 1``); otherwise its span range is halved.
+        """
+        nonlocal splits
+        while boxes:
+            box = boxes[0][2]
+            fractional = math.isfinite(box.n) and abs(box.n - round(box.n)) > 1e-6 and box.low < box.high
+            if box.bound <= r_best() * (1 + OPTIMAL_RTOL) or (box.b / box.a - 1 < MIN_WIDTH and not fractional):
+                return True
+            if time.perf_counter() > deadline:
+                return False
+            heapq.heappop(boxes)
+            if fractional:
+                cut = math.floor(box.n)
+                open_box(box.a, box.b, box.low, cut)
+                open_box(box.a, box.b, cut + 1, box.high)
+            else:
+                mid = math.sqrt(box.a * box.b)
+                open_box(box.a, mid, box.low, box.high)
+                push(mid, box.b, box.low, box.high, box.k, box.mu, box.n)
+            splits += 1
+        return True
+
+    tried: set[tuple] = set()
+    finished = refine()
+    plan_rounds = stale = 0
+    while finished and stale < STALE_ROUNDS and boxes and boxes[0][2].bound > r_best() * (1 + OPTIMAL_RTOL):
+        # price-and-branch at the budgets where the LP promises most, and at the best plan's span
+        ranked = sorted(bounder.points, key=lambda p: -bounder.points[p] / p[0])
+        budgets = [p for p in ranked if p not in tried][:3]
+        if best is not None and (best.span_ms, scenario.min_batches, scenario.max_batches) not in tried:
+            budgets.append((best.span_ms, scenario.min_batches, scenario.max_batches))
+        if not budgets:
+            break
+        improved = False
+        for point in budgets:
+            tried.add(point)
+            dived = _dive(master, pricer, *point, deadline)
+            improved |= dived is not None and offer(plan_of(dived))
+            left = deadline - time.perf_counter()
+            picked = _budget_ip(scenario, t, master.columns, *point, time.perf_counter() + min(0.15 * left, IP_MAX_S),
+                                start=None if best is None else best.plan)
+            improved |= picked is not None and offer(plan_of(picked))
+        plan_rounds += 1
+        stale = 0 if improved else stale + 1
+        if improved:
+            polished = l_step(scenario, t, best, _Clock(max(0.0, min(0.2 * (deadline - time.perf_counter()), 30.0))))
+            offer(polished.plan)
+            kept = [entry for entry in boxes if entry[2].a < s_high()]
+            boxes[:] = kept
+            heapq.heapify(boxes)
+        finished = refine() and time.perf_counter() <= deadline
+    stopped = not finished or bounder.timed_out
+    bound_ratio = max([entry[2].bound for entry in boxes] + [r_best()])
+    upper = 1000.0 * bound_ratio * (1 + SAFETY)
+    runtime = time.perf_counter() - t0
+    note = f"{bounder.lp_solves} LP solves, {len(master.columns)} columns, {splits} interval splits, {plan_rounds} plan rounds"
+    if best is None:
+        if bound_ratio <= 0:
+            return SolveResult(scenario.name, "certify", Status.INFEASIBLE, None, None, None, runtime,
+                               iterations=bounder.lp_solves, message="proven: no plan meets the memory cap within the batch range")
+        status = Status.NO_PLAN if stopped else Status.FEASIBLE
+        return SolveResult(scenario.name, "certify", status, None, None, upper, runtime,
+                           iterations=bounder.lp_solves, message="no plan found; " + note)
+    upper = max(upper, best.throughput_tps)
+    if best.throughput_tps >= upper / (1 + OPTIMAL_RTOL + SAFETY):
+        status = Status.OPTIMAL
+    else:
+        status = Status.TIME_LIMIT if stopped else Status.FEASIBLE
+    gap = 100.0 * (upper - best.throughput_tps) / upper
+    return SolveResult(scenario.name, "certify", status, best.plan, best, upper, runtime, iterations=bounder.lp_solves,
+                       message=f"certified gap {gap:.4f}%; {note}")
+
+
+def _valid(scenario: Scenario, plan: Plan) -> bool:
+    try:
+        plan.validate(scenario)
+    except Exception:  # a start plan from elsewhere that does not fit this scenario is ignored
+        return False
+    return True
