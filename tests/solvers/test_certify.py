@@ -1,0 +1,197 @@
+"""``certify``: exact pricing, a bound that is valid always, and plans checked against proven optima."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dipsd import Scenario, User, paper_scenario
+from dipsd.data.generate import generate
+from dipsd.formulation.columns import Pricer, columns_of, make_column
+from dipsd.formulation.tables import Tables
+from dipsd.solvers import certify as C
+from dipsd.solvers.brute import solve_enumerate
+from dipsd.solvers.dipsd import solve_dipsd
+from dipsd.solvers.exact import solve_exact
+from dipsd.solvers.results import Status
+from tests.solvers.instances import assert_consistent, tiny_instances
+
+INSTANCES = tiny_instances()
+
+
+def brute_best_reduced_cost(s: Scenario, t: Tables, budget: float, pi, mu: float, nu: float) -> float:
+    """The best reduced cost over every memory-feasible batch and length vector, by enumeration."""
+    best = -math.inf
+    users = range(s.num_users)
+    for size in range(1, s.num_users + 1):
+        for members in itertools.combinations(users, size):
+            if not s.memory_ok(size, max(s.users[m].prefix_len for m in members)):
+                continue
+            for lengths in itertools.product(range(1, s.max_draft_length + 1), repeat=size):
+                col = make_column(t, members, lengths)
+                if col.stage_ms <= budget:
+                    best = max(best, col.tokens - sum(pi[m] for m in members) - mu * col.verify_ms - nu)
+    return best
+
+
+@pytest.mark.parametrize("index", range(12))
+def test_pricing_equals_brute_force_pricing(index):
+    rng = np.random.default_rng(1000 + index)
+    (s,) = generate([int(rng.integers(2, 5))], 1, seed=int(rng.integers(1 << 30)), max_draft_length=int(rng.integers(2, 5)))
+    t = Tables.of(s)
+    pricer = Pricer(t)
+    lo, hi = t.span_lower_bound(1), s.num_users * (t.beta_ms + t.seq(t.max_length, len(t.levels) - 1)) + 200
+    for _ in range(6):
+        budget = float(rng.uniform(lo, hi))
+        pi = rng.uniform(-1.0, 4.0, size=s.num_users)
+        mu, nu = float(rng.uniform(0.0, 0.05)), float(rng.uniform(-2.0, 2.0))
+        got, columns = pricer.price(budget, pi, mu, nu, keep=5)
+        want = brute_best_reduced_cost(s, t, budget, pi, mu, nu)
+        if want == -math.inf:
+            assert got == -math.inf
+            continue
+        assert got == pytest.approx(want, abs=1e-9)
+        # the columns returned are real batches that fit the budget, the first one as good as priced
+        first = columns[0]
+        assert first.stage_ms <= budget * (1 + 1e-9)
+        assert first.tokens - pi[list(first.users)].sum() - mu * first.verify_ms - nu >= want - 1e-9
+
+
+def test_master_duals_reproduce_highs_reduced_costs():
+    """The highspy adapter: our reduced costs are minus HiGHS's column duals (sign convention)."""
+    s = generate([5], 1, seed=3, max_draft_length=4)[0]
+    t = Tables.of(s)
+    master = C._Master(s, t)
+    bounder = C._Bounder(s, t, master, Pricer(t), deadline=math.inf)
+    budget = 400.0
+    bounder.at(budget, s.min_batches, s.max_batches)
+    pi, mu, nu = master.solve()
+    d = np.array(master.h.getSolution().col_dual)[master.n_art:]
+    for i, col in enumerate(master.columns):
+        if master.enabled[i]:
+            rc = col.tokens - pi[list(col.users)].sum() - mu * col.verify_ms - nu
+            assert rc == pytest.approx(-d[i], abs=1e-7)
+
+
+def test_interval_bound_by_hand():
+    # G(S) <= K + mu S on [a, b]: K >= 0 peaks at a, K < 0 at b; never above U_max / a
+    assert C._interval_bound(2.0, 0.1, 100.0, 200.0, 1e9) == pytest.approx(0.1 + 2.0 / 100.0)
+    assert C._interval_bound(-2.0, 0.1, 100.0, 200.0, 1e9) == pytest.approx(0.1 - 2.0 / 200.0)
+    assert C._interval_bound(2.0, 0.1, 100.0, 200.0, 5.0) == pytest.approx(0.05)
+    assert C._interval_bound(-math.inf, 0.0, 100.0, 200.0, 5.0) == 0.0
+
+
+def test_two_paper_users_by_hand():
+    # two batches, l = 3 each (tests/formulation/test_evaluate.py): 28.405 tokens/s, proven
+    r = C.solve_certify(paper_scenario(2))
+    assert r.status is Status.OPTIMAL and r.plan.lengths == (3, 3) and r.plan.num_batches == 2
+    assert r.throughput_tps == pytest.approx(1000 * 5.725904 / 201.577386, rel=1e-6)
+    assert r.upper_bound_tps == pytest.approx(r.throughput_tps, rel=1e-9)
+
+
+@pytest.mark.parametrize("scenario", INSTANCES, ids=[s.name for s in INSTANCES])
+def test_bound_and_plan_against_enumeration(scenario):
+    brute = solve_enumerate(scenario)
+    r = C.solve_certify(scenario, time_limit=60)
+    if brute.status is Status.INFEASIBLE:
+        assert r.status is Status.INFEASIBLE and r.plan is None
+        return
+    opt = brute.throughput_tps
+    assert_consistent(scenario, r)
+    assert r.upper_bound_tps >= opt * (1 - 1e-12), "the certified bound is below a proven optimum"
+    assert r.throughput_tps <= opt * (1 + 1e-12)
+    assert r.throughput_tps >= opt * (1 - 1e-3), "plans within 0.1 % of the optimum at M <= 10"
+    meets = r.throughput_tps >= r.upper_bound_tps / (1 + 2e-9)
+    assert (r.status is Status.OPTIMAL) == meets
+
+
+def test_most_tiny_instances_are_certified_optimal():
+    results = [C.solve_certify(s, time_limit=60) for s in INSTANCES[:20]]
+    proven = sum(r.status is Status.OPTIMAL for r in results)
+    assert proven >= 17, [(r.scenario, r.status) for r in results]
+
+
+@pytest.mark.parametrize("limit", [1e-4, 0.02, 0.2])
+def test_bound_valid_under_a_time_limit(limit):
+    for s in INSTANCES[:10]:
+        brute = solve_enumerate(s)
+        r = C.solve_certify(s, time_limit=limit)
+        if brute.status is Status.INFEASIBLE:
+            assert r.plan is None
+            continue
+        assert r.upper_bound_tps is not None and r.upper_bound_tps >= brute.throughput_tps * (1 - 1e-12)
+        if r.plan is not None:
+            assert_consistent(s, r)
+        assert r.status in (Status.OPTIMAL, Status.TIME_LIMIT, Status.NO_PLAN, Status.FEASIBLE)
+
+
+def test_never_below_the_start_plan_and_dipsd():
+    for s in INSTANCES[:16]:
+        heuristic = solve_dipsd(s)
+        if heuristic.plan is None:
+            continue
+        r = C.solve_certify(s, start_plan=heuristic.plan)
+        assert r.throughput_tps >= heuristic.throughput_tps * (1 - 1e-12)
+
+
+def test_bound_above_exact_optimum_at_m8():
+    (s,) = generate([8], 1, seed=5)
+    exact = solve_exact(s, time_limit=120)
+    assert exact.status is Status.OPTIMAL
+    r = C.solve_certify(s, time_limit=60)
+    assert_consistent(s, r)
+    assert r.upper_bound_tps >= exact.throughput_tps * (1 - 1e-12) and r.throughput_tps <= exact.throughput_tps * (1 + 1e-12)
+
+
+def test_exact_stops_when_its_start_meets_a_certified_bound():
+    s = paper_scenario(6)
+    c = C.solve_certify(s)
+    assert c.status is Status.OPTIMAL
+    e = solve_exact(s, start_plan=c.plan, known_bound_tps=c.upper_bound_tps)
+    assert e.status is Status.OPTIMAL and e.iterations == 0 and "certified bound" in e.message
+    assert e.throughput_tps == c.throughput_tps and e.upper_bound_tps <= c.upper_bound_tps
+
+
+def test_columns_of_a_plan_rebuild_it():
+    s = generate([5], 1, seed=9)[0]
+    heuristic = solve_dipsd(s)
+    t = Tables.of(s)
+    cols = columns_of(t, heuristic.plan)
+    assert sum(c.tokens for c in cols) == pytest.approx(heuristic.evaluation.expected_tokens, rel=1e-12)
+    assert max(max(c.stage_ms for c in cols), sum(c.verify_ms for c in cols)) == pytest.approx(heuristic.span_ms, rel=1e-12)
+
+
+@st.composite
+def tiny_scenarios(draw):
+    m = draw(st.integers(1, 4))
+    lub = draw(st.integers(1, 4))
+    users = tuple(
+        User(name=f"u{i}", alpha=draw(st.floats(0.3, 1.0)), prefix_len=draw(st.sampled_from([128, 512, 2048])),
+             comm_latency_ms=draw(st.floats(0.5, 40.0)))
+        for i in range(m)
+    )
+    s = Scenario(name="p", users=users, max_draft_length=lub)
+    if draw(st.booleans()):  # a cap that binds at the longest prefix
+        longest = max(u.prefix_len for u in users)
+        fit = draw(st.integers(1, m))
+        s = s.with_(memory_cap_bytes=s.target.parameter_bytes + s.target.kv_bytes(fit, longest) + 1.0)
+    nmin = draw(st.integers(1, m))
+    return s.with_(min_batches=nmin, max_batches=draw(st.integers(nmin, m)))
+
+
+@settings(max_examples=40)
+@given(tiny_scenarios())
+def test_property_bound_valid_on_tiny_random_instances(s):
+    brute = solve_enumerate(s)
+    r = C.solve_certify(s, time_limit=30)
+    if brute.status is Status.INFEASIBLE:
+        assert r.status is Status.INFEASIBLE
+        return
+    assert_consistent(s, r)
+    assert r.upper_bound_tps >= brute.throughput_tps * (1 - 1e-12)
+    assert r.throughput_tps <= brute.throughput_tps * (1 + 1e-12)
