@@ -23,7 +23,8 @@ from ..data.workbook import LoadedWorkbook
 from ..data.writer import full_precision, set_text
 from ..formulation.evaluate import evaluate
 from ..formulation.plan import Plan
-from .stats import gap, summarize
+from . import stats
+from .stats import CERTIFIED_LEVELS, gap, references, summarize
 
 FMT = {"tps": "0.000", "gap": "0.0000", "s": "0.000", "ms": "0.000", "int": "0", "tok": "0.0000", "bytes": "0", "ratio": "0.000"}
 HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
@@ -94,48 +95,48 @@ def write_report(path: str, book: LoadedWorkbook, records: list[dict], methods: 
 def _summary(ws, records, num_users, methods) -> None:
     ws.title = "Summary"
     rows = summarize(records, num_users, methods)
+    levels = [f"certified gap <= {level:g} %" for level in CERTIFIED_LEVELS]
     headers = [("users", None), ("method", None), ("scenarios", "int"), ("with a result", "int"),
-               ("exact proved optimal", "int"), ("exact stopped early", "int"),
+               ("optimum proven (any method)", "int"), ("optimum open", "int"),
                ("mean gap % (proven)", "gap"), ("median gap %", "gap"), ("p95 gap %", "gap"), ("max gap %", "gap"),
-               ("hit optimum (gap <= 1e-6)", "int"), ("mean gap bound % (exact stopped early)", "gap"),
+               ("hit optimum (gap <= 1e-6)", "int"), ("gaps proven", "int")] + [(lv, "int") for lv in levels] + [
+               ("max certified gap %", "gap"), ("mean certified gap % (optimum open)", "gap"),
                ("mean runtime s", "s"), ("mean iterations", "tok")]
-    data = [[r.group, r.method, r.scenarios, r.with_result, r.proven, r.early, r.gap_mean, r.gap_median, r.gap_p95,
-             r.gap_max, r.hits, r.early_gap_bound_mean, r.runtime_mean, r.iterations_mean] for r in rows]
+    data = [[r.group, r.method, r.scenarios, r.with_result, r.proven, r.open, r.gap_mean, r.gap_median, r.gap_p95,
+             r.gap_max, r.hits, r.gaps_proven, *r.certified, r.certified_max, r.open_certified_mean,
+             r.runtime_mean, r.iterations_mean] for r in rows]
     _table(ws, headers, data)
     ws.freeze_panes = "C2"
-    _colour_gaps(ws, [7, 8, 9, 10, 12], 2, len(data) + 1)
+    gap_cols = [j for j, (title, _) in enumerate(headers, start=1) if "gap %" in title]
+    _colour_gaps(ws, gap_cols, 2, len(data) + 1)
 
 
 def _instances(ws, book, records, methods) -> None:
     by_key = {(r["scenario"], r["method"]): r for r in records}
-    headers = [("scenario", None), ("users", "int"), ("exact status", None), ("optimum tok/s (proven)", "tps"),
-               ("exact incumbent tok/s", "tps"), ("exact certified bound tok/s", "tps")]
+    refs = references(records)
+    headers = [("scenario", None), ("users", "int"), ("optimum tok/s (proven)", "tps"), ("optimum proven by", None),
+               ("best plan tok/s", "tps"), ("best plan by", None), ("best certified bound tok/s", "tps"), ("bound by", None)]
     gap_cols = []
     for m in methods:
         headers += [(f"{m} tok/s", "tps")]
-        if m != "exact":
-            gap_cols += [len(headers) + 1, len(headers) + 2, len(headers) + 3]
-            headers += [(f"{m} gap to optimum %", "gap"), (f"{m} gap to exact incumbent % (exact stopped early)", "gap"),
-                        (f"{m} gap upper bound % (exact stopped early)", "gap")]
-        headers += [(f"{m} runtime s", "s"), (f"{m} status", None), (f"{m} message", None)]
+        gap_cols += [len(headers) + 1, len(headers) + 2, len(headers) + 3]
+        headers += [(f"{m} gap to optimum %", "gap"), (f"{m} gap to best plan % (optimum open)", "gap"),
+                    (f"{m} certified gap %", "gap")]
+        headers += [(f"{m} upper bound tok/s", "tps"), (f"{m} runtime s", "s"), (f"{m} status", None), (f"{m} message", None)]
     headers += [("DiP-SD / AD", "ratio"), ("DiP-SD / AD with greedy batching", "ratio")]
     rows = []
     for s in book.scenarios:
-        exact = by_key.get((s.name, "exact"))
         if not any((s.name, m) in by_key for m in methods):
             continue
-        proven = exact and exact["status"] == "optimal"
-        row = [s.name, s.num_users, exact["status"] if exact else "not run",
-               exact["throughput_tps"] if proven else None,
-               exact["throughput_tps"] if exact and not proven else None,
-               exact["upper_bound_tps"] if exact else None]
+        ref = refs.get(s.name, stats.Reference())
+        row = [s.name, s.num_users, ref.optimum, ref.optimum_by, ref.best, ref.best_by, ref.bound, ref.bound_by]
         for m in methods:
             r = by_key.get((s.name, m))
             row.append(None if r is None else r["throughput_tps"])
-            if m != "exact":
-                g = gap(r, exact) if r else None
-                row += [None, None, None] if g is None else [g.proven, g.to_incumbent, g.bound]
-            row += [None if r is None else r["runtime_s"], "not run" if r is None else r["status"], None if r is None else r["message"]]
+            g = gap(r, ref)
+            row += [g.proven, g.to_best, g.certified]
+            row += [None if r is None else r.get("upper_bound_tps"), None if r is None else r["runtime_s"],
+                    "not run" if r is None else r["status"], None if r is None else r["message"]]
         dip, ad, adb = (by_key.get((s.name, m)) for m in ("dipsd", "ad", "ad-batch"))
         row.append(_ratio(dip, ad))
         row.append(_ratio(dip, adb))
@@ -175,9 +176,9 @@ def _charts(ws, records, num_users, methods) -> None:
     by_m: dict[int, dict[str, list[dict]]] = {}
     for r in records:
         by_m.setdefault(num_users[r["scenario"]], {}).setdefault(r["method"], []).append(r)
-    exact = {r["scenario"]: r for r in records if r["method"] == "exact"}
+    refs = references(records)
     sizes = sorted(by_m)
-    blocks = [("mean gap % to proven optimum", "gap", lambda rs: _mean([gap(r, exact.get(r["scenario"])).proven for r in rs])),
+    blocks = [("mean gap % to proven optimum", "gap", lambda rs: _mean([gap(r, refs.get(r["scenario"])).proven for r in rs])),
               ("mean runtime s", "s", lambda rs: _mean([r["runtime_s"] for r in rs])),
               ("mean throughput tok/s", "tps", lambda rs: _mean([r["throughput_tps"] for r in rs]))]
     row0 = 1

@@ -1,15 +1,17 @@
 """Gaps and summary statistics of a study (pure Python; the Excel writer only lays them out).
 
+What a study knows about a scenario's optimum (:class:`Reference`) comes from every method
+that ran on it: the proven optimum ``R*`` (a record with status ``optimal``: exact,
+certify or enumerate), the lowest certified upper bound ``R_ub`` any method reported
+(exact's or certify's; ``R_ub >= R*``), and the best plan ``R_best`` any method found.
+
 Gap % of a method on a scenario, with R its throughput:
 
-* the exact method proved ``R*`` optimal: ``gap = 100 (R* - R) / R*``;
-* the exact method stopped early with incumbent ``R_inc`` and certified bound ``R_ub``:
-  ``gap_to_incumbent = 100 (R_inc - R) / R_inc`` (may be negative: the method beat the
-  incumbent) and ``gap_bound = 100 (R_ub - R) / R_ub``, an upper bound on the true gap
-  (``R_ub >= R*``).  Such scenarios are counted separately and left out of the gap
-  statistics of proven scenarios.
+* ``proven = 100 (R* - R) / R*`` when the optimum is proven;
+* ``certified = 100 (R_ub - R) / R_ub``: an upper bound on the true gap, at any size;
+* ``to_best = 100 (R_best - R) / R_best`` when the optimum is open (0 for the best method).
 
-A method hit the optimum when its gap is at most :data:`HIT_TOL` (relative).
+A method hit the optimum when its proven gap is at most :data:`HIT_TOL` (relative).
 """
 
 from __future__ import annotations
@@ -19,26 +21,65 @@ import statistics
 from dataclasses import dataclass
 
 HIT_TOL = 1e-6
+CERTIFIED_LEVELS = (0.1, 1.0)
+"""Certified gaps (%) counted per method in the summary."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The best a study knows about one scenario: proven optimum, best bound, best plan (tokens/s)."""
+
+    optimum: float | None = None
+    optimum_by: str | None = None
+    bound: float | None = None
+    bound_by: str | None = None
+    best: float | None = None
+    best_by: str | None = None
+
+
+def reference(records: list[dict]) -> Reference:
+    """The reference of one scenario from all its records."""
+    optimum = optimum_by = bound = bound_by = best = best_by = None
+    for r in records:
+        tps, ub = r.get("throughput_tps"), r.get("upper_bound_tps")
+        if tps is not None and r.get("batches") and (best is None or tps > best):
+            best, best_by = tps, r["method"]
+        if r.get("status") == "optimal" and tps is not None and r.get("draft_lengths") and (optimum is None or tps > optimum):
+            optimum, optimum_by = tps, r["method"]
+        if ub is not None and math.isfinite(ub) and (bound is None or ub < bound):
+            bound, bound_by = ub, r["method"]
+    if optimum is not None and (bound is None or optimum < bound):
+        bound, bound_by = optimum, optimum_by
+    if bound is not None and best is not None and bound < best:  # rounding: a bound is never below a plan
+        bound = best
+    return Reference(optimum, optimum_by, bound, bound_by, best, best_by)
+
+
+def references(records: list[dict]) -> dict[str, Reference]:
+    """:func:`reference` of every scenario in ``records``."""
+    by_scenario: dict[str, list[dict]] = {}
+    for r in records:
+        by_scenario.setdefault(r["scenario"], []).append(r)
+    return {name: reference(rs) for name, rs in by_scenario.items()}
 
 
 @dataclass(frozen=True)
 class Gap:
-    """A method's distance to the exact result on one scenario, in percent."""
+    """A method's distance to what is known about the optimum of one scenario, in percent."""
 
     proven: float | None  # to a proven optimum
-    to_incumbent: float | None  # exact stopped early
-    bound: float | None  # upper bound on the true gap when exact stopped early
+    to_best: float | None  # to the best plan found, when the optimum is open
+    certified: float | None  # to the best certified bound: an upper bound on the true gap
 
 
-def gap(record: dict, exact: dict | None) -> Gap:
-    r = record.get("throughput_tps")
-    if r is None or exact is None or exact.get("throughput_tps") is None:
+def gap(record: dict | None, ref: Reference | None) -> Gap:
+    r = None if record is None else record.get("throughput_tps")
+    if r is None or ref is None:
         return Gap(None, None, None)
-    best = exact["throughput_tps"]
-    if exact["status"] == "optimal":
-        return Gap(100.0 * (best - r) / best, None, None)
-    ub = exact.get("upper_bound_tps")
-    return Gap(None, 100.0 * (best - r) / best, None if ub is None else 100.0 * (ub - r) / ub)
+    proven = None if ref.optimum is None else 100.0 * (ref.optimum - r) / ref.optimum
+    to_best = None if ref.optimum is not None or ref.best is None else 100.0 * (ref.best - r) / ref.best
+    certified = None if ref.bound is None else 100.0 * (ref.bound - r) / ref.bound
+    return Gap(proven, to_best, certified)
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -61,13 +102,16 @@ class MethodSummary:
     scenarios: int
     with_result: int
     proven: int  # scenarios whose optimum is proven (gap statistics are over these)
-    early: int  # scenarios where exact stopped early
+    open: int  # scenarios with a plan whose optimum no method proved
     gap_mean: float | None
     gap_median: float | None
     gap_p95: float | None
     gap_max: float | None
     hits: int
-    early_gap_bound_mean: float | None
+    gaps_proven: int  # this method's results on scenarios with a proven optimum
+    certified: tuple[int, ...]  # this method's results with a certified gap <= each of CERTIFIED_LEVELS
+    certified_max: float | None  # its worst certified gap
+    open_certified_mean: float | None  # mean certified gap over the open scenarios
     runtime_mean: float | None
     iterations_mean: float | None
 
@@ -75,31 +119,36 @@ class MethodSummary:
 def summarize(records: list[dict], num_users: dict[str, int], methods: list[str]) -> list[MethodSummary]:
     """Per number of users and overall (group ``"all"``), one row per method."""
     by_key = {(r["scenario"], r["method"]): r for r in records}
+    refs = references(records)
     scenarios = list(dict.fromkeys(r["scenario"] for r in records))
     groups = [(str(m), [s for s in scenarios if num_users[s] == m]) for m in sorted({num_users[s] for s in scenarios})]
     groups.append(("all", scenarios))
     out = []
     for label, names in groups:
+        proven_here = sum(1 for s in names if refs[s].optimum is not None)
+        open_here = sum(1 for s in names if refs[s].optimum is None and refs[s].best is not None)
         for method in methods:
             rows = [by_key.get((s, method)) for s in names]
             rows = [r for r in rows if r is not None]
-            gaps = [gap(r, by_key.get((r["scenario"], "exact"))) for r in rows]
+            gaps = [gap(r, refs[r["scenario"]]) for r in rows if r.get("throughput_tps") is not None]
             proven = [g.proven for g in gaps if g.proven is not None]
-            early = [g for g in gaps if g.to_incumbent is not None]
+            certified = [max(g.certified, 0.0) for g in gaps if g.certified is not None]
+            open_cert = [max(g.certified, 0.0) for g in gaps if g.proven is None and g.certified is not None]
             times = [r["runtime_s"] for r in rows if r.get("runtime_s") is not None]
             iters = [r["iterations"] for r in rows if r.get("iterations")]
-            exact_rows = [by_key.get((s, "exact")) for s in names]
             out.append(MethodSummary(
                 group=label, method=method, scenarios=len(names),
                 with_result=sum(r.get("throughput_tps") is not None for r in rows),
-                proven=sum(1 for r in exact_rows if r and r["status"] == "optimal"),
-                early=sum(1 for r in exact_rows if r and r["status"] == "time_limit" and r.get("throughput_tps") is not None),
+                proven=proven_here, open=open_here,
                 gap_mean=statistics.fmean(proven) if proven else None,
                 gap_median=statistics.median(proven) if proven else None,
                 gap_p95=percentile(proven, 95) if proven else None,
                 gap_max=max(proven) if proven else None,
                 hits=sum(1 for g in proven if g <= 100.0 * HIT_TOL),
-                early_gap_bound_mean=statistics.fmean([g.bound for g in early if g.bound is not None]) if any(g.bound is not None for g in early) else None,
+                gaps_proven=len(proven),
+                certified=tuple(sum(1 for c in certified if c <= level) for level in CERTIFIED_LEVELS),
+                certified_max=max(certified) if certified else None,
+                open_certified_mean=statistics.fmean(open_cert) if open_cert else None,
                 runtime_mean=statistics.fmean(times) if times else None,
                 iterations_mean=statistics.fmean(iters) if iters else None,
             ))

@@ -15,7 +15,7 @@ import pytest
 from dipsd import Scenario, User, load_workbook, paper_scenario
 from dipsd.data.generate import generate
 from dipsd.data.writer import save_scenarios
-from dipsd.reports.stats import Gap, gap, percentile, summarize
+from dipsd.reports.stats import Gap, gap, percentile, reference, summarize
 
 FAST = "dipsd,ad,ad-batch,exact"
 
@@ -73,7 +73,12 @@ def test_study_report_sheets_and_values(small_book, tmp_path, run_cli, monkeypat
         assert r[head.index("draft length")] == rec["draft_lengths"][r[2]]
     head, summary = sheet_rows(wb["Summary"])
     exact_all = next(r for r in summary if r[0] == "all" and r[1] == "exact")
-    assert exact_all[head.index("exact proved optimal")] == 4 and exact_all[head.index("max gap %")] == 0
+    assert exact_all[head.index("optimum proven (any method)")] == 4 and exact_all[head.index("max gap %")] == 0
+    dip_all = next(r for r in summary if r[0] == "all" and r[1] == "dipsd")
+    assert dip_all[head.index("gaps proven")] == 4
+    # certified gaps are at least the proven ones, so the counts are consistent with them
+    assert dip_all[head.index("certified gap <= 1 %")] <= dip_all[head.index("with a result")]
+    assert dip_all[head.index("max certified gap %")] >= dip_all[head.index("max gap %")] - 1e-9
     run = dict(sheet_rows(wb["Run"])[1])
     assert run["input sha256"] == load_workbook(small_book).sha256 and "pyomo" in run and run["machine cores"] == os.cpu_count()
     assert wb["Instances"].freeze_panes == "B2"
@@ -190,18 +195,28 @@ def test_bad_study_arguments_exit_2(run_cli, tmp_path):
 
 
 def test_gap_definitions_and_summary():
-    exact_opt = {"scenario": "a", "method": "exact", "status": "optimal", "throughput_tps": 100.0, "upper_bound_tps": 100.0}
-    exact_tl = {"scenario": "b", "method": "exact", "status": "time_limit", "throughput_tps": 90.0, "upper_bound_tps": 120.0}
-    h1 = {"scenario": "a", "method": "h", "status": "feasible", "throughput_tps": 95.0, "runtime_s": 1.0, "iterations": 2}
-    h2 = {"scenario": "b", "method": "h", "status": "feasible", "throughput_tps": 99.0, "runtime_s": 3.0, "iterations": 0}
-    assert gap(h1, exact_opt) == Gap(5.0, None, None)
-    g = gap(h2, exact_tl)
-    assert g.proven is None and g.to_incumbent == pytest.approx(-10.0) and g.bound == pytest.approx(17.5)
-    rows = summarize([exact_opt, exact_tl, h1, h2], {"a": 3, "b": 3}, ["h", "exact"])
+    plan = {"batches": [["x"]], "draft_lengths": {"x": 1}}
+    exact_opt = {"scenario": "a", "method": "exact", "status": "optimal", "throughput_tps": 100.0, "upper_bound_tps": 100.0, **plan}
+    exact_tl = {"scenario": "b", "method": "exact", "status": "time_limit", "throughput_tps": 90.0, "upper_bound_tps": 120.0, **plan}
+    cert_b = {"scenario": "b", "method": "certify", "status": "feasible", "throughput_tps": 98.0, "upper_bound_tps": 110.0, **plan}
+    h1 = {"scenario": "a", "method": "h", "status": "feasible", "throughput_tps": 95.0, "runtime_s": 1.0, "iterations": 2, **plan}
+    h2 = {"scenario": "b", "method": "h", "status": "feasible", "throughput_tps": 99.0, "runtime_s": 3.0, "iterations": 0, **plan}
+    assert gap(h1, reference([exact_opt, h1])) == Gap(5.0, None, 5.0)
+    ref_b = reference([exact_tl, cert_b, h2])
+    # the best bound is certify's, the best plan h2's own: its gap to the best plan is 0
+    assert (ref_b.bound, ref_b.bound_by, ref_b.best, ref_b.best_by, ref_b.optimum) == (110.0, "certify", 99.0, "h", None)
+    g = gap(exact_tl, ref_b)
+    assert g.proven is None and g.to_best == pytest.approx(100 * 9 / 99) and g.certified == pytest.approx(100 * 20 / 110)
+    assert gap(h2, ref_b).certified == pytest.approx(10.0)
+    rows = summarize([exact_opt, exact_tl, cert_b, h1, h2], {"a": 3, "b": 3}, ["h", "exact"])
     h_all = next(r for r in rows if r.group == "all" and r.method == "h")
-    assert (h_all.proven, h_all.early, h_all.gap_mean, h_all.hits) == (1, 1, 5.0, 0)
-    assert h_all.early_gap_bound_mean == pytest.approx(17.5) and h_all.runtime_mean == 2.0
+    assert (h_all.proven, h_all.open, h_all.gap_mean, h_all.hits, h_all.gaps_proven) == (1, 1, 5.0, 0, 1)
+    assert h_all.certified == (0, 0) and h_all.certified_max == pytest.approx(10.0)
+    assert h_all.open_certified_mean == pytest.approx(10.0) and h_all.runtime_mean == 2.0
     assert percentile([1, 2, 3, 4], 50) == 2.5 and percentile([5], 95) == 5
+    # a proven optimum is also the best bound; a method at the optimum is certified at 0 %
+    ex_all = next(r for r in rows if r.group == "all" and r.method == "exact")
+    assert ex_all.certified == (1, 1)
 
 
 def test_run_task_turns_any_failure_into_an_error_record(small_book):
