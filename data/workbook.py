@@ -16,6 +16,7 @@ import difflib
 import hashlib
 import math
 import os
+import unicodedata
 import zipfile
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from typing import Any
 
 from ..errors import CellProblem, WorkbookError
 from . import defaults as D
+from . import xlsx
 from .scenario import DraftModel, Scenario, TargetModel, User
 
 MAX_PROBLEMS = 50
@@ -153,16 +155,20 @@ class _Problems:
 
 
 def _show(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
-        return str(value)
-    return str(value)
+    """A value as text for a message: control characters escaped, cut to :data:`MAX_TEXT` characters."""
+    text = str(value)
+    return _shorten("".join(repr(ch)[1:-1] if unicodedata.category(ch) in _CONTROL else ch for ch in text))
 
 
 # ----------------------------------------------------------------------------- reading
-def _open(path: str, problems: _Problems):
-    """Both views of the workbook: formulas (to detect them) and cached values."""
-    import openpyxl  # local: keeps `import dipsd` light
+_CONTROL = frozenset({"Cc", "Zl", "Zp", "Cs"})
+"""Unicode categories a name may not contain: control characters, line and paragraph breaks."""
+MAX_TEXT = 80
+"""Longest value shown in a message (longer ones are cut, with their length)."""
 
+
+def _open(path: str, problems: _Problems):
+    """Both views of the workbook, read-only: formulas (to detect them) and cached values."""
     if not os.path.exists(path):
         problems.add(None, None, None, None, "file not found")
         problems.raise_if_any()
@@ -170,71 +176,131 @@ def _open(path: str, problems: _Problems):
         problems.add(None, None, None, None, "is a directory, not an .xlsx workbook")
         problems.raise_if_any()
     try:
-        with_formulas = openpyxl.load_workbook(path, data_only=False)
-        with_values = openpyxl.load_workbook(path, data_only=True)
+        xlsx.check_package(path)
+        with_formulas = xlsx.open_workbook(path, data_only=False)
+        with_values = xlsx.open_workbook(path, data_only=True)
+    except xlsx.PackageError as exc:
+        problems.add(None, None, None, None, f"not a readable .xlsx workbook ({exc})")
+        problems.raise_if_any()
     except Exception as exc:  # any parse failure is an unreadable workbook
-        reason = type(exc).__name__
-        if isinstance(exc, zipfile.BadZipFile) or "zip" in str(exc).lower():
-            reason = "not a zip archive (a CSV or other file renamed .xlsx, or a truncated file)"
-        elif "Entit" in reason or "DTD" in reason:
-            reason = "the XML declares entities (possible XML bomb); refused"
-        else:
-            reason = f"{reason}: {str(exc)[:200]}"
-        problems.add(None, None, None, None, f"not a readable .xlsx workbook ({reason})")
+        problems.add(None, None, None, None, f"not a readable .xlsx workbook ({_parse_failure(exc)})")
         problems.raise_if_any()
     return with_formulas, with_values
 
 
+def _parse_failure(exc: BaseException) -> str:
+    """The cause of a failed parse in a user's words."""
+    from defusedxml import DefusedXmlException
+
+    chain, seen = [], exc
+    while seen is not None and len(chain) < 10:  # openpyxl wraps parse errors in its own
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    if any(isinstance(e, DefusedXmlException) or "Entit" in type(e).__name__ or "DTD" in type(e).__name__ for e in chain):
+        return "the XML declares entities (possible XML bomb); refused"
+    if isinstance(exc, zipfile.BadZipFile) or "zip" in str(exc).lower():
+        return "not a zip archive (a CSV or other file renamed .xlsx, or a truncated file)"
+    return f"{type(exc).__name__}: {_shorten(str(exc))}"
+
+
+def _shorten(text: str) -> str:
+    text = str(text)
+    return text if len(text) <= MAX_TEXT else f"{text[:MAX_TEXT]}... ({len(text)} characters)"
+
+
+def _stream(wf, wv, sheet: str, problems: _Problems):
+    """Both passes over one sheet, or None after recording why it could not be read."""
+    try:
+        return xlsx.read_sheet(wf, sheet), xlsx.read_sheet(wv, sheet)
+    except Exception as exc:  # a sheet that cannot be parsed (bad XML, entities, ...)
+        problems.add(sheet, None, None, None, f"sheet cannot be read ({_parse_failure(exc)})")
+        return None
+
+
+def _is_error(cell) -> bool:
+    """A cached spreadsheet error (``#N/A``, ``#DIV/0!``, ...); the same text typed as text is text."""
+    return cell.data_type == "e"
+
+
 def _read_sheet(wf, wv, sheet: str, columns: tuple[Column, ...], problems: _Problems) -> list[_Row] | None:
     """Parse one sheet into rows of typed values, recording every bad cell."""
+    from openpyxl.utils import get_column_letter, range_boundaries
+
     if sheet not in wv.sheetnames:
         return None
-    ws_f, ws_v = wf[sheet], wv[sheet]
+    both = _stream(wf, wv, sheet, problems)
+    if both is None:
+        return None
+    sheet_f, sheet_v = both
     spec = {c.name: c for c in columns}
-    rows_f = list(ws_f.iter_rows())
-    rows_v = list(ws_v.iter_rows())
-    if not rows_v:
+    if not sheet_v.rows:
         problems.add(sheet, None, None, None, f"sheet is empty; needs a header row with {_names(columns)}")
         return []
-    header: dict[int, str] = {}
+    header_row, header_cells = sheet_v.rows[0]
     structural = False
-    for cell in rows_v[0]:
+    for ref in sheet_v.merged:
+        try:
+            min_col, min_row, max_col, max_row = range_boundaries(ref)
+        except (TypeError, ValueError):
+            min_row = max_row = header_row
+        if max_row is None or max_row >= header_row:
+            problems.add(sheet, min_row, None, ref, "no merged cells in the header or data rows (unmerge them: "
+                                                    "a merged cell's other cells read as blank)")
+            structural = True
+    header: dict[int, str] = {}
+    for cell in header_cells:
         raw = cell.value
+        if _is_error(cell):
+            problems.add(sheet, header_row, get_column_letter(cell.column), raw, "a column name, not an error value")
+            structural = True
+            continue
         if raw is None or (isinstance(raw, str) and not raw.strip()):
             continue
         name = str(raw).strip()
         if name not in spec:
             close = difflib.get_close_matches(name, list(spec), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
-            problems.add(sheet, 1, name, None, f"unknown column '{name}'{hint} (valid: {_names(columns)})")
+            problems.add(sheet, header_row, _shorten(name), None, f"unknown column '{_shorten(name)}'{hint} (valid: {_names(columns)})")
             structural = True
             continue
         if name in header.values():
-            problems.add(sheet, 1, name, None, "column appears twice")
+            problems.add(sheet, header_row, name, None, "column appears twice")
             structural = True
             continue
         header[cell.column] = name
     for c in columns:
         if c.required and c.name not in header.values():
-            problems.add(sheet, 1, c.name, None, "required column missing")
+            problems.add(sheet, header_row, c.name, None, "required column missing")
             structural = True
     if structural:
         return None
 
+    formulas = {(c.row, c.column): c for _, cells in sheet_f.rows for c in cells if c.data_type == "f"}
+    cached = {(c.row, c.column) for _, cells in sheet_v.rows for c in cells}
     out: list[_Row] = []
-    for rf, rv in zip(rows_f[1:], rows_v[1:]):
-        number = rv[0].row
+    by_row: dict[int, list] = {number: list(cells) for number, cells in sheet_v.rows[1:]}
+    # a formula without a cached value is absent from the value pass: add it as a blank cell
+    for (r, col), f in formulas.items():
+        if r > header_row and (r, col) not in cached:
+            by_row.setdefault(r, []).append(xlsx.Cell(r, col, None, "f"))
+    for number in sorted(by_row):
         values: dict[str, Any] = {}
         nonblank = False
-        for cf, cv in zip(rf, rv):
+        for cv in sorted(by_row[number], key=lambda c: c.column):
             name = header.get(cv.column)
             raw = cv.value
+            if _is_error(cv):
+                problems.add(sheet, number, name or get_column_letter(cv.column), raw,
+                             "a value, not a spreadsheet error (fix the formula or type the value)")
+                nonblank = True
+                continue
             if name is None:
                 if raw is not None and not (isinstance(raw, str) and not raw.strip()):
-                    problems.add(sheet, number, cv.column_letter, raw, "a value in a column without a header")
+                    problems.add(sheet, number, get_column_letter(cv.column), raw, "a value in a column without a header")
                 continue
-            if cf.data_type == "f" and raw is None:
-                problems.add(sheet, number, name, cf.value, "a formula with a cached value (open and save the file in a spreadsheet program), or a plain value")
+            if (number, cv.column) in formulas and raw is None:
+                problems.add(sheet, number, name, formulas[(number, cv.column)].value,
+                             "a formula with a cached value (open and save the file in a spreadsheet program), or a plain value")
                 nonblank = True
                 continue
             parsed = _parse(raw, spec[name], sheet, number, problems)
@@ -273,7 +339,11 @@ def _parse(raw: Any, col: Column, sheet: str, row: int, problems: _Problems):
             return _BAD
         if isinstance(raw, float) and raw.is_integer():
             return str(int(raw))
-        return str(raw).strip()
+        text = str(raw).strip()
+        if any(unicodedata.category(ch) in _CONTROL for ch in text):
+            problems.add(sheet, row, col.name, raw, "text without line breaks, tabs or control characters")
+            return _BAD
+        return text
     if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
         problems.add(sheet, row, col.name, raw, col.allowed())
         return _BAD
@@ -488,15 +558,15 @@ def _acceptance_table(sname, uname, lub, rows: list[_Row], problems: _Problems):
     for row in rows:
         k, val = row.values["draft_length"], row.values["expected_tokens"]
         if k > lub:
-            problems.add("acceptance", row.number, "draft_length", k, f"a draft length in 1..{lub} (max_draft_length of '{sname}')")
+            problems.add("acceptance", row.number, "draft_length", k, f"a draft length in 1..{lub} (max_draft_length of '{sname}'; user '{uname}')")
             bad = True
             continue
         if k in by_k:
-            problems.add("acceptance", row.number, "draft_length", k, f"each draft length once per user (already in row {by_k[k].number})")
+            problems.add("acceptance", row.number, "draft_length", k, f"each draft length once per user (user '{uname}': already in row {by_k[k].number})")
             bad = True
             continue
         if not 1.0 <= val <= k + 1:
-            problems.add("acceptance", row.number, "expected_tokens", val, f"a number in [1, {k + 1}] for draft_length {k}")
+            problems.add("acceptance", row.number, "expected_tokens", val, f"a number in [1, {k + 1}] for draft_length {k} of user '{uname}'")
             bad = True
         by_k[k] = row
     missing = [k for k in range(1, lub + 1) if k not in by_k]
@@ -511,6 +581,6 @@ def _acceptance_table(sname, uname, lub, rows: list[_Row], problems: _Problems):
     for k in range(2, lub + 1):
         if values[k - 1] < values[k - 2]:
             problems.add("acceptance", by_k[k].number, "expected_tokens", values[k - 1],
-                         f"non-decreasing in draft_length (at least {values[k - 2]}, the value for {k - 1})")
+                         f"non-decreasing in draft_length for user '{uname}' (at least {values[k - 2]}, the value for {k - 1})")
             return _BAD
     return tuple(float(v) for v in values)
