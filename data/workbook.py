@@ -34,7 +34,12 @@ MAX_PROBLEMS = 50
 # ----------------------------------------------------------------------------- columns
 @dataclass(frozen=True)
 class Column:
-    """One workbook column: its kind, whether it must be present, its paper default and what it means."""
+    """One workbook column: its kind, whether it must be present, its paper default, its range and meaning.
+
+    ``minimum``/``maximum`` bound the values accepted (``minimum`` exclusive for positive
+    floats, where it is 0); values outside ``typical`` are accepted with a warning from
+    ``dipsd check``.  The bounds keep every computation finite and meaningful.
+    """
 
     name: str
     kind: str  # text | int | float | alpha
@@ -42,60 +47,81 @@ class Column:
     help: str
     default: Any = None
     required: bool = False
-    minimum: float | None = None  # inclusive for int, exclusive (> 0) for positive floats
+    minimum: float | None = None
     maximum: float | None = None
+    typical: tuple[float, float] | None = None
 
     def allowed(self) -> str:
+        unit = "" if self.unit == "-" else f" {self.unit}"
         if self.kind == "text":
             return "non-empty text"
         if self.kind == "alpha":
             return "a number in [0, 1]"
         if self.kind == "int":
-            hi = f" and <= {int(self.maximum)}" if self.maximum is not None else ""
-            return f"a whole number >= {int(self.minimum or 1)}{hi}"
+            hi = f" and <= {int(self.maximum):,}" if self.maximum is not None else ""
+            return f"a whole number >= {int(self.minimum or 1)}{hi}{unit}"
+        if self.maximum is not None:
+            return f"a number > 0 and <= {self.maximum:g}{unit}"
         return "a number > 0"
+
+    def unusual(self, value) -> bool:
+        return self.typical is not None and isinstance(value, (int, float)) and not self.typical[0] <= value <= self.typical[1]
+
+
+def _ranged(c: Column, help: str, **changes) -> Column:
+    return Column(c.name, c.kind, c.unit, help, changes.get("default", c.default), changes.get("required", False),
+                  c.minimum, c.maximum, c.typical)
 
 
 USER_COLUMNS = (
     Column("alpha", "alpha", "-", "token acceptance rate of the draft model (1 = always accepted)", D.ALPHA),
-    Column("prefix_len", "int", "tokens", "prefix (context) length", D.PREFIX_LEN, minimum=1),
-    Column("comm_latency_ms", "float", "ms", "communication latency per round (upload + feedback)", D.COMM_LATENCY_MS),
-    Column("draft_blocks", "int", "-", "draft model: number of transformer blocks J_d", D.DRAFT_BLOCKS, minimum=1),
-    Column("draft_hidden", "int", "-", "draft model: hidden size h1_d", D.DRAFT_HIDDEN, minimum=1),
-    Column("draft_ffn_hidden", "int", "-", "draft model: FFN hidden size h2_d", D.DRAFT_FFN_HIDDEN, minimum=1),
-    Column("draft_c_ms_per_flop", "float", "ms/FLOP", "device latency slope c_m in G_m(b,F) = c_m*b*F + beta_m", D.DRAFT_C_MS_PER_FLOP),
-    Column("draft_beta_ms", "float", "ms", "device latency intercept beta_m", D.DRAFT_BETA_MS),
+    Column("prefix_len", "int", "tokens", "prefix (context) length", D.PREFIX_LEN, minimum=1, maximum=1_048_576,
+           typical=(16, 131_072)),
+    Column("comm_latency_ms", "float", "ms", "communication latency per round (upload + feedback)", D.COMM_LATENCY_MS,
+           maximum=600_000.0, typical=(0.01, 10_000.0)),
+    Column("draft_blocks", "int", "-", "draft model: number of transformer blocks J_d", D.DRAFT_BLOCKS, minimum=1,
+           maximum=1_000, typical=(1, 200)),
+    Column("draft_hidden", "int", "-", "draft model: hidden size h1_d", D.DRAFT_HIDDEN, minimum=1, maximum=65_536,
+           typical=(64, 32_768)),
+    Column("draft_ffn_hidden", "int", "-", "draft model: FFN hidden size h2_d", D.DRAFT_FFN_HIDDEN, minimum=1,
+           maximum=1_048_576, typical=(64, 131_072)),
+    Column("draft_c_ms_per_flop", "float", "ms/FLOP", "device latency slope c_m in G_m(b,F) = c_m*b*F + beta_m",
+           D.DRAFT_C_MS_PER_FLOP, maximum=1e-6, typical=(1e-15, 1e-8)),
+    Column("draft_beta_ms", "float", "ms", "device latency intercept beta_m", D.DRAFT_BETA_MS, maximum=600_000.0,
+           typical=(0.01, 10_000.0)),
 )
 
 SCENARIO_COLUMNS = (
     Column("scenario", "text", "-", "scenario name, unique in the workbook", required=True),
-    Column("target_blocks", "int", "-", "target model: number of transformer blocks J_v", D.TARGET_BLOCKS, minimum=1),
-    Column("target_hidden", "int", "-", "target model: hidden size h1_v", D.TARGET_HIDDEN, minimum=1),
-    Column("target_ffn_hidden", "int", "-", "target model: FFN hidden size h2_v", D.TARGET_FFN_HIDDEN, minimum=1),
-    Column("verify_c_ms_per_flop", "float", "ms/FLOP", "server latency slope c_v in G_v(b,F) = c_v*b*F + beta_v", D.VERIFY_C_MS_PER_FLOP),
-    Column("verify_beta_ms", "float", "ms", "server latency intercept beta_v", D.VERIFY_BETA_MS),
-    Column("memory_cap_bytes", "float", "bytes", "server memory cap Gamma_max", D.MEMORY_CAP_BYTES),
+    Column("target_blocks", "int", "-", "target model: number of transformer blocks J_v", D.TARGET_BLOCKS, minimum=1,
+           maximum=1_000, typical=(1, 200)),
+    Column("target_hidden", "int", "-", "target model: hidden size h1_v", D.TARGET_HIDDEN, minimum=1, maximum=65_536,
+           typical=(64, 32_768)),
+    Column("target_ffn_hidden", "int", "-", "target model: FFN hidden size h2_v", D.TARGET_FFN_HIDDEN, minimum=1,
+           maximum=1_048_576, typical=(64, 131_072)),
+    Column("verify_c_ms_per_flop", "float", "ms/FLOP", "server latency slope c_v in G_v(b,F) = c_v*b*F + beta_v",
+           D.VERIFY_C_MS_PER_FLOP, maximum=1e-6, typical=(1e-15, 1e-8)),
+    Column("verify_beta_ms", "float", "ms", "server latency intercept beta_v", D.VERIFY_BETA_MS, maximum=600_000.0,
+           typical=(0.01, 10_000.0)),
+    Column("memory_cap_bytes", "float", "bytes", "server memory cap Gamma_max", D.MEMORY_CAP_BYTES, maximum=1e15,
+           typical=(1e9, 1e13)),
     Column("max_draft_length", "int", "tokens", "largest draft length L_ub", D.MAX_DRAFT_LENGTH, minimum=1, maximum=D.MAX_DRAFT_LENGTH_CAP),
-    Column("min_batches", "int", "-", "fewest batches N_min (blank: 2, or 1 for a single user)", None, minimum=1),
-    Column("max_batches", "int", "-", "most batches N_max (blank: the number of users)", None, minimum=1),
-    Column("initial_draft_length", "int", "tokens", "draft length that starts DiP-SD (clipped to [1, L_ub])", D.INITIAL_DRAFT_LENGTH, minimum=1),
-) + tuple(
-    Column(c.name, c.kind, c.unit, f"default for this scenario's users: {c.help}", c.default, minimum=c.minimum)
-    for c in USER_COLUMNS
-)
+    Column("min_batches", "int", "-", "fewest batches N_min (blank: 2, or 1 for a single user)", None, minimum=1, maximum=10_000),
+    Column("max_batches", "int", "-", "most batches N_max (blank: the number of users)", None, minimum=1, maximum=10_000),
+    Column("initial_draft_length", "int", "tokens", "draft length that starts DiP-SD (clipped to [1, L_ub])", D.INITIAL_DRAFT_LENGTH,
+           minimum=1, maximum=1_000),
+) + tuple(_ranged(c, f"default for this scenario's users: {c.help}") for c in USER_COLUMNS)
 
 USERS_SHEET_COLUMNS = (
     Column("scenario", "text", "-", "the scenario this user belongs to", required=True),
     Column("user", "text", "-", "user name, unique within its scenario", required=True),
-) + tuple(
-    Column(c.name, c.kind, c.unit, f"{c.help} (blank: the scenario's value)", c.default, minimum=c.minimum)
-    for c in USER_COLUMNS
-)
+) + tuple(_ranged(c, f"{c.help} (blank: the scenario's value)") for c in USER_COLUMNS)
 
 ACCEPTANCE_COLUMNS = (
     Column("scenario", "text", "-", "scenario of the user", required=True),
     Column("user", "text", "-", "user whose measured table this is", required=True),
-    Column("draft_length", "int", "tokens", "draft length k (every k = 1..max_draft_length)", required=True, minimum=1),
+    Column("draft_length", "int", "tokens", "draft length k (every k = 1..max_draft_length)", required=True, minimum=1,
+           maximum=D.MAX_DRAFT_LENGTH_CAP),
     Column("expected_tokens", "float", "tokens", "expected tokens per round u(k), in [1, k+1], non-decreasing in k", required=True),
 )
 
@@ -374,7 +400,7 @@ def _parse(raw: Any, col: Column, sheet: str, row: int, problems: _Problems):
         return number
     if col.name == "expected_tokens":
         return number  # range checked against k later
-    if number <= 0:
+    if number <= 0 or (col.maximum is not None and number > col.maximum):
         problems.add(sheet, row, col.name, raw, col.allowed())
         return _BAD
     return number
@@ -542,6 +568,13 @@ def _build_scenario(name, srow: _Row, urows: list[_Row], acceptance, problems: _
     scenario = Scenario(name=name, users=tuple(users), target=target, memory_cap_bytes=cap,
                         max_draft_length=lub, min_batches=nmin, max_batches=nmax,
                         initial_draft_length=pick("initial_draft_length"))
+    unusual = [f"{c.name} {sv[c.name]:g}" for c in SCENARIO_COLUMNS if c.name in sv and c.unusual(sv[c.name])]
+    for urow in urows:
+        unusual += [f"{c.name} {urow.values[c.name]:g} of user '{urow.values['user']}'"
+                    for c in USER_COLUMNS if c.name in urow.values and c.unusual(urow.values[c.name])]
+    if unusual:
+        shown = "; ".join(unusual[:5]) + (f"; and {len(unusual) - 5} more" if len(unusual) > 5 else "")
+        notes.append(f"WARNING unusual values (allowed, outside the typical range in the README): {shown}")
     if defaulted:
         notes.append("defaults for " + ", ".join(defaulted))
     per_user = [f"{name} ({n}/{m})" for name, n in user_defaulted.items() if n]

@@ -30,8 +30,8 @@ def describe(scenario: Scenario, notes: tuple[str, ...] = ()) -> str:
     tables = sum(u.acceptance is not None for u in s.users)
     if tables:
         parts.append(f"{tables} acceptance table{'s' if tables > 1 else ''}")
-    parts.extend(notes)
-    warn = []
+    parts.extend(n for n in notes if not n.startswith("WARNING "))
+    warn = [n[len("WARNING "):] for n in notes if n.startswith("WARNING ")]
     shortest = min(u.prefix_len for u in s.users)
     longest = max(u.prefix_len for u in s.users)
     room, tight = s.max_batch_size(shortest), s.max_batch_size(longest)

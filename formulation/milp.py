@@ -117,6 +117,16 @@ def build_model(scenario: Scenario, *, q: float = 0.0, tables: Tables | None = N
     return model
 
 
+def model_size(scenario: Scenario, t: Tables) -> int:
+    """The number of (class, slot, length) and (slot, length, prefix level) index cells of the model:
+    its variables and rows grow in proportion, and so does the time to build it."""
+    last, pairs = 0, 0
+    for members in t.classes:
+        last += len(members)
+        pairs += min(last, scenario.max_batches)
+    return (pairs + scenario.max_batches * len(t.levels)) * t.max_length
+
+
 def _increments(values):
     """``v_k - v_{k-1}`` with ``v_0 = 0``: coefficients of the cumulative indicators."""
     return [values[0]] + [values[i] - values[i - 1] for i in range(1, len(values))]

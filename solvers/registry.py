@@ -108,3 +108,9 @@ def run_method(name: str, scenario: Scenario, *, time_limit: float = 60.0, start
     except DipsdError as exc:
         log.warning("%s/%s failed: %s", scenario.name, name, exc)
         return SolveResult(scenario.name, name, Status.ERROR, None, None, None, time.perf_counter() - t0, message=str(exc))
+    except (ArithmeticError, ValueError, IndexError, RuntimeError, MemoryError) as exc:
+        # numbers that pass validation but break a computation (overflow, a solver wrapper's
+        # failure): a result with status error, never a crash of the command or the study
+        log.warning("%s/%s failed: %s: %s", scenario.name, name, type(exc).__name__, exc)
+        return SolveResult(scenario.name, name, Status.ERROR, None, None, None, time.perf_counter() - t0,
+                           message=f"{type(exc).__name__}: {str(exc)[:300]}")

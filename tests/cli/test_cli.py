@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -107,3 +108,37 @@ def test_solve_all_methods_json(run_cli):
     # certify starts from DiP-SD's plan, so it is never worse; its bound is above the proven optimum
     assert certify["throughput_tps"] >= rows[0]["throughput_tps"] * (1 - 1e-12)
     assert certify["upper_bound_tps"] >= best * (1 - 1e-12)
+
+
+def test_check_warns_about_unusual_but_allowed_values(tmp_path, run_cli):
+    from tests.conftest import good_sheets, write_book
+
+    sheets = good_sheets()
+    sheets["users"][0].append("comm_latency_ms")
+    sheets["users"][1].append(50_000.0)  # allowed (<= 600000 ms), but far outside the typical range
+    path = write_book(tmp_path / "odd.xlsx", sheets)
+    code, out, err = run_cli("check", path)
+    assert code == 0, err
+    assert "NOTE: unusual values" in out and "comm_latency_ms 50000 of user 'a'" in out
+
+
+def test_extreme_but_valid_values_never_crash_a_method(tmp_path, run_cli):
+    """Every numeric column at an end of its allowed range: results (or error rows), never a traceback."""
+    from tests.conftest import write_book
+
+    sheets = {
+        "scenarios": [["scenario", "verify_c_ms_per_flop", "verify_beta_ms", "memory_cap_bytes", "max_draft_length"],
+                      ["x1", 1e-6, 600000, 1e15, 64], ["x2", 1e-15, 0.001, 1e15, 3]],
+        "users": [["scenario", "user", "draft_c_ms_per_flop", "draft_beta_ms", "comm_latency_ms", "prefix_len", "alpha"],
+                  ["x1", "a", 1e-6, 600000, 600000, 100000, 1], ["x1", "b", 1e-16, 0.0001, 0.0001, 1, 0],
+                  ["x2", "a", 1e-6, 600000, 600000, 100000, 0.99], ["x2", "b", 1e-16, 0.0001, 0.0001, 1, 0.5],
+                  ["x2", "c", 1e-16, 0.0001, 0.0001, 1, 0.5]],
+    }
+    path = write_book(tmp_path / "extreme.xlsx", sheets)
+    code, out, err = run_cli("solve", path, "--method", "all", "--time-limit", "10", "--json")
+    assert code == 0 and "Traceback" not in err
+    rows = [json.loads(line) for line in out.strip().splitlines()]
+    assert len(rows) == 14 and all(r["status"] in ("optimal", "feasible", "time_limit", "error", "infeasible") for r in rows)
+    for r in rows:
+        if r["upper_bound_tps"] is not None:
+            assert r["upper_bound_tps"] >= r["throughput_tps"]

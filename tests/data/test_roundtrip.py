@@ -13,6 +13,7 @@ from dipsd.data.scenario import DraftModel
 from dipsd.data.writer import save_scenarios
 
 positive = st.floats(min_value=1e-13, max_value=1e3, allow_nan=False, allow_infinity=False)
+slope = st.floats(min_value=1e-16, max_value=1e-6, allow_nan=False, allow_infinity=False)  # the columns' range
 names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zs", "Zl", "Zp")), min_size=1, max_size=12)
 
 
@@ -33,7 +34,7 @@ def scenarios(draw):
             table = tuple(table)
         users.append(User(name, alpha=draw(st.floats(0, 1)), prefix_len=draw(st.integers(1, 4096)),
                           comm_latency_ms=draw(positive), acceptance=table,
-                          draft=DraftModel(blocks=draw(st.integers(1, 64)), c_ms_per_flop=draw(positive), beta_ms=draw(positive))))
+                          draft=DraftModel(blocks=draw(st.integers(1, 64)), c_ms_per_flop=draw(slope), beta_ms=draw(positive))))
     nmin = draw(st.integers(1, m))
     return Scenario(draw(names), tuple(users), max_draft_length=lub, min_batches=nmin,
                     max_batches=draw(st.integers(nmin, m)), initial_draft_length=draw(st.integers(1, 30)))

@@ -90,7 +90,10 @@ CASES = [
     ("acceptance-unknown-user", _acc(FULL + [["s1", "q", 1, 1.5]]), "acceptance", 7, "user", "a user of scenario 's1'"),
     ("acceptance-k-too-big", _acc(FULL + [["s1", "a", 6, 2.0]]), "acceptance", 7, "draft_length", "1..5"),
     ("memory-params-alone", _set("scenarios", 2, "memory_cap_bytes", 4.0e10), "scenarios", 2, "memory_cap_bytes", "parameter memory"),
-    ("memory-one-user-kv", _set("users", 2, "prefix_len", 10_000_000), "users", 2, "prefix_len", "fits the memory cap alone"),
+    ("memory-one-user-kv", _set("users", 2, "prefix_len", 1_000_000), "users", 2, "prefix_len", "fits the memory cap alone"),
+    ("prefix-above-range", _set("users", 2, "prefix_len", 10_000_000), "users", 2, "prefix_len", "<= 1,048,576 tokens"),
+    ("latency-above-range", _set("users", 2, "comm_latency_ms", 1e20), "users", 2, "comm_latency_ms", "<= 600000 ms"),
+    ("slope-above-range", _set("users", 2, "draft_c_ms_per_flop", 1e300), "users", 2, "draft_c_ms_per_flop", "<= 1e-06 ms/FLOP"),
 ]
 
 

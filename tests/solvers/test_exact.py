@@ -103,3 +103,10 @@ def test_json_contract_keys():
     assert list(data) == ["scenario", "method", "status", "throughput_tps", "upper_bound_tps", "num_batches", "batches",
                           "draft_lengths", "span_ms", "expected_tokens", "iterations", "runtime_s", "message"]
     assert data["status"] == "optimal" and sorted(sum(data["batches"], [])) == ["u1", "u2", "u3"]
+
+
+def test_model_too_large_for_the_time_limit_stops_at_once_without_a_bound():
+    (s,) = generate([120], 1, seed=0)
+    r = solve_exact(s, time_limit=5)
+    assert r.status is Status.TIME_LIMIT and r.upper_bound_tps is None and r.runtime_s < 5
+    assert "would take about" in r.message and r.plan is not None
