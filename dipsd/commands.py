@@ -11,15 +11,17 @@ import platform
 import sys
 import time
 
+from .argtypes import positive_float, positive_int, scheduler_address
+from .data.bundled import example_path
 from .data.generate import generate
 from .data.scenario import Scenario
 from .data.workbook import load_workbook
 from .data.writer import save_scenarios
+from .errors import InputError
+from .outputs import check_output
 
 
 def _load(path: str | None):
-    from .cli import example_path
-
     return load_workbook(path or example_path())
 
 
@@ -70,26 +72,33 @@ def template_scenario() -> Scenario:
     return Scenario(name="paper-6-users", users=users)
 
 
+def _new_workbook_path(args: argparse.Namespace) -> str:
+    """The output of ``template``/``generate``: valid, and not an existing file unless --force."""
+    path = check_output(args.path, what="workbook")
+    if os.path.exists(path) and not args.force:
+        raise InputError(f"{args.path} exists; dipsd does not overwrite it (choose another name, or --force)")
+    return path
+
+
 def run_template(args: argparse.Namespace) -> int:
-    save_scenarios(args.path, [template_scenario()])
+    path = _new_workbook_path(args)
+    save_scenarios(path, [template_scenario()])
     print(f"wrote {args.path}")
     return 0
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from .errors import InputError
-
     if args.per_size < 1:
         raise InputError(f"--per-size must be >= 1, got {args.per_size}")
+    path = _new_workbook_path(args)
     scenarios = generate(args.users, args.per_size, args.seed, args.profile)
-    save_scenarios(args.path, scenarios)
+    save_scenarios(path, scenarios)
     print(f"wrote {len(scenarios)} scenarios to {args.path}")
     return 0
 
 
 def add_solve(sub) -> None:
     """Register ``dipsd solve``."""
-    from .cli import _positive_float
     from .solvers.registry import METHODS
 
     names = ", ".join(f"{m.name} ({m.help})" for m in METHODS.values())
@@ -99,14 +108,12 @@ def add_solve(sub) -> None:
     p.add_argument("--scenario", action="append", default=None, metavar="NAME", help="only this scenario (repeatable; default: all)")
     p.add_argument("--method", required=True, choices=list(METHODS) + ["all"],
                    help="the method to run, or 'all' for every method except enumerate")
-    p.add_argument("--time-limit", type=_positive_float, default=60.0, metavar="SECONDS",
+    p.add_argument("--time-limit", type=positive_float, default=60.0, metavar="SECONDS",
                    help="time limit per scenario in seconds (default 60; exact reports a certified bound when it stops)")
     p.add_argument("--json", action="store_true", help="one JSON object per line and scenario instead of a table")
 
 
 def _pick(book, names):
-    from .errors import InputError
-
     if not names:
         return list(book.scenarios)
     known = {s.name: s for s in book.scenarios}
@@ -160,7 +167,6 @@ def run_solve(args: argparse.Namespace) -> int:
 
 def add_study(sub) -> None:
     """Register ``dipsd study``."""
-    from .cli import _positive_float, _positive_int
     from .solvers.registry import METHODS
 
     default_methods = [m for m in METHODS if m != "enumerate"]
@@ -173,13 +179,22 @@ def add_study(sub) -> None:
     p.add_argument("--out", default="dipsd-report.xlsx", help="report path (default dipsd-report.xlsx in the current directory)")
     p.add_argument("--methods", default=",".join(default_methods),
                    help=f"comma-separated methods (default {','.join(default_methods)}; also: enumerate)")
-    p.add_argument("--time-limit", type=_positive_float, default=60.0, metavar="SECONDS",
+    p.add_argument("--time-limit", type=positive_float, default=60.0, metavar="SECONDS",
                    help="time limit per task in seconds (default 60)")
-    p.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1,
+    p.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
                    help=f"local worker processes, one HiGHS thread each (default: the machine's cores, here {os.cpu_count()})")
-    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS", type=scheduler_address,
                    help="send tasks to a Dask cluster at tcp://HOST:PORT, or 'local' to start a Dask LocalCluster (needs dipsd[cluster])")
-    p.add_argument("--resume", action="store_true", help="skip tasks already in the checkpoint REPORT.xlsx.jsonl")
+    _add_checkpoint_options(p)
+
+
+def _add_checkpoint_options(p) -> None:
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue the study in the checkpoint REPORT.xlsx.jsonl: skip its finished tasks, re-run its errors "
+                            "(refused if the workbook, methods, time limit or versions changed)")
+    again.add_argument("--fresh", action="store_true",
+                       help="start again although a checkpoint exists: it is moved aside (REPORT.xlsx.jsonl.old-TIME), never deleted")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -248,8 +263,19 @@ def run_info(args, book, methods, outcome) -> dict:
     }
 
 
+def _study_outputs(out: str, inputs: list[str | None]) -> tuple[str, str]:
+    """The report and checkpoint paths, checked before any work."""
+    report = check_output(out, inputs=inputs, what="--out")
+    check_output(out + ".jsonl", inputs=inputs, suffix=".jsonl", what="checkpoint")
+    return report, report + ".jsonl"
+
+
+def _interrupted(checkpoint: str) -> None:
+    print(f"dipsd: interrupted; the finished tasks are in {checkpoint} and in the report. "
+          f"Run the same command with --resume to continue.", file=sys.stderr)
+
+
 def run_study(args: argparse.Namespace) -> int:
-    from .errors import InputError
     from .reports.excel import write_report
     from .solvers.registry import METHODS
     from .solvers.study import run_study as run
@@ -258,13 +284,20 @@ def run_study(args: argparse.Namespace) -> int:
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         raise InputError(f"--methods: unknown method {unknown[0] if unknown else '(none)'!r}; choose from {', '.join(METHODS)}")
-    book = _load(args.workbook)
-    outcome = run(book, methods, time_limit=args.time_limit, checkpoint_path=args.out + ".jsonl",
-                  workers=args.workers, scheduler=args.scheduler, resume=args.resume, on_done=_Progress(args.quiet))
-    write_report(args.out, book, outcome.records, methods, run_info(args, book, methods, outcome))
+    source = args.workbook or example_path()
+    report, checkpoint = _study_outputs(args.out, [source])
+    book = load_workbook(source)
+
+    def finish(outcome) -> None:
+        write_report(report, book, outcome.records, methods, run_info(args, book, methods, outcome))
+
+    outcome = run(book, methods, time_limit=args.time_limit, checkpoint_path=checkpoint, workers=args.workers,
+                  scheduler=args.scheduler, resume=args.resume, fresh=args.fresh, on_done=_Progress(args.quiet),
+                  finish=finish)
     if not args.quiet:
         print(f"wrote {args.out} ({len(outcome.records)} tasks)", file=sys.stderr)
     if outcome.interrupted:
+        _interrupted(checkpoint)
         return 130
     failed = sum(r["status"] == "error" for r in outcome.records)
     return 1 if outcome.records and failed == len(outcome.records) else 0
@@ -272,7 +305,6 @@ def run_study(args: argparse.Namespace) -> int:
 
 def add_paper(sub) -> None:
     """Register ``dipsd paper``."""
-    from .cli import _positive_float, _positive_int
 
     p = sub.add_parser(
         "paper", help="reproduce the paper's headline comparison (paper defaults, every method)",
@@ -280,18 +312,15 @@ def add_paper(sub) -> None:
                     "report and a PNG figure, and print a markdown table of DiP-SD's ratios at the largest M next "
                     "to the paper's 17.89x / 1.93x / 1.38x.")
     p.add_argument("--out", default="paper-report.xlsx", help="report path (default paper-report.xlsx); the figure is REPORT.png")
-    p.add_argument("--max-users", type=_positive_int, default=14, help="largest number of users (default 14; at least 2)")
+    p.add_argument("--max-users", type=positive_int, default=14, help="largest number of users (default 14; at least 2)")
     p.add_argument("--alphas", default="0.6,0.7,0.78,0.85,0.9", help="comma-separated acceptance rates in [0, 1] (default 0.6,0.7,0.78,0.85,0.9)")
-    p.add_argument("--time-limit", type=_positive_float, default=60.0, metavar="SECONDS",
+    p.add_argument("--time-limit", type=positive_float, default=60.0, metavar="SECONDS",
                    help="time limit per task in seconds (default 60); exact reports its bound when it stops")
-    p.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1, help="local worker processes (default: cores)")
-    p.add_argument("--resume", action="store_true", help="skip tasks already in the checkpoint")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1, help="local worker processes (default: cores)")
+    _add_checkpoint_options(p)
 
 
 def run_paper(args: argparse.Namespace) -> int:
-    from .data.writer import save_scenarios
-    from .errors import InputError
     from .reports.excel import write_report
     from .reports.paper import figure, paper_scenarios, ratio_table
     from .solvers.study import run_study as run
@@ -305,15 +334,22 @@ def run_paper(args: argparse.Namespace) -> int:
     if args.max_users < 2:
         raise InputError(f"--max-users must be at least 2, got {args.max_users}")
     methods = ["dipsd", "dipsd-fixed", "sd-nobatch", "ad", "ad-batch", "exact"]
-    scenarios_path = args.out + ".scenarios.xlsx"
+    report, checkpoint = _study_outputs(args.out, [])
+    scenarios_path = check_output(report + ".scenarios.xlsx", what="scenarios workbook")
+    png = check_output(os.path.splitext(report)[0] + ".png", suffix=".png", what="figure")
     save_scenarios(scenarios_path, paper_scenarios(args.max_users, alphas))
     book = load_workbook(scenarios_path)
-    outcome = run(book, methods, time_limit=args.time_limit, checkpoint_path=args.out + ".jsonl", workers=args.workers,
-                  resume=args.resume, on_done=_Progress(args.quiet))
-    write_report(args.out, book, outcome.records, methods, run_info(args, book, methods, outcome))
-    png = os.path.splitext(args.out)[0] + ".png"
-    figure(png, outcome.records, alphas, args.max_users, methods)
+
+    def finish(outcome) -> None:
+        write_report(report, book, outcome.records, methods, run_info(args, book, methods, outcome))
+        figure(png, outcome.records, alphas, args.max_users, methods)
+
+    outcome = run(book, methods, time_limit=args.time_limit, checkpoint_path=checkpoint, workers=args.workers,
+                  resume=args.resume, fresh=args.fresh, on_done=_Progress(args.quiet), finish=finish)
     table, _ = ratio_table(outcome.records, alphas, args.max_users)
     print(table)
     print(f"\nwrote {args.out}, {png} and the scenarios {scenarios_path}")
-    return 130 if outcome.interrupted else 0
+    if outcome.interrupted:
+        _interrupted(checkpoint)
+        return 130
+    return 0

@@ -19,6 +19,7 @@ keeps one thread pool per process, so a process never changes its thread count),
 from __future__ import annotations
 
 import concurrent.futures as cf
+import importlib.metadata as md
 import json
 import logging
 import multiprocessing
@@ -31,6 +32,7 @@ from ..data.scenario import Scenario
 from ..data.workbook import LoadedWorkbook
 from ..errors import InputError
 from ..formulation.plan import Plan
+from ..outputs import atomic_write, set_aside
 
 log = logging.getLogger(__name__)
 
@@ -73,41 +75,85 @@ def run_task(task: Task) -> dict:
 
 # ----------------------------------------------------------------------------- checkpoint
 class Checkpoint:
-    """JSON-lines file: a header line, then one record per finished task."""
+    """JSON-lines file: a header line, then one record per finished task.
 
-    def __init__(self, path: str, header: dict, resume: bool):
+    Opening one takes an exclusive lock (``PATH.lock``, held until :meth:`close`): a second
+    study on the same report is refused at once.  An existing checkpoint is never emptied:
+    without ``resume`` the study is refused (``fresh`` moves the old file aside first); with
+    ``resume`` its header must match this run's in every field that changes results, every
+    line must be a record, and the file is rewritten atomically (temporary file, fsync,
+    rename) before new records are appended.  Records with status ``error`` are not kept on
+    resume, so their tasks run again.
+    """
+
+    REQUIRED = ("scenario", "method", "status")
+
+    def __init__(self, path: str, header: dict, *, resume: bool, fresh: bool = False):
         self.path = path
         self.records: dict[tuple[str, str], dict] = {}
-        if resume and os.path.exists(path):
-            self._read(header)
+        self._fh = None
+        self._lock = _Lock(path + ".lock")
+        try:
+            held = self._count(path) if os.path.exists(path) else 0
+            if held and not resume:  # a checkpoint with no finished task holds nothing to lose
+                if not fresh:
+                    raise InputError(
+                        f"{path} holds {held} finished task{'s' if held != 1 else ''} of an earlier study; "
+                        f"run with --resume to continue it, or --fresh to move it aside and start again")
+                moved = set_aside(path)
+                log.warning("moved the earlier checkpoint to %s", moved)
+            if resume and os.path.exists(path):
+                self._read(header)
+            with atomic_write(path) as fh:
+                fh.write(json.dumps({"checkpoint": CHECKPOINT_VERSION, **header}) + "\n")
+                for record in self.records.values():
+                    fh.write(json.dumps(record) + "\n")
             self._fh = open(path, "a", encoding="utf-8")
-        else:
-            self._fh = open(path, "w", encoding="utf-8")
-            self._write({"checkpoint": CHECKPOINT_VERSION, **header})
+        except BaseException:
+            self._lock.release()
+            raise
+
+    @staticmethod
+    def _count(path: str) -> int:
+        """Lines after the header (finished tasks, as far as a quick look can tell)."""
+        try:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                return max(0, sum(1 for line in fh if line.strip()) - 1)
+        except OSError:
+            return 0
 
     def _read(self, header: dict) -> None:
         with open(self.path, encoding="utf-8") as fh:
             lines = fh.read().split("\n")
-        complete = lines[:-1] if lines and lines[-1] else lines  # a half-written last line is dropped
-        if lines and lines[-1]:
-            log.warning("%s: ignoring a half-written last line", self.path)
-        for i, line in enumerate(line for line in complete if line.strip()):
+        if lines and lines[-1]:  # a line cut short by a kill: that task runs again
+            log.warning("%s: the last line is incomplete (a task cut short); its task runs again", self.path)
+            lines = lines[:-1]
+        numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]
+        if not numbered:
+            return
+        for number, line in numbered:
             try:
                 data = json.loads(line)
             except json.JSONDecodeError:
-                raise InputError(f"{self.path}: line {i + 1} is not JSON; delete the checkpoint or run without --resume") from None
-            if i == 0:
-                if data.get("scenarios_sha256") != header["scenarios_sha256"]:
-                    raise InputError(f"{self.path}: checkpoint was made from other scenarios; run without --resume")
+                data = None
+            first = number == numbered[0][0]
+            shape_ok = isinstance(data, dict) and ("checkpoint" in data if first else all(k in data for k in self.REQUIRED))
+            if not shape_ok:
+                what = "a checkpoint header" if first else "a task record (a JSON object with scenario, method and status)"
+                raise InputError(f"{self.path}, line {number}: not {what}; move the file aside (--fresh) to start again")
+            if first:
+                self._compare(data, header)
                 continue
-            self.records[(data["scenario"], data["method"])] = data
-        # rewrite cleanly so that appends never follow a half line
-        with open(self.path, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps({"checkpoint": CHECKPOINT_VERSION, **header}) + "\n")
-            for record in self.records.values():
-                fh.write(json.dumps(record) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+            if data["status"] != "error":
+                self.records[(data["scenario"], data["method"])] = data
+
+    def _compare(self, old: dict, new: dict) -> None:
+        """Refuse to resume under settings that change results, naming each difference."""
+        diffs = [f"{key}: checkpoint {old.get(key)!r}, this run {value!r}" for key, value in new.items()
+                 if key in HEADER_KEYS_THAT_MATTER and old.get(key) != value]
+        if diffs:
+            raise InputError(f"{self.path}: cannot resume, the study changed ({'; '.join(diffs)}); "
+                             f"run with the same settings, or with --fresh to start again")
 
     def _write(self, data: dict) -> None:
         self._fh.write(json.dumps(data) + "\n")
@@ -119,7 +165,42 @@ class Checkpoint:
         self._write(record)
 
     def close(self) -> None:
-        self._fh.close()
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        self._lock.release()
+
+
+HEADER_KEYS_THAT_MATTER = ("scenarios_sha256", "methods", "time_limit", "dipsd", "pyomo", "highspy", "solver_options")
+"""Header fields that must match for ``--resume`` (they change the results)."""
+
+
+class _Lock:
+    """An exclusive, non-blocking lock on a file beside the checkpoint (POSIX ``flock``)."""
+
+    def __init__(self, path: str):
+        self.path, self.fd = path, None
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: no lock
+            return
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise InputError(f"another study is writing to this report right now ({path} is locked); "
+                             f"wait for it, or choose another --out") from None
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            try:
+                os.remove(self.path)
+            except OSError:
+                pass
+            os.close(self.fd)
+            self.fd = None
 
 
 # ----------------------------------------------------------------------------- backends
@@ -127,28 +208,34 @@ class _LocalBackend:
     def __init__(self, workers: int):
         self.workers = workers
         self.pool = self._new_pool()
+        self.pool_of: dict = {}
 
     def _new_pool(self):
         # fork where the platform has it: workers inherit the imported modules (the parent
         # never starts HiGHS, so no solver threads are forked); spawn elsewhere
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         return cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context(method),
-                                      initializer=_ignore_sigint)
+                                      initializer=_worker_init, initargs=(os.getpid(),))
 
     def submit(self, task: Task):
-        return self.pool.submit(run_task, task)
+        future = self.pool.submit(run_task, task)
+        self.pool_of[future] = self.pool
+        return future
 
     def wait(self, futures):
         done, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
         return done
 
-    def result(self, future, task: Task) -> dict:
+    def result(self, future, task: Task) -> dict | None:
+        """The task's record, or None when its worker process died (the task may run again)."""
+        pool = self.pool_of.pop(future, None)
         try:
             return future.result()
         except cf.process.BrokenProcessPool:
-            self.pool.shutdown(wait=False, cancel_futures=True)
-            self.pool = self._new_pool()
-            return _crash_record(task, "worker process died")
+            if pool is self.pool:  # the first sign of this pool's death: start a new one
+                self.pool.shutdown(wait=False, cancel_futures=True)
+                self.pool = self._new_pool()
+            return None
         except Exception as exc:
             return _crash_record(task, f"{type(exc).__name__}: {exc}")
 
@@ -195,11 +282,34 @@ class _DaskBackend:
             self.cluster.close()
 
 
-def _ignore_sigint() -> None:
-    """Workers leave Ctrl-C to the parent, which stops them and still writes the report."""
+def _worker_init(parent: int) -> None:
+    """Leave Ctrl-C to the parent (it stops the workers and still writes the report), and die
+    with the parent however it dies: on Linux the kernel's parent-death signal, elsewhere (and
+    as a fallback) a watchdog thread that notices the parent is gone within a second."""
     import signal
+    import threading
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError, TypeError):  # not Linux
+        pass
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(WATCHDOG_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="dipsd-parent-watchdog", daemon=True).start()
+
+
+WATCHDOG_S = 1.0
+MAX_TRIES = 3
+"""A task whose worker process dies is run at most this many times, then recorded as an error."""
 
 
 def _crash_record(task: Task, message: str, runtime_s: float = 0.0) -> dict:
@@ -224,67 +334,113 @@ def plan_tasks(book: LoadedWorkbook, methods: list[str], time_limit: float) -> l
     return [Task(s, m, time_limit) for s in book.scenarios for m in methods]
 
 
+def study_header(book: LoadedWorkbook, methods: list[str], time_limit: float) -> dict:
+    """What the checkpoint records about a study: everything that changes its results."""
+    def version(name: str) -> str:
+        try:
+            return md.version(name)
+        except md.PackageNotFoundError:
+            return "not installed"
+
+    return {"workbook": os.path.basename(book.path), "scenarios_sha256": book.fingerprint, "methods": list(methods),
+            "time_limit": time_limit, "dipsd": version("dipsd"), "pyomo": version("pyomo"), "highspy": version("highspy"),
+            "solver_options": SOLVER_OPTIONS}
+
+
+SOLVER_OPTIONS = "HiGHS mip_rel_gap=0 mip_abs_gap=0 threads=1 per worker process"
+
+
 def run_study(book: LoadedWorkbook, methods: list[str], *, time_limit: float, checkpoint_path: str,
-              workers: int = 1, scheduler: str | None = None, resume: bool = False,
-              on_done: Callable[[dict, int, int], None] | None = None) -> StudyOutcome:
-    """Run every (scenario, method) task; see the module docstring."""
-    outcome = StudyOutcome(records=[])
-    header = {"workbook": os.path.basename(book.path), "scenarios_sha256": book.fingerprint,
-              "methods": methods, "time_limit": time_limit}
-    ckpt = Checkpoint(checkpoint_path, header, resume)
-    tasks = [t for t in plan_tasks(book, methods, time_limit) if t.key not in ckpt.records]
-    total = len(tasks) + sum(1 for k in ckpt.records if k[1] in methods)
+              workers: int = 1, scheduler: str | None = None, resume: bool = False, fresh: bool = False,
+              on_done: Callable[[dict, int, int], None] | None = None,
+              finish: Callable[[StudyOutcome], None] | None = None) -> StudyOutcome:
+    """Run every (scenario, method) task; see the module docstring.
+
+    ``finish`` (for example: write the report) runs while the checkpoint is still locked.
+    """
     from .registry import METHODS
 
-    # a method that starts from another waits for that one's record of the same scenario
-    source = {m: METHODS[m].start_source(methods) for m in methods}
-    waiting: dict[tuple[str, str], list[Task]] = {}
-    queue: list[Task] = []
-    # longest first: DiP-SD (which unlocks the others) and large scenarios lead the queue, so the
-    # long solves start early and the short tasks fill the gaps at the end
-    rank = {"dipsd": 0, "certify": 0, "exact": 0, "dipsd-fixed": 1, "sd-nobatch": 2}
-    order_key = lambda t: (rank.get(t.method, 3), -t.scenario.num_users)  # noqa: E731
-    tasks.sort(key=order_key)
-    for t in tasks:
-        src = source[t.method]
-        if src is not None and (t.scenario.name, src) not in ckpt.records:
-            waiting.setdefault((t.scenario.name, src), []).append(t)
-        else:
-            queue.append(_with_start(t, ckpt.records.get((t.scenario.name, src)) if src else None))
-    done = total - len(tasks)
-    backend = _DaskBackend(scheduler, workers) if scheduler else _LocalBackend(workers)
-    pending: dict = {}
+    outcome = StudyOutcome(records=[])
+    ckpt = Checkpoint(checkpoint_path, study_header(book, methods, time_limit), resume=resume, fresh=fresh)
+    backend = None
     try:
-        while queue or pending or waiting:
-            while queue and len(pending) < 2 * workers:
-                task = queue.pop(0)
-                pending[backend.submit(task)] = task
-            if not pending:  # the records waited for are missing (should not happen): run without a start
-                for held in waiting.values():
-                    queue.extend(held)
-                waiting.clear()
-                continue
-            for future in backend.wait(pending):
-                task = pending.pop(future)
-                record = backend.result(future, task)
-                ckpt.add(record)
-                done += 1
-                if on_done:
-                    on_done(record, done, total)
-                released = waiting.pop(task.key, [])
-                if released:
-                    queue[:0] = [_with_start(t, record) for t in released]
-    except KeyboardInterrupt:
-        outcome.interrupted = True
-        backend.close(cancel=True)
-        backend = None
+        tasks = [t for t in plan_tasks(book, methods, time_limit) if t.key not in ckpt.records]
+        total = len(tasks) + sum(1 for k in ckpt.records if k[1] in methods)
+        # a method that starts from another waits for that one's record of the same scenario
+        source = {m: METHODS[m].start_source(methods) for m in methods}
+        waiting: dict[tuple[str, str], list[Task]] = {}
+        queue: list[Task] = []
+        # longest first: DiP-SD (which unlocks the others) and large scenarios lead the queue, so the
+        # long solves start early and the short tasks fill the gaps at the end
+        rank = {"dipsd": 0, "certify": 0, "exact": 0, "dipsd-fixed": 1, "sd-nobatch": 2}
+        tasks.sort(key=lambda t: (rank.get(t.method, 3), -t.scenario.num_users))
+        for t in tasks:
+            src = source[t.method]
+            if src is not None and (t.scenario.name, src) not in ckpt.records:
+                waiting.setdefault((t.scenario.name, src), []).append(t)
+            else:
+                queue.append(_with_start(t, ckpt.records.get((t.scenario.name, src)) if src else None))
+        done = total - len(tasks)
+        slots = max(1, min(workers, len(tasks)))
+        tries: dict[tuple[str, str], int] = {}
+        pending: dict = {}
+        if tasks:
+            backend = _DaskBackend(scheduler, slots) if scheduler else _LocalBackend(slots)
+        try:
+            alone: dict = {}  # future -> whether its task ran with no other task in flight
+            suspects: set[tuple[str, str]] = set()  # in flight when a worker died: run alone next time
+            while queue or pending or waiting:
+                while queue and len(pending) < 2 * slots:
+                    if queue[0].key in suspects and pending:
+                        break  # a suspect runs alone, so that a death is its own
+                    task = queue.pop(0)
+                    future = backend.submit(task)
+                    pending[future] = task
+                    alone[future] = task.key in suspects
+                    if alone[future]:
+                        break
+                if not pending:  # the records waited for are missing (should not happen): run without a start
+                    for held in waiting.values():
+                        queue.extend(held)
+                    waiting.clear()
+                    continue
+                for future in backend.wait(pending):
+                    task = pending.pop(future)
+                    record = backend.result(future, task)
+                    ran_alone = alone.pop(future, False)
+                    if record is None:  # a worker died (OOM killer, kill -9): run it again, a few times
+                        # every task in flight sees the pool break; only a death while running alone counts
+                        if ran_alone:
+                            tries[task.key] = tries.get(task.key, 0) + 1
+                        suspects.add(task.key)
+                        if tries.get(task.key, 0) < MAX_TRIES:
+                            log.warning("%s/%s: a worker process died; running the task again", *task.key)
+                            queue.insert(0, task)
+                            continue
+                        record = _crash_record(task, f"its worker process died {tries[task.key]} times (killed by the "
+                                                     f"out-of-memory killer or a signal?); --resume runs it again")
+                    ckpt.add(record)
+                    done += 1
+                    if on_done:
+                        on_done(record, done, total)
+                    released = waiting.pop(task.key, [])
+                    if released:
+                        queue[:0] = [_with_start(t, record) for t in released]
+        except KeyboardInterrupt:
+            outcome.interrupted = True
+            if backend is not None:
+                backend.close(cancel=True)
+            backend = None
+        order = {(s.name, m): i for i, (s, m) in enumerate((s, m) for s in book.scenarios for m in methods)}
+        outcome.records = sorted((r for k, r in ckpt.records.items() if k in order),
+                                 key=lambda r: order[(r["scenario"], r["method"])])
+        outcome.finished = time.time()
+        if finish is not None:
+            finish(outcome)
     finally:
         if backend is not None:
             backend.close()
         ckpt.close()
-    order = {(s.name, m): i for i, (s, m) in enumerate((s, m) for s in book.scenarios for m in methods)}
-    outcome.records = sorted((r for k, r in ckpt.records.items() if k in order), key=lambda r: order[(r["scenario"], r["method"])])
-    outcome.finished = time.time()
     return outcome
 
 

@@ -96,11 +96,12 @@ def test_one_failing_task_does_not_lose_the_others(tmp_path, run_cli):
     assert records[("small", "enumerate")]["status"] == "optimal" and records[("big", "ad")]["status"] == "feasible"
     _, rows = sheet_rows(openpyxl.load_workbook(out)["Instances"])
     assert len(rows) == 2
-    code, _, _ = run_cli("study", str(book), "--out", out, "--methods", "enumerate", "--workers", "1", "--quiet")
+    code, _, _ = run_cli("study", str(book), "--out", out, "--methods", "enumerate", "--workers", "1", "--quiet", "--fresh")
     # 'small' still succeeds: exit 0; with only the failing scenario every task fails: exit 1
     assert code == 0
     save_scenarios(book, [paper_scenario(9, name="big")])
-    assert run_cli("study", str(book), "--out", out, "--methods", "enumerate", "--workers", "1", "--quiet")[0] == 1
+    assert run_cli("study", str(book), "--out", out, "--methods", "enumerate", "--workers", "1", "--quiet", "--fresh")[0] == 1
+    assert len(list(tmp_path.glob("r.xlsx.jsonl.old-*"))) == 2  # both earlier checkpoints kept, moved aside
 
 
 def test_formula_looking_names_stay_text(tmp_path, run_cli):
@@ -171,7 +172,7 @@ def test_ctrl_c_writes_the_report_of_what_finished(tmp_path):
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert b"Traceback" not in err
+    assert b"Traceback" not in err and b"--resume" in err
     _, records = read_checkpoint(out + ".jsonl")
     rows = list(openpyxl.load_workbook(out)["Run"].iter_rows(values_only=True))
     assert ("interrupted", "yes (Ctrl-C): the report holds the finished tasks") in rows
@@ -224,3 +225,217 @@ def test_run_task_turns_any_failure_into_an_error_record(small_book):
     scenario = load_workbook(small_book).scenarios[0]
     record = run_task(Task(scenario, "exact", 5.0, start={"batches": [["nobody"]], "draft_lengths": {"nobody": 1}}))
     assert record["status"] == "error" and "PlanError" in record["message"] and record["throughput_tps"] is None
+
+
+# ----------------------------------------------------------------------------- no lost work
+def _finished_study(book, out, run_cli, *extra):
+    code, _, err = run_cli("study", book, "--out", out, "--methods", "dipsd,ad", "--workers", "1", "--quiet", *extra)
+    assert code == 0, err
+    return read_checkpoint(out + ".jsonl")
+
+
+def test_outputs_checked_before_any_work(small_book, tmp_path, run_cli):
+    cases = [
+        (small_book, "is the input file"),
+        (str(tmp_path), "is a folder"),
+        (str(tmp_path / "missing" / "r.xlsx"), "does not exist"),
+        (str(tmp_path / "r.csv"), "must end in .xlsx"),
+    ]
+    before = open(small_book, "rb").read()
+    for out, message in cases:
+        code, _, err = run_cli("study", small_book, "--out", out, "--methods", "ad", "--quiet")
+        assert code == 2 and message in err and "Traceback" not in err, (out, err)
+    assert open(small_book, "rb").read() == before
+    locked = tmp_path / "ro"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if not os.access(locked, os.W_OK):  # root may write anywhere: then there is nothing to test
+            code, _, err = run_cli("study", small_book, "--out", str(locked / "r.xlsx"), "--quiet")
+            assert code == 2 and "not writable" in err
+    finally:
+        locked.chmod(0o700)
+    for command in (["template"], ["generate"]):
+        code, _, err = run_cli(*command, small_book)
+        assert code == 2 and "exists" in err and "--force" in err
+        code, _, err = run_cli(*command, str(tmp_path / "x.txt"))
+        assert code == 2 and "must end in .xlsx" in err
+    assert open(small_book, "rb").read() == before
+    code, _, err = run_cli("paper", "--out", str(tmp_path / "nope" / "p.xlsx"), "--quiet")
+    assert code == 2 and "does not exist" in err
+
+
+def test_a_finished_study_is_never_emptied(small_book, tmp_path, run_cli):
+    out = str(tmp_path / "r.xlsx")
+    header, records = _finished_study(small_book, out, run_cli)
+    kept = open(out + ".jsonl").read()
+    code, _, err = run_cli("study", small_book, "--out", out, "--methods", "dipsd,ad", "--quiet")
+    assert code == 2 and "holds 8 finished tasks" in err and "--resume" in err and "--fresh" in err
+    assert open(out + ".jsonl").read() == kept
+    # a bad --scheduler is refused by the parser, before the checkpoint is touched
+    code, _, err = run_cli("study", small_book, "--out", out, "--scheduler", "nonsense", "--quiet")
+    assert code == 2 and "tcp://HOST:PORT" in err and open(out + ".jsonl").read() == kept
+    # --fresh moves it aside, intact
+    _finished_study(small_book, out, run_cli, "--fresh")
+    (aside,) = tmp_path.glob("r.xlsx.jsonl.old-*")
+    assert aside.read_text() == kept
+
+
+def test_resume_refuses_other_settings_and_bad_lines(small_book, tmp_path, run_cli):
+    out = str(tmp_path / "r.xlsx")
+    _finished_study(small_book, out, run_cli)
+    kept = open(out + ".jsonl").read()
+    code, _, err = run_cli("study", small_book, "--out", out, "--methods", "dipsd,ad", "--quiet", "--resume",
+                           "--time-limit", "5")
+    assert code == 2 and "time_limit: checkpoint 60.0, this run 5.0" in err
+    code, _, err = run_cli("study", small_book, "--out", out, "--methods", "dipsd", "--quiet", "--resume")
+    assert code == 2 and "methods" in err
+    assert open(out + ".jsonl").read() == kept
+    with open(out + ".jsonl", "a") as fh:
+        fh.write('["not", "a", "record"]\n')
+    code, _, err = run_cli("study", small_book, "--out", out, "--methods", "dipsd,ad", "--quiet", "--resume")
+    assert code == 2 and "line 10" in err and "task record" in err
+
+
+def test_resume_rewrites_atomically_and_reruns_errors(small_book, tmp_path, run_cli):
+    out = str(tmp_path / "r.xlsx")
+    _, records = _finished_study(small_book, out, run_cli)
+    lines = open(out + ".jsonl").read().splitlines()
+    broken = json.loads(lines[1])
+    broken.update(status="error", throughput_tps=None, message="worker process died 3 times")
+    lines[1] = json.dumps(broken)
+    with open(out + ".jsonl", "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    inode = os.stat(out + ".jsonl").st_ino
+    code, _, err = run_cli("study", small_book, "--out", out, "--methods", "dipsd,ad", "--quiet", "--resume")
+    assert code == 0, err
+    _, again = read_checkpoint(out + ".jsonl")
+    key = (broken["scenario"], broken["method"])
+    assert again[key]["status"] != "error" and _comparable(again) == _comparable(records)
+    assert os.stat(out + ".jsonl").st_ino != inode  # replaced by rename, never truncated in place
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_a_second_study_on_the_same_report_is_refused(small_book, tmp_path):
+    out = str(tmp_path / "r.xlsx")
+    book = str(tmp_path / "slow.xlsx")
+    save_scenarios(book, generate([6, 8], 3, seed=2))
+    first = subprocess.Popen(_study_cmd(book, out, "--quiet"), start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and not os.path.exists(out + ".jsonl.lock"):
+            time.sleep(0.05)
+        second = subprocess.run(_study_cmd(book, out, "--quiet", "--resume"), capture_output=True, text=True, timeout=60)
+        assert second.returncode == 2 and "another study is writing" in second.stderr
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+
+
+def test_workers_die_with_the_study(tmp_path):
+    """kill -9 of the study: its worker processes end by themselves within seconds."""
+    book = str(tmp_path / "w.xlsx")
+    save_scenarios(book, generate([8, 10], 2, seed=3))
+    out = str(tmp_path / "w-report.xlsx")
+    cmd = [sys.executable, "-m", "dipsd.cli", "study", book, "--out", out, "--methods", "dipsd,exact", "--workers", "2", "--quiet"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    children: list[int] = []
+    while time.time() < deadline and len(children) < 2:
+        children = _children(proc.pid)
+        time.sleep(0.1)
+    assert children, "no worker processes seen"
+    os.kill(proc.pid, signal.SIGKILL)  # only the study itself, not its process group
+    proc.wait()
+    deadline = time.time() + 15
+    while time.time() < deadline and any(_alive(pid) for pid in children):
+        time.sleep(0.2)
+    alive = [pid for pid in children if _alive(pid)]
+    for pid in alive:
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, "workers outlived the study"
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            return [int(x) for x in fh.read().split()]
+    except OSError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _dies_once(task):
+    """A worker that is killed the first time it runs method 'ad' (the marker file remembers)."""
+    from dipsd.solvers.study import run_task
+
+    marker = os.environ["DIPSD_TEST_MARKER"]
+    if task.method == "ad" and not os.path.exists(marker):
+        open(marker, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return run_task(task)
+
+
+def _always_dies(task):
+    from dipsd.solvers.study import run_task
+
+    if task.method == "ad":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return run_task(task)
+
+
+class _Backend:
+    """The local backend with another task function (module level, so that workers can unpickle it)."""
+
+    def __init__(self, fn):
+        from dipsd.solvers.study import _LocalBackend
+
+        class Patched(_LocalBackend):
+            def submit(self, task):
+                future = self.pool.submit(fn, task)
+                self.pool_of[future] = self.pool
+                return future
+
+        self.cls = Patched
+
+
+def test_a_task_whose_worker_is_killed_runs_again(tmp_path, monkeypatch):
+    """A worker killed once (OOM killer, kill -9): the task is run again and succeeds."""
+    from dipsd.solvers import study
+
+    monkeypatch.setenv("DIPSD_TEST_MARKER", str(tmp_path / "killed-once"))
+    monkeypatch.setattr(study, "_LocalBackend", _Backend(_dies_once).cls)
+    book = load_workbook(_tiny_book(tmp_path))
+    outcome = study.run_study(book, ["ad", "ad-batch"], time_limit=10, checkpoint_path=str(tmp_path / "t.jsonl"), workers=1)
+    assert (tmp_path / "killed-once").exists()
+    assert all(r["status"] == "feasible" for r in outcome.records) and len(outcome.records) == 2
+
+
+def test_a_task_whose_worker_always_dies_becomes_an_error_that_resume_retries(tmp_path, monkeypatch):
+    from dipsd.solvers import study
+
+    real = study._LocalBackend
+    monkeypatch.setattr(study, "_LocalBackend", _Backend(_always_dies).cls)
+    book = load_workbook(_tiny_book(tmp_path))
+    path = str(tmp_path / "t.jsonl")
+    outcome = study.run_study(book, ["ad", "ad-batch"], time_limit=10, checkpoint_path=path, workers=1)
+    by_method = {r["method"]: r for r in outcome.records}
+    assert by_method["ad"]["status"] == "error" and "died 3 times" in by_method["ad"]["message"]
+    assert by_method["ad-batch"]["status"] == "feasible"
+    monkeypatch.setattr(study, "_LocalBackend", real)
+    again = study.run_study(book, ["ad", "ad-batch"], time_limit=10, checkpoint_path=path, workers=1, resume=True)
+    assert all(r["status"] == "feasible" for r in again.records)
+
+
+def _tiny_book(tmp_path) -> str:
+    path = str(tmp_path / "tiny.xlsx")
+    save_scenarios(path, [paper_scenario(3, max_draft_length=3, name="tiny")])
+    return path
