@@ -72,10 +72,16 @@ OPTIMAL_RTOL = 1e-9
 SAFETY = 1e-10
 """The reported bound is raised by this relative margin against floating-point rounding."""
 COLUMNS_PER_ROUND = 30
+SMOOTHING = 0.7
+"""Wentges dual smoothing: pricing uses this weight on the best duals so far (fewer generation rounds)."""
+LP_RTOL = 1e-7
+"""Column generation for a box stops once its Lagrangian bound is this close (relative) to the LP value."""
 IP_REL_GAP = 1e-6
 """The budget IPs only look for plans (the bound never comes from them): a small gap suffices."""
 STALE_ROUNDS = 2
-"""The plan search stops after this many rounds without a better plan."""
+PLAN_SHARE = 0.25
+"""After :data:`STALE_ROUNDS` rounds without a better plan, the plan search goes on (over budgets not
+tried yet) only while it has used less than this share of the time limit."""
 IP_MAX_S = 10.0
 """Most seconds of one budget IP."""
 _INF = highspy.kHighsInf
@@ -162,6 +168,10 @@ class _Master:
             self.h.changeColBounds(self.n_art + i, 0.0, _INF if self.enabled[i] else 0.0)
         self.fixed = []
 
+    def value(self) -> float:
+        """The last LP's objective ``sum U x`` (artificial columns count at their cost)."""
+        return -float(self.h.getInfo().objective_function_value)
+
     def values(self) -> tuple[np.ndarray, float]:
         """The last LP solution: real columns' values and the total of the artificial ones."""
         x = np.array(self.h.getSolution().col_value)
@@ -191,31 +201,57 @@ class _Bounder:
         self.timed_out = False
         self.points: dict[tuple, float] = {}  # (budget, low, high) -> the bound on G there (the LP value at convergence)
 
-    def at(self, budget: float, low: int, high: int) -> tuple[float, float, float]:
+    def at(self, budget: float, low: int, high: int, a: float = 0.0, target: float = math.inf) -> tuple[float, float, float]:
         """``(K, mu, n)``: ``G(S) <= K + mu S`` for every ``S <= budget`` and plans of ``low..high``
-        batches (module docstring); ``n`` is the LP's number of batches ``sum x``."""
+        batches (module docstring); ``n`` is the LP's number of batches ``sum x``.
+
+        Column generation stops once no column has a positive reduced cost, once the
+        Lagrangian bound is within :data:`LP_RTOL` of the master's value, or once the box
+        ``[a, budget]`` is proven no better than ``target`` (tokens/ms): a box's bound needs
+        no more precision than that.
+        """
         master = self.master
         master.set_budget(budget)
         master.set_count(low, high)
         best_k, best_mu, best_val = math.inf, 0.0, math.inf
+        center = None  # the duals of the best Lagrangian bound so far (Wentges smoothing)
+        smooth = SMOOTHING
+        resolve = True
         while True:
-            pi, mu, nu = master.solve()
-            self.lp_solves += 1
+            if resolve:
+                duals = master.solve()
+                self.lp_solves += 1
+            at_lp = center is None or smooth == 0.0
+            sep = duals if at_lp else tuple(smooth * c + (1 - smooth) * d for c, d in zip(center, duals))
+            pi, mu, nu = sep
             top, cols = self.pricer.price(budget, pi, mu, nu, keep=COLUMNS_PER_ROUND)
             if not math.isfinite(top):  # no column fits this budget: G(S) = -inf below it
                 return -math.inf, 0.0, 0.0
-            k = float(pi.sum()) + _h(nu, low, high) + _h(top, low, high)
+            k = float(np.sum(pi)) + _h(nu, low, high) + _h(top, low, high)
             value = k + mu * budget
             if value < best_val:
-                best_k, best_mu, best_val = k, mu, value
+                best_k, best_mu, best_val, center = k, mu, value, sep
             late = time.perf_counter() > self.deadline
-            # converged, out of time, or a numerical stall (the columns priced are in the pool
-            # already): the bound holds for whatever duals were used
-            if top <= RC_TOL or late or master.add(cols) == 0:
-                self.timed_out = self.timed_out or (late and top > RC_TOL)
+            proven = a > 0 and _interval_bound(best_k, best_mu, a, budget, math.inf) <= target * (1 + OPTIMAL_RTOL)
+            close = best_val - master.value() <= LP_RTOL * abs(best_val)
+            useful = [c for c in cols if _reduced_cost(c, duals) > RC_TOL]
+            converged = at_lp and top <= RC_TOL
+            if not useful and not at_lp and not converged:
+                smooth, resolve = 0.0, False  # mispricing: price at the LP's own duals once
+                continue
+            # converged, proven, close enough, out of time, or a numerical stall (the columns
+            # priced are in the pool already): the bound holds for whatever duals were used
+            if converged or proven or close or late or master.add(useful) == 0:
+                self.timed_out = self.timed_out or (late and not (converged or proven or close))
                 self.points[(budget, low, high)] = best_val
                 x, artificial = master.values()
                 return best_k, best_mu, float(x.sum()) if artificial <= 1e-6 else math.nan
+            smooth, resolve = SMOOTHING, True
+
+
+def _reduced_cost(c: Column, duals) -> float:
+    pi, mu, nu = duals
+    return c.tokens - float(pi[list(c.users)].sum()) - mu * c.verify_ms - nu
 
 
 @dataclass(frozen=True)
@@ -362,8 +398,9 @@ def solve_certify(scenario: Scenario, *, time_limit: float = 60.0, start_plan: P
         heapq.heappush(boxes, (-box.bound, serial, box))
 
     def open_box(a: float, b: float, low: int, high: int) -> None:
-        if max(a, t.span_lower_bound(low)) < min(b, s_high()):
-            push(a, b, low, high, *bounder.at(b, low, high))
+        a = max(a, t.span_lower_bound(low))
+        if a < min(b, s_high()):
+            push(a, b, low, high, *bounder.at(b, low, high, a, r_best()))
 
     open_box(s_min, s_high(), scenario.min_batches, scenario.max_batches)
     splits = 0
@@ -397,7 +434,13 @@ def solve_certify(scenario: Scenario, *, time_limit: float = 60.0, start_plan: P
     tried: set[tuple] = set()
     finished = refine()
     plan_rounds = stale = 0
-    while finished and stale < STALE_ROUNDS and boxes and boxes[0][2].bound > r_best() * (1 + OPTIMAL_RTOL):
+    plan_started = time.perf_counter()
+
+    def searching() -> bool:
+        """Go on while rounds improve, and after that while the plan search has used little time."""
+        return stale < STALE_ROUNDS or time.perf_counter() - plan_started < PLAN_SHARE * time_limit
+
+    while finished and searching() and boxes and boxes[0][2].bound > r_best() * (1 + OPTIMAL_RTOL):
         # price-and-branch at the budgets where the LP promises most, and at the best plan's span
         ranked = sorted(bounder.points, key=lambda p: -bounder.points[p] / p[0])
         budgets = [p for p in ranked if p not in tried][:3]
@@ -423,6 +466,9 @@ def solve_certify(scenario: Scenario, *, time_limit: float = 60.0, start_plan: P
             boxes[:] = kept
             heapq.heapify(boxes)
         finished = refine() and time.perf_counter() <= deadline
+    for _, _, box in heapq.nsmallest(3, boxes):
+        log.info("%s: open box S in [%.6g, %.6g] N in %d..%d: bound %.6g tok/s (LP batches %.3f), plan %.6g",
+                 scenario.name, box.a, box.b, box.low, box.high, 1000 * box.bound, box.n, 1000 * r_best())
     stopped = not finished or bounder.timed_out
     bound_ratio = max([entry[2].bound for entry in boxes] + [r_best()])
     upper = 1000.0 * bound_ratio * (1 + SAFETY)
