@@ -11,7 +11,10 @@ import logging
 import sys
 
 from .argtypes import int_list
-from .data.bundled import example_path  # noqa: F401  (re-exported: dipsd.cli.example_path)
+from .data.bundled import example_path
+
+__all__ = ["main", "build_parser", "example_path"]
+from . import __version__
 from .errors import InputError
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT = 0, 1, 2
@@ -27,6 +30,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="dipsd", description="Exact and heuristic optimization of distributed pipelined speculative decoding (DiP-SD).")
     p.add_argument("-v", "--verbose", action="count", default=0, help="log progress (-vv for solver detail)")
+    p.add_argument("--version", action="version", version=f"dipsd {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     c = sub.add_parser("check", help="validate a scenario workbook and summarize each scenario",
@@ -51,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_solve(sub)
     commands.add_study(sub)
     commands.add_paper(sub)
+    for command in sub.choices.values():  # -v also after the command; SUPPRESS keeps one given before it
+        command.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                             help="log progress (-vv for solver detail)")
     return p
 
 

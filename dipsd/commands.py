@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import datetime
-import importlib.metadata as md
+import difflib
 import json
 import os
-import platform
 import sys
 import time
 
@@ -104,13 +102,28 @@ def add_solve(sub) -> None:
     names = ", ".join(f"{m.name} ({m.help})" for m in METHODS.values())
     p = sub.add_parser("solve", help="solve scenarios of a workbook with one method",
                        description=f"Solve scenarios with one method. Methods: {names}.")
-    p.add_argument("workbook", help="scenario workbook (.xlsx)")
+    p.add_argument("workbook", nargs="?", default=None, help="scenario workbook (.xlsx); default: the bundled heterogeneous example")
     p.add_argument("--scenario", action="append", default=None, metavar="NAME", help="only this scenario (repeatable; default: all)")
-    p.add_argument("--method", required=True, choices=list(METHODS) + ["all"],
-                   help="the method to run, or 'all' for every method except enumerate")
+    p.add_argument("--method", required=True, type=_method_name, metavar="METHOD",
+                   help=f"the method to run ({', '.join(METHODS)}), or 'all' for every method except enumerate")
     p.add_argument("--time-limit", type=positive_float, default=60.0, metavar="SECONDS",
                    help="time limit per scenario in seconds (default 60; exact reports a certified bound when it stops)")
     p.add_argument("--json", action="store_true", help="one JSON object per line and scenario instead of a table")
+
+
+def _did_you_mean(value: str, known) -> str:
+    close = difflib.get_close_matches(value, list(known), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _method_name(text: str) -> str:
+    """An argparse type: a registered method or 'all', with a suggestion for a typo."""
+    from .solvers.registry import METHODS
+
+    if text == "all" or text in METHODS:
+        return text
+    raise argparse.ArgumentTypeError(f"unknown method {text[:60]!r}{_did_you_mean(text, list(METHODS) + ['all'])} "
+                                     f"(methods: {', '.join(METHODS)}, all)")
 
 
 def _pick(book, names):
@@ -119,21 +132,23 @@ def _pick(book, names):
     known = {s.name: s for s in book.scenarios}
     missing = [n for n in names if n not in known]
     if missing:
-        raise InputError(f"{book.path}: unknown scenario {missing[0]!r} (known: {', '.join(known)})")
+        shown = ", ".join(list(known)[:20]) + (" ..." if len(known) > 20 else "")
+        raise InputError(f"{book.path}: unknown scenario {missing[0][:60]!r}{_did_you_mean(missing[0], known)} (known: {shown})")
     return [known[n] for n in names]
 
 
-def format_row(result, scenario) -> str:
-    """One line of the ``dipsd solve`` table."""
+def format_row(result, scenario, gap_pct: float | None = None) -> str:
+    """One line of the ``dipsd solve`` table; ``gap_pct`` is the gap to the best known optimum or bound."""
     def num(v, width, fmt):
         return f"{'-':>{width}}" if v is None else format(v, f"{width}{fmt}")
 
-    gap = result.gap_bound
+    if gap_pct is None and result.gap_bound is not None:
+        gap_pct = 100 * result.gap_bound
     lengths = "-" if result.plan is None else ",".join(map(str, result.plan.lengths))
     batches = result.batches
-    return (f"{scenario.name:<16} {result.method:<11} {result.status.json_name:<11} "
+    return (f"{scenario.name:<16} {result.method:<11} {result.status.value:<11} "
             f"{num(result.throughput_tps, 10, '.3f')} {num(result.upper_bound_tps, 10, '.3f')} "
-            f"{num(None if gap is None else 100 * gap, 8, '.4f')} {num(None if batches is None else len(batches), 3, 'd')} "
+            f"{num(gap_pct, 8, '.4f')} {num(None if batches is None else len(batches), 3, 'd')} "
             f"{num(result.span_ms, 9, '.2f')} {result.runtime_s:8.2f}  {lengths}  {result.message}")
 
 
@@ -142,27 +157,46 @@ TABLE_HEADER = (f"{'scenario':<16} {'method':<11} {'status':<11} {'tokens/s':>10
 
 
 def run_solve(args: argparse.Namespace) -> int:
+    from .reports.stats import gap, headline, headline_text, reference
     from .solvers.registry import METHODS, run_method, start_from
+    from .solvers.results import Status
 
-    book = load_workbook(args.workbook)
+    book = load_workbook(args.workbook or example_path())
     scenarios = _pick(book, args.scenario)
     if not args.json:
         print(TABLE_HEADER)
     methods = [m for m in METHODS if m != "enumerate"] if args.method == "all" else [args.method]
     failures = total = 0
+    everything: list[dict] = []
     for s in scenarios:
-        done = {}
+        done, records = {}, []
         for method in methods:
             source = METHODS[method].start_source(methods)
             result = run_method(method, s, time_limit=args.time_limit, start=start_from(done.get(source)))
             done[method] = result
+            records.append(result.to_json(s))
             total += 1
-            failures += result.status.json_name == "error"
-            if args.json:
-                print(json.dumps(result.to_json(s)), flush=True)
-            else:
-                print(format_row(result, s), flush=True)
+            failures += result.status is Status.ERROR
+            if len(methods) == 1:  # nothing to compare with: print at once
+                _print_result(args, result, s, records[-1], None)
+        if len(methods) > 1:  # every method's gap to what the others proved about this scenario
+            ref = reference(records)
+            for result, record in zip(done.values(), records):
+                g = gap(record, ref)
+                record.update(gap_pct=g.proven, certified_gap_pct=g.certified)
+                _print_result(args, result, s, record, g.proven if g.proven is not None else g.certified)
+        everything += records
+    if len(methods) > 1 and not args.json:
+        print()
+        print(headline_text(headline(everything, methods)))
     return 1 if failures == total else 0
+
+
+def _print_result(args, result, scenario, record: dict, gap_pct: float | None) -> None:
+    if args.json:
+        print(json.dumps(record), flush=True)
+    else:
+        print(format_row(result, scenario, gap_pct), flush=True)
 
 
 def add_study(sub) -> None:
@@ -226,41 +260,11 @@ class _Progress:
 
 
 def run_info(args, book, methods, outcome) -> dict:
-    """What the Run sheet records about a study."""
-    from . import __version__
-    from .reports.stats import HIT_TOL
-    from .solvers import dipsd as dipsd_mod
-    from .solvers import exact as exact_mod
+    """What the Run sheet records about a study run from the command line."""
+    from .reports.metadata import run_metadata
 
-    def version(name):
-        try:
-            return md.version(name)
-        except md.PackageNotFoundError:
-            return "not installed"
-
-    stamp = lambda t: datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat(timespec="seconds")  # noqa: E731
-    return {
-        "command line": " ".join(["dipsd"] + sys.argv[1:]),
-        "input file": os.path.basename(book.path),
-        "input sha256": book.sha256,
-        "scenarios": len(book.scenarios),
-        "methods": ", ".join(methods),
-        "dipsd": __version__, "pyomo": version("pyomo"), "highspy (HiGHS)": version("highspy"),
-        "pandas": version("pandas"), "openpyxl": version("openpyxl"), "numpy": version("numpy"),
-        "python": platform.python_version(),
-        "time limit per task s": args.time_limit,
-        "HiGHS options": "mip_rel_gap=0, mip_abs_gap=0, threads=1 per worker process",
-        "Dinkelbach": f"improvement tolerance {exact_mod.IMPROVE_RTOL:g} (relative), closed-form agreement {exact_mod.AGREE_RTOL:g}, "
-                      f"at most {exact_mod.MAX_ITERATIONS} iterations; certified bound q + max(F_ub, 0) / S_min",
-        "DiP-SD": f"stops when lengths repeat and R improves < {dipsd_mod.REL_TOL:g} (relative), at most {dipsd_mod.MAX_ROUNDS} rounds per N",
-        "exact start": "DiP-SD's plan of the same scenario when DiP-SD is among the methods (its time is not in exact's runtime); "
-                       "otherwise exact runs DiP-SD itself first (time included)",
-        "hit tolerance": f"gap <= {HIT_TOL:g} (relative)",
-        "workers": args.workers, "scheduler": getattr(args, "scheduler", None) or "local processes",
-        "machine cores": os.cpu_count(), "machine": platform.platform(),
-        "started (UTC)": stamp(outcome.started), "finished (UTC)": stamp(outcome.finished),
-        "interrupted": "yes (Ctrl-C): the report holds the finished tasks" if outcome.interrupted else "no",
-    }
+    return run_metadata(book, methods, outcome, time_limit=args.time_limit, workers=args.workers,
+                        scheduler=getattr(args, "scheduler", None))
 
 
 def _study_outputs(out: str, inputs: list[str | None]) -> tuple[str, str]:
@@ -294,8 +298,11 @@ def run_study(args: argparse.Namespace) -> int:
     outcome = run(book, methods, time_limit=args.time_limit, checkpoint_path=checkpoint, workers=args.workers,
                   scheduler=args.scheduler, resume=args.resume, fresh=args.fresh, on_done=_Progress(args.quiet),
                   finish=finish)
-    if not args.quiet:
-        print(f"wrote {args.out} ({len(outcome.records)} tasks)", file=sys.stderr)
+    from .reports.stats import headline, headline_text
+
+    print(headline_text(headline(outcome.records, methods)))
+    n = len(outcome.records)
+    print(f"wrote {args.out} ({n} task{'s' if n != 1 else ''}; gaps per scenario in its Summary and Instances sheets)")
     if outcome.interrupted:
         _interrupted(checkpoint)
         return 130

@@ -94,7 +94,7 @@ class Pricer:
 
     def __init__(self, t: Tables):
         self.t = t
-        M, L, J = t.num_users, t.max_length, len(t.levels)
+        M, J = t.num_users, len(t.levels)
         self.ready = np.array(t.ready, dtype=float)  # (M, L), increasing in l
         # tokens with a leading -inf: index 0 means "no feasible length"
         self.tokens = np.concatenate([np.full((M, 1), -np.inf), np.array(t.tokens, dtype=float)], axis=1)

@@ -24,7 +24,10 @@ from ..data.writer import full_precision, set_text
 from ..formulation.evaluate import evaluate
 from ..formulation.plan import Plan
 from . import stats
-from .stats import CERTIFIED_LEVELS, gap, references, summarize
+import pandas as pd
+
+from .frames import records_frame
+from .stats import CERTIFIED_LEVELS, gap, headline, references, summarize
 
 FMT = {"tps": "0.000", "gap": "0.0000", "s": "0.000", "ms": "0.000", "int": "0", "tok": "0.0000", "bytes": "0", "ratio": "0.000"}
 HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
@@ -59,17 +62,29 @@ def _table(ws, headers: Sequence[tuple[str, str | None]], rows: Sequence[Sequenc
         ws.freeze_panes = ws.cell(row=start_row + 1, column=2)
 
 
-def _colour_gaps(ws, columns: list[int], first_row: int, last_row: int) -> None:
+def _colour_gaps(ws, columns: list[int], first_row: int, last_row: int, *, per_method: list[str] | None = None) -> None:
+    """Green (0) to red (the largest) colour scales on gap columns: one scale per column, and with
+    ``per_method`` (the method of each row) one per method, so that one bad method does not wash out the others."""
     if last_row < first_row:
         return
+    groups: dict[str, list[int]] = {"": list(range(first_row, last_row + 1))}
+    if per_method:  # a method's rows are not contiguous (grouped by users): one scale over its cells
+        groups = {}
+        for i, m in enumerate(per_method):
+            groups.setdefault(m, []).append(first_row + i)
     for j in columns:
         letter = get_column_letter(j)
-        ws.conditional_formatting.add(
-            f"{letter}{first_row}:{letter}{last_row}",
-            ColorScaleRule(start_type="num", start_value=0, start_color="63BE7B",
-                           mid_type="num", mid_value=1, mid_color="FFEB84",
-                           end_type="max", end_color="F8696B"),
-        )
+        for rows in groups.values():
+            _scale(ws, " ".join(f"{letter}{r}" for r in rows))
+
+
+def _scale(ws, ranges: str) -> None:
+    ws.conditional_formatting.add(
+        ranges,
+        ColorScaleRule(start_type="num", start_value=0, start_color="63BE7B",
+                       mid_type="percentile", mid_value=50, mid_color="FFEB84",
+                       end_type="max", end_color="F8696B"),
+    )
 
 
 def write_report(path: str, book: LoadedWorkbook, records: list[dict], methods: list[str], run_info: dict) -> None:
@@ -77,6 +92,7 @@ def write_report(path: str, book: LoadedWorkbook, records: list[dict], methods: 
     num_users = {s.name: s.num_users for s in book.scenarios}
     wb = Workbook()
     _summary(wb.active, records, num_users, methods)
+    _results(wb.create_sheet("Results"), records, num_users)
     _instances(wb.create_sheet("Instances"), book, records, methods)
     _plans(wb.create_sheet("Plans"), book, records)
     _charts(wb.create_sheet("Charts"), records, num_users, methods)
@@ -94,6 +110,14 @@ def write_report(path: str, book: LoadedWorkbook, records: list[dict], methods: 
 
 def _summary(ws, records, num_users, methods) -> None:
     ws.title = "Summary"
+    top = headline(records, methods)
+    head = [("method", None), ("scenarios", "int"), ("with a result", "int"), ("optimum proven", "int"),
+            ("hit optimum", "int"), ("mean gap % (proven)", "gap"), ("worst gap %", "gap"), ("worst gap is", None),
+            ("worst scenario", None)]
+    _table(ws, head, [[h.method, h.scenarios, h.results, h.proven, h.hits, h.gap_mean, h.worst_gap, h.worst_kind,
+                       h.worst_scenario] for h in top], text=[0, 8], freeze=False)
+    _colour_gaps(ws, [6, 7], 2, len(top) + 1)
+    start = len(top) + 3
     rows = summarize(records, num_users, methods)
     levels = [f"certified gap <= {level:g} %" for level in CERTIFIED_LEVELS]
     headers = [("users", None), ("method", None), ("scenarios", "int"), ("with a result", "int"),
@@ -105,10 +129,22 @@ def _summary(ws, records, num_users, methods) -> None:
     data = [[r.group, r.method, r.scenarios, r.with_result, r.proven, r.open, r.gap_mean, r.gap_median, r.gap_p95,
              r.gap_max, r.hits, r.gaps_proven, *r.certified, r.certified_max, r.open_certified_mean,
              r.runtime_mean, r.iterations_mean] for r in rows]
-    _table(ws, headers, data)
-    ws.freeze_panes = "C2"
+    _table(ws, headers, data, start_row=start, freeze=False)
+    ws.freeze_panes = "B2"
     gap_cols = [j for j, (title, _) in enumerate(headers, start=1) if "gap %" in title]
-    _colour_gaps(ws, gap_cols, 2, len(data) + 1)
+    _colour_gaps(ws, gap_cols, start + 1, start + len(data), per_method=[r.method for r in rows])
+
+
+def _results(ws, records, num_users) -> None:
+    """The tidy table (one row per scenario and method) that :func:`dipsd.read_report` returns as ``Results``."""
+    frame = records_frame(records, num_users)
+    fmt = {"users": "int", "num_batches": "int", "iterations": "int", "runtime_s": "s", "span_ms": "ms",
+           "expected_tokens": "tok", "gap_pct": "gap", "certified_gap_pct": "gap"}
+    headers = [(c, fmt.get(c, "tps" if c.endswith("_tps") else None)) for c in frame.columns]
+    rows = [[None if (isinstance(v, float) and v != v) or v is pd.NA else (v.item() if hasattr(v, "item") else v)
+             for v in row] for row in frame.astype(object).itertuples(index=False)]
+    _table(ws, headers, rows, text=[0, 2, 3, len(headers) - 1])
+    ws.auto_filter.ref = ws.dimensions
 
 
 def _instances(ws, book, records, methods) -> None:

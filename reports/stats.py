@@ -153,3 +153,57 @@ def summarize(records: list[dict], num_users: dict[str, int], methods: list[str]
                 iterations_mean=statistics.fmean(iters) if iters else None,
             ))
     return out
+
+
+@dataclass(frozen=True)
+class Headline:
+    """One method in a few numbers: how close it came to what the study knows about the optimum."""
+
+    method: str
+    scenarios: int  # scenarios it ran on
+    results: int  # with a plan or a value
+    proven: int  # of those, scenarios whose optimum is proven
+    hits: int  # proven scenarios where it found the optimum (gap <= HIT_TOL)
+    gap_mean: float | None  # mean gap % over proven scenarios
+    worst_gap: float | None  # its largest gap %: proven where the optimum is, else certified
+    worst_kind: str | None  # "proven" or "certified"
+    worst_scenario: str | None
+
+
+def headline(records: list[dict], methods: list[str]) -> list[Headline]:
+    """One :class:`Headline` per method, in the given order."""
+    refs = references(records)
+    out = []
+    for method in methods:
+        rows = [r for r in records if r["method"] == method]
+        worst = (None, None, None)
+        proven, hits = [], 0
+        for r in rows:
+            g = gap(r, refs.get(r["scenario"]))
+            value, kind = (g.proven, "proven") if g.proven is not None else (g.certified, "certified")
+            if g.proven is not None:
+                proven.append(g.proven)
+                hits += g.proven <= 100.0 * HIT_TOL
+            if value is not None and (worst[0] is None or value > worst[0]):
+                worst = (max(value, 0.0), kind, r["scenario"])
+        out.append(Headline(method, len(rows), sum(r.get("throughput_tps") is not None for r in rows), len(proven), hits,
+                            statistics.fmean(proven) if proven else None, *worst))
+    return out
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def headline_text(rows: list[Headline]) -> str:
+    """The headline as a small fixed-width table (stdout of ``study`` and ``solve --method all``)."""
+    lines = [f"{'method':<12} {'results':>9} {'optimal':>13} {'mean gap %':>10} {'worst gap %':>12}  worst scenario"]
+    for h in rows:
+        mean = "-" if h.gap_mean is None else f"{h.gap_mean:.4f}"
+        worst = "-" if h.worst_gap is None else f"{h.worst_gap:.4f}" + ("" if h.worst_kind == "proven" else " (<=)")
+        optimal = f"{h.hits} of {h.proven}" if h.proven else "-"
+        lines.append(f"{h.method:<12} {h.results:>4} of {h.scenarios:<3} {optimal:>13} {mean:>10} {worst:>12}  "
+                     f"{h.worst_scenario or '-'}")
+    lines.append("optimal: hits of the scenarios whose optimum is proven; a worst gap marked (<=) is certified: "
+                 "the true gap is at most that")
+    return "\n".join(lines)

@@ -114,3 +114,16 @@ def run_method(name: str, scenario: Scenario, *, time_limit: float = 60.0, start
         log.warning("%s/%s failed: %s: %s", scenario.name, name, type(exc).__name__, exc)
         return SolveResult(scenario.name, name, Status.ERROR, None, None, None, time.perf_counter() - t0,
                            message=f"{type(exc).__name__}: {str(exc)[:300]}")
+
+
+def solve(scenario: Scenario, method: str = "certify", *, time_limit: float = 60.0, start_plan: Plan | None = None) -> SolveResult:
+    """Run one method on one scenario (the Python twin of ``dipsd solve``); see :data:`METHODS`."""
+    if method not in METHODS:
+        import difflib
+
+        close = difflib.get_close_matches(method, list(METHODS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        from ..errors import InputError
+
+        raise InputError(f"unknown method {method!r}{hint} (methods: {', '.join(METHODS)})")
+    return run_method(method, scenario, time_limit=time_limit, start_plan=start_plan)

@@ -33,11 +33,6 @@ class Status(enum.Enum):
     """The method failed; ``message`` says why."""
 
     @property
-    def json_name(self) -> str:
-        """The status of the JSON contract (``no_plan`` is reported as ``time_limit`` without a plan)."""
-        return "time_limit" if self is Status.NO_PLAN else self.value
-
-    @property
     def has_plan(self) -> bool:
         return self in (Status.OPTIMAL, Status.FEASIBLE, Status.TIME_LIMIT)
 
@@ -125,16 +120,18 @@ class SolveResult:
             return None
         return max(0.0, (self.upper_bound_tps - self.throughput_tps) / self.upper_bound_tps)
 
-    def to_json(self, scenario: Scenario) -> dict:
-        """The JSON contract of ``dipsd solve --json``."""
-        names = [u.name for u in scenario.users]
+    def to_json(self, scenario: Scenario | None) -> dict:
+        """The record of ``dipsd solve --json``, the checkpoint and the reports (users by name;
+        by index when no scenario is given)."""
+        m = len(self.plan.lengths) if self.plan is not None else 0
+        names = [u.name for u in scenario.users] if scenario is not None else [str(i) for i in range(max(m, _largest(self.batches) + 1))]
         batches = None if self.batches is None else [[names[i] for i in b] for b in self.batches]
-        lengths = None if self.plan is None else self.plan.named(scenario)[1]
+        lengths = None if self.plan is None else {names[i]: l for i, l in enumerate(self.plan.lengths)}
         bound = self.upper_bound_tps
         return {
             "scenario": self.scenario,
             "method": self.method,
-            "status": self.status.json_name,
+            "status": self.status.value,
             "throughput_tps": self.throughput_tps,
             "upper_bound_tps": bound if bound is not None and math.isfinite(bound) else None,
             "num_batches": None if batches is None else len(batches),
@@ -146,3 +143,25 @@ class SolveResult:
             "runtime_s": self.runtime_s,
             "message": self.message,
         }
+
+    @classmethod
+    def from_json(cls, record: dict, scenario: Scenario) -> "SolveResult":
+        """The result a record describes: its plan re-evaluated in closed form (which must
+        reproduce the recorded throughput), or for target-only baselines their recorded value."""
+        from ..formulation.evaluate import evaluate
+
+        plan = evaluation = reference = None
+        if record.get("draft_lengths"):
+            plan = Plan.from_names(scenario, record["batches"], record["draft_lengths"])
+            evaluation = evaluate(scenario, plan)
+        elif record.get("batches") and record.get("throughput_tps") is not None:
+            index = {u.name: i for i, u in enumerate(scenario.users)}
+            batches = tuple(tuple(index[n] for n in b) for b in record["batches"])
+            reference = ReferenceValue(batches, record["expected_tokens"], record["span_ms"])
+        return cls(scenario=record["scenario"], method=record["method"], status=Status(record["status"]), plan=plan,
+                   evaluation=evaluation, upper_bound_tps=record.get("upper_bound_tps"), runtime_s=record.get("runtime_s") or 0.0,
+                   iterations=record.get("iterations") or 0, message=record.get("message") or "", reference=reference)
+
+
+def _largest(batches) -> int:
+    return max((max(b) for b in batches or () if b), default=-1)

@@ -15,6 +15,7 @@ import pytest
 from dipsd import Scenario, User, load_workbook, paper_scenario
 from dipsd.data.generate import generate
 from dipsd.data.writer import save_scenarios
+from dipsd.reports.frames import read_report
 from dipsd.reports.stats import Gap, gap, percentile, reference, summarize
 
 FAST = "dipsd,ad,ad-batch,exact"
@@ -48,7 +49,7 @@ def test_study_report_sheets_and_values(small_book, tmp_path, run_cli, monkeypat
     assert header["scenarios_sha256"] == load_workbook(small_book).fingerprint
     assert len(records) == 4 * 5
     wb = openpyxl.load_workbook(report)
-    assert wb.sheetnames == ["Summary", "Instances", "Plans", "Charts", "Run"]
+    assert wb.sheetnames == ["Summary", "Results", "Instances", "Plans", "Charts", "Run"]
     charts = wb["Charts"]._charts
     assert [len(c.series) for c in charts] == [4, 5, 5]  # gap (exact left out), runtime, throughput
     assert charts[1].y_axis.scaling.logBase == 10  # runtime on a logarithmic axis
@@ -71,14 +72,26 @@ def test_study_report_sheets_and_values(small_book, tmp_path, run_cli, monkeypat
         rec = records[(r[0], r[1])]
         assert r[head.index("plan tok/s (re-evaluated)")] == pytest.approx(rec["throughput_tps"], rel=1e-12)
         assert r[head.index("draft length")] == rec["draft_lengths"][r[2]]
-    head, summary = sheet_rows(wb["Summary"])
-    exact_all = next(r for r in summary if r[0] == "all" and r[1] == "exact")
-    assert exact_all[head.index("optimum proven (any method)")] == 4 and exact_all[head.index("max gap %")] == 0
-    dip_all = next(r for r in summary if r[0] == "all" and r[1] == "dipsd")
-    assert dip_all[head.index("gaps proven")] == 4
+    frames = read_report(str(report))
+    summary = frames["Summary"]
+    exact_all = summary[(summary["users"].astype(str) == "all") & (summary["method"] == "exact")].iloc[0]
+    assert exact_all["optimum proven (any method)"] == 4 and exact_all["max gap %"] == 0
+    dip_all = summary[(summary["users"].astype(str) == "all") & (summary["method"] == "dipsd")].iloc[0]
+    assert dip_all["gaps proven"] == 4
     # certified gaps are at least the proven ones, so the counts are consistent with them
-    assert dip_all[head.index("certified gap <= 1 %")] <= dip_all[head.index("with a result")]
-    assert dip_all[head.index("max certified gap %")] >= dip_all[head.index("max gap %")] - 1e-9
+    assert dip_all["certified gap <= 1 %"] <= dip_all["with a result"]
+    assert dip_all["max certified gap %"] >= dip_all["max gap %"] - 1e-9
+    top = frames["Headline"].set_index("method")
+    assert list(top.index) == ["dipsd", "ad", "ad-batch", "exact", "enumerate"]
+    assert top.loc["exact", "hit optimum"] == 4 and top.loc["dipsd", "worst gap %"] == pytest.approx(
+        max(100 * (records[(s, "exact")]["throughput_tps"] - records[(s, "dipsd")]["throughput_tps"]) / records[(s, "exact")]["throughput_tps"]
+            for s in {k[0] for k in records}), abs=1e-9)
+    results = frames["Results"]
+    assert len(results) == 20 and str(results["status"].dtype) == "category" and str(results["users"].dtype) == "Int64"
+    for row in results.itertuples():
+        rec = records[(row.scenario, row.method)]
+        assert row.status == rec["status"]
+        assert (row.throughput_tps == rec["throughput_tps"]) or (rec["throughput_tps"] is None and row.throughput_tps != row.throughput_tps)
     run = dict(sheet_rows(wb["Run"])[1])
     assert run["input sha256"] == load_workbook(small_book).sha256 and "pyomo" in run and run["machine cores"] == os.cpu_count()
     assert wb["Instances"].freeze_panes == "B2"

@@ -1,0 +1,109 @@
+"""Results as pandas DataFrames: one tidy row per (scenario, method), and reports read back.
+
+pandas is the public face of results; everything below (solvers, formulation, data) works
+on plain records and frozen dataclasses.  The columns of :func:`records_frame` (units in
+the names): ``scenario``, ``users``, ``method``, ``status`` (categorical), ``throughput_tps``,
+``upper_bound_tps`` (the method's own certified bound), ``optimum_tps`` (NaN unless some
+method proved it), ``best_bound_tps`` (the best bound any method proved), ``gap_pct`` (to
+the proven optimum), ``certified_gap_pct`` (to the best bound: the true gap is at most
+this), ``num_batches``, ``span_ms``, ``expected_tokens``, ``runtime_s``, ``iterations``,
+``message``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from ..solvers.results import Status
+from .stats import gap, references
+
+COLUMNS = ("scenario", "users", "method", "status", "throughput_tps", "upper_bound_tps", "optimum_tps", "best_bound_tps",
+           "gap_pct", "certified_gap_pct", "num_batches", "span_ms", "expected_tokens", "runtime_s", "iterations", "message")
+FLOATS = ("throughput_tps", "upper_bound_tps", "optimum_tps", "best_bound_tps", "gap_pct", "certified_gap_pct", "span_ms",
+          "expected_tokens", "runtime_s")
+INTS = ("users", "num_batches", "iterations")
+STATUSES = tuple(s.value for s in Status)
+
+
+def _num(value):
+    return math.nan if value is None else value
+
+
+def records_frame(records: list[dict], num_users: dict[str, int]) -> pd.DataFrame:
+    """The tidy frame of study records (see the module docstring)."""
+    refs = references(records)
+    rows = []
+    for r in records:
+        ref = refs.get(r["scenario"])
+        g = gap(r, ref)
+        rows.append({
+            "scenario": r["scenario"], "users": num_users.get(r["scenario"]), "method": r["method"], "status": r["status"],
+            "throughput_tps": _num(r.get("throughput_tps")), "upper_bound_tps": _num(r.get("upper_bound_tps")),
+            "optimum_tps": _num(ref.optimum if ref else None), "best_bound_tps": _num(ref.bound if ref else None),
+            "gap_pct": _num(g.proven), "certified_gap_pct": _num(g.certified), "num_batches": r.get("num_batches"),
+            "span_ms": _num(r.get("span_ms")), "expected_tokens": _num(r.get("expected_tokens")),
+            "runtime_s": _num(r.get("runtime_s")), "iterations": r.get("iterations"), "message": r.get("message") or "",
+        })
+    return typed(pd.DataFrame(rows, columns=list(COLUMNS)))
+
+
+def typed(frame: pd.DataFrame) -> pd.DataFrame:
+    """The documented dtypes: integers (nullable), floats, a categorical status, text."""
+    frame = frame.copy()
+    for c in INTS:
+        if c in frame:
+            frame[c] = pd.array([None if pd.isna(v) else int(v) for v in frame[c]], dtype="Int64")
+    for c in FLOATS:
+        if c in frame:
+            frame[c] = pd.to_numeric(frame[c], errors="coerce").astype("float64")
+    if "status" in frame:
+        frame["status"] = pd.Categorical(frame["status"], categories=list(STATUSES))
+    for c in ("scenario", "method", "message"):
+        if c in frame:
+            frame[c] = frame[c].fillna("").astype(str)
+    return frame
+
+
+def results_frame(results, scenarios=None) -> pd.DataFrame:
+    """The tidy frame of :class:`~dipsd.solvers.results.SolveResult` s (``scenarios`` gives user counts and names)."""
+    by_name = {s.name: s for s in (scenarios or ())}
+    records = []
+    for res in results:
+        s = by_name.get(res.scenario)
+        records.append(res.to_json(s) if s is not None else res.to_json(None))
+    users = {name: s.num_users for name, s in by_name.items()}
+    for res in results:
+        if res.scenario not in users and res.plan is not None:
+            users[res.scenario] = len(res.plan.lengths)
+    return records_frame(records, users)
+
+
+def read_report(path: str) -> dict[str, pd.DataFrame]:
+    """A study report read back: ``Results`` (tidy, typed as :func:`records_frame`), ``Headline``,
+    ``Summary``, ``Instances``, ``Plans`` and ``Run`` (key -> value)."""
+    sheets = pd.read_excel(path, sheet_name=None, header=None)
+    out: dict[str, pd.DataFrame] = {}
+    for name, raw in sheets.items():
+        if name == "Summary":
+            out["Headline"], out["Summary"] = _split_summary(raw)
+        elif name != "Charts":
+            out[name] = _with_header(raw)
+    if "Results" in out:
+        out["Results"] = typed(out["Results"])
+    return out
+
+
+def _with_header(raw: pd.DataFrame) -> pd.DataFrame:
+    frame = raw.iloc[1:].reset_index(drop=True)
+    frame.columns = [str(c) for c in raw.iloc[0]]
+    return frame.infer_objects()
+
+
+def _split_summary(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Summary holds the headline block, a blank row, then the table per number of users."""
+    first = raw.iloc[:, 0].astype(str).tolist()
+    detail = first.index("users")
+    head = raw.iloc[:detail].dropna(how="all")
+    return _with_header(head.dropna(axis=1, how="all")), _with_header(raw.iloc[detail:].dropna(axis=1, how="all"))

@@ -1,0 +1,53 @@
+"""What the report's Run sheet records about a study: inputs, versions, settings, times."""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata as md
+import os
+import platform
+import sys
+
+from ..solvers import certify as certify_mod
+from ..solvers import dipsd as dipsd_mod
+from ..solvers import exact as exact_mod
+from .stats import HIT_TOL
+
+
+def _version(name: str) -> str:
+    try:
+        return md.version(name)
+    except md.PackageNotFoundError:
+        return "not installed"
+
+
+def run_metadata(book, methods, outcome, *, time_limit: float, workers: int, scheduler: str | None,
+                 command_line: str | None = None) -> dict:
+    """The Run sheet of a study's report."""
+    stamp = lambda t: datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat(timespec="seconds")  # noqa: E731
+    return {
+        "command line": command_line if command_line is not None else " ".join(["dipsd"] + sys.argv[1:]),
+        "input file": os.path.basename(book.path),
+        "input sha256": book.sha256,
+        "scenarios": len(book.scenarios),
+        "methods": ", ".join(methods),
+        "dipsd": _version("dipsd"), "pyomo": _version("pyomo"), "highspy (HiGHS)": _version("highspy"),
+        "pandas": _version("pandas"), "openpyxl": _version("openpyxl"), "numpy": _version("numpy"),
+        "python": platform.python_version(),
+        "time limit per task s": time_limit,
+        "HiGHS options": "mip_rel_gap=0, mip_abs_gap=0, threads=1 per worker process",
+        "Dinkelbach": f"improvement tolerance {exact_mod.IMPROVE_RTOL:g} (relative), closed-form agreement {exact_mod.AGREE_RTOL:g}, "
+                      f"at most {exact_mod.MAX_ITERATIONS} iterations; certified bound q + max(F_ub, 0) / S_min",
+        "certify": f"column generation over span budgets, branching on the batch count; boxes narrower than "
+                   f"{certify_mod.MIN_WIDTH:g} (relative) are not split; optimal when the plan is within "
+                   f"{certify_mod.OPTIMAL_RTOL:g} of the bound (raised by {certify_mod.SAFETY:g} against rounding)",
+        "DiP-SD": f"stops when lengths repeat and R improves < {dipsd_mod.REL_TOL:g} (relative), at most {dipsd_mod.MAX_ROUNDS} rounds per N",
+        "starts": "certify starts from DiP-SD's plan, exact from certify's plan and bound (else DiP-SD's), when those "
+                  "methods are in the study (their time is not in the later method's runtime); exact alone runs DiP-SD "
+                  "first (time included)",
+        "hit tolerance": f"gap <= {HIT_TOL:g} (relative)",
+        "workers": workers, "scheduler": scheduler or "local processes",
+        "machine cores": os.cpu_count(), "machine": platform.platform(),
+        "started (UTC)": stamp(outcome.started), "finished (UTC)": stamp(outcome.finished),
+        "interrupted": "yes (Ctrl-C): the report holds the finished tasks" if outcome.interrupted else "no",
+    }
