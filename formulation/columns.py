@@ -94,20 +94,24 @@ class Pricer:
 
     def __init__(self, t: Tables):
         self.t = t
-        M, J = t.num_users, len(t.levels)
+        M = t.num_users
         self.ready = np.array(t.ready, dtype=float)  # (M, L), increasing in l
         # tokens with a leading -inf: index 0 means "no feasible length"
         self.tokens = np.concatenate([np.full((M, 1), -np.inf), np.array(t.tokens, dtype=float)], axis=1)
         self.level = np.array(t.level_of)
         self.seq = np.array(t.seq_ms, dtype=float)  # (L, J)
         self.room = [min(r, M) for r in t.room]
-        self.eligible = [np.flatnonzero(self.level <= j) for j in range(J)]
+        self.eligible = [np.flatnonzero(self.level <= j) for j in range(len(t.levels))]
 
-    def price(self, budget: float, pi: np.ndarray, mu: float, nu: float, *, keep: int = 0):
+    def price(self, budget: float, pi: np.ndarray, mu: float, nu: float, *, keep: int = 0, sigma=None):
         """Best reduced cost over every column with stage time ``<= budget``.
 
-        Returns ``(best, columns)``: ``best`` the largest reduced cost (``-inf`` when no column
-        fits the budget) and up to ``keep`` columns of largest reduced cost (one per
+        ``sigma[j]`` (>= 0, j >= 1) rewards every column whose longest prefix is at level
+        ``>= j`` (the duals of the level rows of ``certify``'s master).  Each column is priced
+        at its true level ``I``: it holds at least one user of that level (the best
+        ``b``-subset with one is the ``b`` best, or the ``b - 1`` best and the best user of the
+        level).  Returns ``(best, columns)``: ``best`` the largest reduced cost (``-inf`` when
+        no column fits the budget) and up to ``keep`` columns of largest reduced cost (one per
         ``(L, I, b)``, best first, duplicates removed).
         """
         t = self.t
@@ -115,6 +119,7 @@ class Pricer:
         best = -np.inf
         found: list[tuple[float, tuple, tuple]] = []
         ls = np.arange(1, L + 1)
+        reward = np.zeros(len(t.levels)) if sigma is None else np.concatenate([[0.0], np.cumsum(np.asarray(sigma)[1:])])
         for j, users in enumerate(self.eligible):
             bmax = min(self.room[j], len(users))
             if bmax < 1:
@@ -132,7 +137,16 @@ class Pricer:
             top = np.take_along_axis(value, order, axis=0)  # (m, L, B) descending
             csum = np.cumsum(top, axis=0)
             pick = csum[bs - 1, :, bs - 1].T  # (L, B): for size b, the sum of the b best values
-            rc = pick - mu * tv - nu  # (L, B)
+            # at least one member at level j: the first user of level j in the order
+            exact = (self.level[users] == j)[order]  # (m, L, B)
+            first = np.argmax(exact, axis=0)  # (L, B); 0 when there is none (checked below)
+            has = exact.any(axis=0)
+            best_exact = np.take_along_axis(top, first[None], axis=0)[0]
+            before = np.where(bs[None, :] >= 2, csum[np.maximum(bs - 2, 0), :, bs - 1].T, 0.0)
+            swap = first >= bs[None, :]  # the b best hold no user of level j
+            pick = np.where(swap, before + best_exact, pick)
+            pick = np.where(has, pick, -np.inf)
+            rc = pick - mu * tv - nu + reward[j]  # (L, B)
             rc[~np.isfinite(rc)] = -np.inf
             here = float(rc.max())
             best = max(best, here)
@@ -144,6 +158,8 @@ class Pricer:
                         break
                     b = bi + 1
                     chosen = order[:b, li, bi]
+                    if swap[li, bi]:
+                        chosen = np.concatenate([order[:b - 1, li, bi], order[first[li, bi]:first[li, bi] + 1, li, bi]])
                     members = users[chosen]
                     lens = lstar[chosen, li, bi]
                     found.append((float(rc[li, bi]), tuple(int(m) for m in members), tuple(int(x) for x in lens)))

@@ -11,29 +11,38 @@ generated columns (price-and-branch) plus the exact l-step of DiP-SD.
 Notation: ``G(S)`` as in :mod:`dipsd.formulation.columns` (the most tokens of a plan of
 span ``<= S``), ``R* = max_S G(S)/S``; the LP relaxation has value ``G_LP(S) >= G(S)``.
 
-The bound (proof).  Fix duals ``pi`` (free), ``mu >= 0``, ``nu`` (free) and a budget ``b``,
-and let ``rc* = max_c rc_c`` over columns with ``st_c <= b`` (exact pricing).  For any
-``S <= b`` and any ``x`` feasible for the LP at ``S`` (its columns also have ``st_c <= b``)
+The bound (proof).  Every plan satisfies, besides the rows of ``G(S)``, the *level rows*
+``sum_{c: I_c >= P_j} x_c >= r_j`` (``r_j = ceil(h_j / B_j)``, see :class:`_Master`) and has
+at least ``N_mem`` batches (the fewest the memory cap allows; the greedy packing is
+minimal, proven in :mod:`dipsd.formulation.milp`).  A *box* is a span range ``[a, b]`` and
+a range ``low..high`` of batch counts (``N_mem <= low``).  Fix duals ``pi`` (free),
+``mu >= 0``, ``nu`` (free), ``sigma_j >= 0`` and let ``rc_c = U_c - sum_{m in c} pi_m -
+mu tv_c - nu + sum_{j <= level(c)} sigma_j`` and ``rc* = max rc_c`` over columns with
+``st_c <= b`` (exact pricing, :meth:`Pricer.price`).  For any plan ``x`` of the box (span
+``S <= b``, so its columns have ``st_c <= b``)
 
-    sum_c U_c x_c = sum_c x_c (rc_c + sum_{m in c} pi_m + mu tv_c + nu)
-                  <= sum_m pi_m + mu S + nu n(x) + rc* n(x),     n(x) = sum_c x_c,
+    sum_c U_c x_c = sum_c x_c (rc_c + sum_{m in c} pi_m + mu tv_c + nu - sum_{j <= level(c)} sigma_j)
+                  <= sum_m pi_m + mu S + (nu + rc*) n(x) - sum_j sigma_j r_j,     n(x) = sum_c x_c,
 
-using the cover rows, ``sum tv_c x_c <= S`` with ``mu >= 0``, and ``rc_c <= rc*``.  With
-``N_min <= n(x) <= N_max`` the last two terms are at most
-``h(nu) + h(rc*)`` where ``h(v) = v N_max`` for ``v >= 0`` and ``v N_min`` otherwise.  So
+using the cover rows, ``sum tv_c x_c <= S`` with ``mu >= 0``, the level rows with
+``sigma >= 0``, and ``rc_c <= rc*``.  With ``low <= n(x) <= high`` the terms in ``n(x)`` are at
+most ``h(nu) + h(rc*)``, where ``h(v) = v high`` for ``v >= 0`` and ``v low`` otherwise.  So
 
-    G(S) <= K + mu S   for every S <= b,   K = sum_m pi_m + h(nu) + h(rc*),
+    G(S) <= K + mu S   for every S <= b,   K = sum_m pi_m + h(nu) + h(rc*) - sum_j sigma_j r_j,
 
-and on an interval ``[a, b]``: ``G(S)/S <= mu + K/a`` if ``K >= 0``, else ``mu + K/b``.
-Also ``G(S)/S <= U_max/S <= U_max/a`` (``U_max = sum_m max_l u_m(l)``), no plan has a span
-below ``S_min`` (:meth:`Tables.span_lower_bound`), and no plan with ``S > U_max / R_best``
-beats the best plan.  Covering ``[S_min, U_max/R_best]`` by intervals, each bounded with
-the duals of column generation at its right end, gives
-``R* <= max(R_best, max over intervals of their bounds)``: valid whatever the duals
-(converged or not, so also at a time limit).  Intervals are refined (split at their
-geometric middle, a new column generation at the middle) worst first, until the worst is
-proven no better than the best plan, is narrower than :data:`MIN_WIDTH`, or time is up.
-At convergence ``K + mu b = G_LP(b)``, so the bound tends to ``max_S G_LP(S)/S``.
+and on the box: ``G(S)/S <= mu + K/a`` if ``K >= 0``, else ``mu + K/b``.  Also
+``G(S)/S <= U_max/a`` (``U_max = sum_m max_l u_m(l)``), no plan with ``N >= low`` batches
+has a span below ``S_min(low)`` (:meth:`Tables.span_lower_bound`), and no plan with
+``S > U_max / R_best`` beats the best plan.  Boxes covering ``[S_min, U_max/R_best] x
+N_mem..N_max`` give ``R* <= max(R_best, max over boxes of their bounds)``: valid whatever
+the duals (converged or not, so also at a time limit).  The worst box is refined first:
+if its LP uses a fractional number of batches ``n`` it is branched on the count
+(``N <= floor(n)`` / ``N >= floor(n) + 1``, each with a new column generation), otherwise
+its span range is split at the geometric middle; until the worst box is proven no better
+than the best plan, is narrower than :data:`MIN_WIDTH`, or time is up.  At convergence
+``K + mu b`` is the LP value at ``b``, so the bound tends to the largest LP ratio over the
+leaves.  Column generation uses Wentges smoothing (any duals give a valid bound, the
+smoothed ones just converge in fewer rounds).
 
 The master LP and IPs use highspy directly: columns are added to one persistent LP
 without a rebuild, and per budget only column bounds change (Pyomo's persistent interface
@@ -55,7 +64,7 @@ import numpy as np
 
 from ..data.scenario import Scenario
 from ..formulation.columns import STAGE_RTOL, Column, Pricer, columns_of, fits, plan_of
-from ..formulation.evaluate import Evaluation, evaluate
+from ..formulation.evaluate import Evaluation, evaluate, greedy_batches
 from ..formulation.plan import Plan
 from ..formulation.tables import Tables
 from .results import SolveResult, Status
@@ -97,29 +106,38 @@ def _new_highs() -> highspy.Highs:
 class _Master:
     """The restricted master LP: ``min -sum U_c x_c`` over the pool, one persistent HiGHS LP.
 
-    Rows: ``M`` cover rows (= 1), the budget row (<= S), the count row (N_min..N_max).
-    Artificial columns (cost ``BIG``) keep it feasible: one per cover row and one for the
-    count row's lower end; they are not columns of the real problem and take no part in
-    the bound, which is proven for the real columns only.
+    Rows: ``M`` cover rows (= 1), the budget row (<= S), the count row (N_min..N_max), and
+    one *level row* per prefix level ``j >= 1``: ``sum_{c: I_c >= P_j} x_c >= r_j`` with
+    ``r_j = ceil(h_j / B_j)``, ``h_j`` the users whose prefix is ``>= P_j`` (each sits in a
+    batch padded to ``>= P_j``, which holds at most ``B_j`` users): valid for every plan, it
+    cuts fractional packings.  Artificial columns (cost ``BIG``) keep the LP feasible: one
+    per cover row, one for the count row's lower end and one per level row; they are not
+    columns of the real problem and take no part in the bound, which is proven for the real
+    columns only.
     """
 
     def __init__(self, scenario: Scenario, t: Tables):
         self.M = t.num_users
+        M, J = self.M, len(t.levels)
         self.h = _new_highs()
         h = self.h
         # tight LP tolerances: duals that are dual feasible to 1e-7 only would leave columns of
         # reduced cost ~1e-7 that pricing keeps finding (the bound stays valid, but looser)
         h.setOptionValue("dual_feasibility_tolerance", 1e-10)
         h.setOptionValue("primal_feasibility_tolerance", 1e-10)
-        lower = np.array([1.0] * self.M + [-_INF, float(scenario.min_batches)])
-        upper = np.array([1.0] * self.M + [0.0, float(scenario.max_batches)])
-        h.addRows(self.M + 2, lower, upper, 0, np.zeros(self.M + 2, dtype=np.int32), np.array([], dtype=np.int32), np.array([]))
+        heavy = [sum(1 for m in range(M) if t.level_of[m] >= j) for j in range(J)]
+        self.level_rhs = np.array([0.0] + [float(-(-heavy[j] // t.room[j])) if t.room[j] >= 1 else 0.0 for j in range(1, J)])
+        rows = M + 2 + (J - 1)
+        lower = np.array([1.0] * M + [-_INF, float(scenario.min_batches)] + list(self.level_rhs[1:]))
+        upper = np.array([1.0] * M + [0.0, float(scenario.max_batches)] + [_INF] * (J - 1))
+        h.addRows(rows, lower, upper, 0, np.zeros(rows, dtype=np.int32), np.array([], dtype=np.int32), np.array([]))
         big = 10.0 * (sum(max(row) for row in t.tokens) + 1.0)
-        n_art = self.M + 1
-        idx = np.array(list(range(self.M)) + [self.M + 1], dtype=np.int32)
+        idx = np.array(list(range(M)) + [M + 1] + list(range(M + 2, rows)), dtype=np.int32)
+        n_art = len(idx)
         h.addCols(n_art, np.full(n_art, big), np.zeros(n_art), np.full(n_art, _INF), n_art,
                   np.arange(n_art, dtype=np.int32), idx, np.ones(n_art))
-        self.n_art = n_art
+        self.n_art, self.rows, self.levels = n_art, rows, J
+        self.level_of = t.level_of
         self.columns: list[Column] = []
         self.keys: set = set()
         self.stage = np.zeros(0)
@@ -132,9 +150,10 @@ class _Master:
             return 0
         starts, index, value = [], [], []
         for c in new:
+            level = max(self.level_of[m] for m in c.users)
             starts.append(len(index))
-            index += list(c.users) + [self.M, self.M + 1]
-            value += [1.0] * len(c.users) + [c.verify_ms, 1.0]
+            index += list(c.users) + [self.M, self.M + 1] + [self.M + 1 + j for j in range(1, level + 1)]
+            value += [1.0] * len(c.users) + [c.verify_ms, 1.0] + [1.0] * level
             self.keys.add(c.key)
         self.h.addCols(len(new), np.array([-c.tokens for c in new]), np.zeros(len(new)), np.full(len(new), _INF),
                        len(index), np.array(starts, dtype=np.int32), np.array(index, dtype=np.int32), np.array(value))
@@ -157,6 +176,9 @@ class _Master:
             self.h.changeColsBounds(len(flip), (flip + self.n_art).astype(np.int32), np.zeros(len(flip)), upper)
             self.enabled = want
 
+    def reduced_cost(self, c: Column, duals: "Duals") -> float:
+        return duals.reduced_cost(c, max(self.level_of[m] for m in c.users))
+
     def fix(self, i: int) -> None:
         """Force real column ``i`` into the solution (``x_i >= 1``): a diving step."""
         self.h.changeColBounds(self.n_art + i, 1.0, _INF)
@@ -177,14 +199,34 @@ class _Master:
         x = np.array(self.h.getSolution().col_value)
         return x[self.n_art:], float(x[: self.n_art].sum())
 
-    def solve(self):
-        """Solve; ``(pi, mu, nu)`` in the maximization's sign convention (mu clipped to >= 0)."""
+    def solve(self) -> "Duals":
+        """Solve; the duals in the maximization's sign convention (mu and sigma clipped to >= 0)."""
         self.h.run()
         y = np.array(self.h.getSolution().row_dual)
-        if len(y) != self.M + 2 or self.h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-            return np.zeros(self.M), 0.0, 0.0
-        # HiGHS: reduced cost d = c - A^T y with c = -U; ours: rc = U - A^T (pi, mu, nu) = -d
-        return -y[: self.M], max(0.0, float(-y[self.M])), float(-y[self.M + 1])
+        if len(y) != self.rows or self.h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            return Duals(np.zeros(self.M), 0.0, 0.0, np.zeros(self.levels))
+        # HiGHS: reduced cost d = c - A^T y with c = -U; ours: rc = U - A^T (pi, mu, nu, -sigma) = -d
+        sigma = np.concatenate([[0.0], np.maximum(y[self.M + 2:], 0.0)])
+        return Duals(-y[: self.M], max(0.0, float(-y[self.M])), float(-y[self.M + 1]), sigma)
+
+
+@dataclass(frozen=True)
+class Duals:
+    """Dual values of the master's rows: cover ``pi``, budget ``mu >= 0``, count ``nu``, level ``sigma >= 0``."""
+
+    pi: np.ndarray
+    mu: float
+    nu: float
+    sigma: np.ndarray
+
+    def mix(self, other: "Duals", weight: float) -> "Duals":
+        """``weight * self + (1 - weight) * other`` (signs stay valid: a convex combination)."""
+        w = weight
+        return Duals(w * self.pi + (1 - w) * other.pi, w * self.mu + (1 - w) * other.mu, w * self.nu + (1 - w) * other.nu,
+                     w * self.sigma + (1 - w) * other.sigma)
+
+    def reduced_cost(self, c: Column, level: int) -> float:
+        return c.tokens - float(self.pi[list(c.users)].sum()) - self.mu * c.verify_ms - self.nu + float(self.sigma[1:level + 1].sum())
 
 
 def _h(value: float, low: int, high: int) -> float:
@@ -222,19 +264,19 @@ class _Bounder:
                 duals = master.solve()
                 self.lp_solves += 1
             at_lp = center is None or smooth == 0.0
-            sep = duals if at_lp else tuple(smooth * c + (1 - smooth) * d for c, d in zip(center, duals))
-            pi, mu, nu = sep
-            top, cols = self.pricer.price(budget, pi, mu, nu, keep=COLUMNS_PER_ROUND)
+            sep = duals if at_lp else center.mix(duals, smooth)
+            top, cols = self.pricer.price(budget, sep.pi, sep.mu, sep.nu, keep=COLUMNS_PER_ROUND, sigma=sep.sigma)
             if not math.isfinite(top):  # no column fits this budget: G(S) = -inf below it
                 return -math.inf, 0.0, 0.0
-            k = float(np.sum(pi)) + _h(nu, low, high) + _h(top, low, high)
+            k = float(np.sum(sep.pi)) + _h(sep.nu, low, high) + _h(top, low, high) - float(sep.sigma @ master.level_rhs)
+            mu = sep.mu
             value = k + mu * budget
             if value < best_val:
                 best_k, best_mu, best_val, center = k, mu, value, sep
             late = time.perf_counter() > self.deadline
             proven = a > 0 and _interval_bound(best_k, best_mu, a, budget, math.inf) <= target * (1 + OPTIMAL_RTOL)
             close = best_val - master.value() <= LP_RTOL * abs(best_val)
-            useful = [c for c in cols if _reduced_cost(c, duals) > RC_TOL]
+            useful = [c for c in cols if master.reduced_cost(c, duals) > RC_TOL]
             converged = at_lp and top <= RC_TOL
             if not useful and not at_lp and not converged:
                 smooth, resolve = 0.0, False  # mispricing: price at the LP's own duals once
@@ -247,11 +289,6 @@ class _Bounder:
                 x, artificial = master.values()
                 return best_k, best_mu, float(x.sum()) if artificial <= 1e-6 else math.nan
             smooth, resolve = SMOOTHING, True
-
-
-def _reduced_cost(c: Column, duals) -> float:
-    pi, mu, nu = duals
-    return c.tokens - float(pi[list(c.users)].sum()) - mu * c.verify_ms - nu
 
 
 @dataclass(frozen=True)
@@ -288,8 +325,8 @@ def _dive(master: _Master, pricer: Pricer, budget: float, low: int, high: int, d
     master.set_count(low, high)
     try:
         while time.perf_counter() < deadline:
-            pi, mu, nu = master.solve()
-            top, cols = pricer.price(budget, pi, mu, nu, keep=COLUMNS_PER_ROUND)
+            d = master.solve()
+            top, cols = pricer.price(budget, d.pi, d.mu, d.nu, keep=COLUMNS_PER_ROUND, sigma=d.sigma)
             if top > RC_TOL and master.add(cols) > 0:
                 continue
             x, artificial = master.values()
@@ -357,7 +394,10 @@ def solve_certify(scenario: Scenario, *, time_limit: float = 60.0, start_plan: P
     pricer = Pricer(t)
     master = _Master(scenario, t)
     u_max = sum(max(row) for row in t.tokens)
-    s_min = t.span_lower_bound(scenario.min_batches)
+    # no plan has fewer batches than the memory packing needs (milp.py proves the packing minimal)
+    packed = greedy_batches(scenario)
+    n_low = max(scenario.min_batches, len(packed)) if packed is not None else scenario.max_batches + 1
+    s_min = t.span_lower_bound(min(n_low, scenario.max_batches))
     best: Evaluation | None = None
 
     def offer(plan: Plan | None) -> bool:
@@ -402,7 +442,8 @@ def solve_certify(scenario: Scenario, *, time_limit: float = 60.0, start_plan: P
         if a < min(b, s_high()):
             push(a, b, low, high, *bounder.at(b, low, high, a, r_best()))
 
-    open_box(s_min, s_high(), scenario.min_batches, scenario.max_batches)
+    if n_low <= scenario.max_batches:
+        open_box(s_min, s_high(), n_low, scenario.max_batches)
     splits = 0
 
     def refine() -> bool:
@@ -444,8 +485,8 @@ def solve_certify(scenario: Scenario, *, time_limit: float = 60.0, start_plan: P
         # price-and-branch at the budgets where the LP promises most, and at the best plan's span
         ranked = sorted(bounder.points, key=lambda p: -bounder.points[p] / p[0])
         budgets = [p for p in ranked if p not in tried][:3]
-        if best is not None and (best.span_ms, scenario.min_batches, scenario.max_batches) not in tried:
-            budgets.append((best.span_ms, scenario.min_batches, scenario.max_batches))
+        if best is not None and (best.span_ms, n_low, scenario.max_batches) not in tried:
+            budgets.append((best.span_ms, n_low, scenario.max_batches))
         if not budgets:
             break
         improved = False

@@ -24,7 +24,7 @@ from tests.solvers.instances import assert_consistent, tiny_instances
 INSTANCES = tiny_instances()
 
 
-def brute_best_reduced_cost(s: Scenario, t: Tables, budget: float, pi, mu: float, nu: float) -> float:
+def brute_best_reduced_cost(s: Scenario, t: Tables, budget: float, pi, mu: float, nu: float, sigma) -> float:
     """The best reduced cost over every memory-feasible batch and length vector, by enumeration."""
     best = -math.inf
     users = range(s.num_users)
@@ -35,7 +35,8 @@ def brute_best_reduced_cost(s: Scenario, t: Tables, budget: float, pi, mu: float
             for lengths in itertools.product(range(1, s.max_draft_length + 1), repeat=size):
                 col = make_column(t, members, lengths)
                 if col.stage_ms <= budget:
-                    best = max(best, col.tokens - sum(pi[m] for m in members) - mu * col.verify_ms - nu)
+                    level = max(t.level_of[m] for m in members)
+                    best = max(best, col.tokens - sum(pi[m] for m in members) - mu * col.verify_ms - nu + sum(sigma[1:level + 1]))
     return best
 
 
@@ -50,8 +51,9 @@ def test_pricing_equals_brute_force_pricing(index):
         budget = float(rng.uniform(lo, hi))
         pi = rng.uniform(-1.0, 4.0, size=s.num_users)
         mu, nu = float(rng.uniform(0.0, 0.05)), float(rng.uniform(-2.0, 2.0))
-        got, columns = pricer.price(budget, pi, mu, nu, keep=5)
-        want = brute_best_reduced_cost(s, t, budget, pi, mu, nu)
+        sigma = np.concatenate([[0.0], rng.uniform(0.0, 1.5, size=len(t.levels) - 1)])
+        got, columns = pricer.price(budget, pi, mu, nu, keep=5, sigma=sigma)
+        want = brute_best_reduced_cost(s, t, budget, pi, mu, nu, sigma)
         if want == -math.inf:
             assert got == -math.inf
             continue
@@ -59,7 +61,8 @@ def test_pricing_equals_brute_force_pricing(index):
         # the columns returned are real batches that fit the budget, the first one as good as priced
         first = columns[0]
         assert first.stage_ms <= budget * (1 + 1e-9)
-        assert first.tokens - pi[list(first.users)].sum() - mu * first.verify_ms - nu >= want - 1e-9
+        level = max(t.level_of[m] for m in first.users)
+        assert first.tokens - pi[list(first.users)].sum() - mu * first.verify_ms - nu + sigma[1:level + 1].sum() >= want - 1e-9
 
 
 def test_master_duals_reproduce_highs_reduced_costs():
@@ -70,12 +73,11 @@ def test_master_duals_reproduce_highs_reduced_costs():
     bounder = C._Bounder(s, t, master, Pricer(t), deadline=math.inf)
     budget = 400.0
     bounder.at(budget, s.min_batches, s.max_batches)
-    pi, mu, nu = master.solve()
+    duals = master.solve()
     d = np.array(master.h.getSolution().col_dual)[master.n_art:]
     for i, col in enumerate(master.columns):
         if master.enabled[i]:
-            rc = col.tokens - pi[list(col.users)].sum() - mu * col.verify_ms - nu
-            assert rc == pytest.approx(-d[i], abs=1e-7)
+            assert master.reduced_cost(col, duals) == pytest.approx(-d[i], abs=1e-7)
 
 
 def test_interval_bound_by_hand():
