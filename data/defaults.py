@@ -1,4 +1,4 @@
-"""Paper defaults of MODEL.md section 2, in one place.
+"""Paper defaults of docs/model.md section 2, in one place.
 
 Qwen3-1.7B drafting on an RTX 3090 class device, Qwen3-32B verifying on an A100-80GB
 (Xu, Zhou, Niu, "DiP-SD", arXiv:2604.20919).  Latencies in ms, FLOP latency slopes in

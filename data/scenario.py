@@ -101,7 +101,7 @@ class User:
 
 @dataclass(frozen=True)
 class Scenario:
-    """One instance of problem P (MODEL.md section 4)."""
+    """One instance of problem P (docs/model.md section 4)."""
 
     name: str
     users: tuple[User, ...]

@@ -1,4 +1,4 @@
-"""Load and validate scenario workbooks (MODEL.md section 7).
+"""Load and validate scenario workbooks (docs/model.md section 7).
 
 The workbook is read cell by cell with openpyxl (through defusedxml, so a workbook whose
 XML declares entities is refused before it can exhaust memory).  Every problem found is

@@ -1,4 +1,4 @@
-"""Write scenarios back to the workbook format of MODEL.md section 7.
+"""Write scenarios back to the workbook format of docs/model.md section 7.
 
 Every value is written explicitly (no blank cells), so loading the file gives exactly the
 scenarios that were written.  Text that came from users is stored as text, never as a

@@ -1,4 +1,4 @@
-"""The closed-form evaluator of MODEL.md section 3: what a plan is worth.
+"""The closed-form evaluator of docs/model.md section 3: what a plan is worth.
 
 This module is the reference every solver is checked against.  It uses the formulas of
 section 3 directly (through the methods of the scenario's dataclasses), one batch and one

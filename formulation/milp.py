@@ -38,7 +38,7 @@ Constraints
   indicator values satisfy every row they enter, and any larger value only raises a cost
   (through H) or lowers a memory cap, so the model admits exactly the plans of P and an
   optimum may take the indicator values.
-* memory (MODEL.md 3.6): with ``C_j = min(B_j, Bbar_n)`` (non-increasing in j),
+* memory (docs/model.md 3.6): with ``C_j = min(B_j, Bbar_n)`` (non-increasing in j),
   ``b_n <= C_0 w_n - sum_{j >= 1} (C_{j-1} - C_j) P_nj``: exact because ``I_n`` is the
   largest ``P_j`` with ``P_nj = 1`` and the sum telescopes to ``b_n <= C_{j*}``; plus the
   implied ``sum_{c: prefix_c >= P_j} a_cn <= C_j P_nj`` and

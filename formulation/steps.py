@@ -1,4 +1,4 @@
-r"""The two exact steps of DiP-SD (MODEL.md 5.2) as small MILPs.
+r"""The two exact steps of DiP-SD (docs/model.md 5.2) as small MILPs.
 
 Both reuse the notation and the linearizations of :mod:`dipsd.formulation.milp`.
 

@@ -1,4 +1,4 @@
-"""Well-scaled numbers for the optimization models (MODEL.md section 6).
+"""Well-scaled numbers for the optimization models (docs/model.md section 6).
 
 FLOP counts reach 1e12 while the latency slopes are about 1e-11 ms/FLOP, and HiGHS drops
 matrix coefficients below 1e-9.  Every latency is therefore computed here, in ms, in

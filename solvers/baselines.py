@@ -1,4 +1,4 @@
-"""The paper's baselines (MODEL.md 5.3).
+"""The paper's baselines (docs/model.md 5.4).
 
 * ``ad``: target-only autoregressive decoding, one user per forward pass, round-robin.
 * ``ad-batch``: target-only decoding with users packed greedily into as few

@@ -1,4 +1,4 @@
-"""DiP-SD, the paper's Algorithm 1 (MODEL.md 5.2), and the baselines that share its steps.
+"""DiP-SD, the paper's Algorithm 1 (docs/model.md 5.2), and the baselines that share its steps.
 
 For each N in ``N_min..N_max``: start with every user at ``initial_draft_length`` (clipped
 to ``[1, L_ub]``) and alternate

@@ -1,4 +1,4 @@
-"""The closed-form evaluator on hand-checked instances (MODEL.md section 3)."""
+"""The closed-form evaluator on hand-checked instances (docs/model.md section 3)."""
 
 from __future__ import annotations
 
