@@ -12,6 +12,7 @@ import math
 import os
 from typing import Iterable
 
+from ..outputs import replace_with
 from .scenario import Scenario
 from .workbook import ACCEPTANCE_COLUMNS, SCENARIO_COLUMNS, USER_COLUMNS, USERS_SHEET_COLUMNS
 
@@ -107,10 +108,21 @@ def save_scenarios(path: str | os.PathLike, scenarios: Iterable[Scenario], *, re
         _write_table(wb.create_sheet("acceptance"), [c.name for c in ACCEPTANCE_COLUMNS], acc_rows, {"scenario", "user"})
     if readme:
         _write_readme(wb.create_sheet("README"))
-    tmp = f"{os.fspath(path)}.tmp"
-    with full_precision():
-        wb.save(tmp)
-    os.replace(tmp, path)
+    save_atomically(wb, path)
+
+
+def save_atomically(wb, path: str | os.PathLike) -> None:
+    """Save an openpyxl workbook (floats at full precision) through a temporary file in the same
+    folder, fsynced and renamed into place: a crash leaves the old file or the new one, never half."""
+    path = os.fspath(path)
+    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    try:
+        with full_precision():
+            wb.save(tmp)
+        replace_with(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def _write_readme(ws) -> None:

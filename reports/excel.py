@@ -10,7 +10,6 @@ half-written report and an existing report is replaced only by a complete one.
 
 from __future__ import annotations
 
-import os
 from typing import Sequence
 
 from openpyxl import Workbook
@@ -20,7 +19,7 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
 from ..data.workbook import LoadedWorkbook
-from ..data.writer import full_precision, set_text
+from ..data.writer import save_atomically, set_text
 from ..formulation.evaluate import evaluate
 from ..formulation.plan import Plan
 from . import stats
@@ -97,15 +96,7 @@ def write_report(path: str, book: LoadedWorkbook, records: list[dict], methods: 
     _plans(wb.create_sheet("Plans"), book, records)
     _charts(wb.create_sheet("Charts"), records, num_users, methods)
     _run(wb.create_sheet("Run"), run_info)
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        with full_precision():
-            wb.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    save_atomically(wb, path)
 
 
 def _summary(ws, records, num_users, methods) -> None:
