@@ -51,6 +51,9 @@ def solve_sd_nobatch(scenario: Scenario, *, time_limit: float = 60.0) -> SolveRe
                            message=f"needs {m} batches but max_batches is {scenario.max_batches}")
     start = evaluate(scenario, Plan(tuple((i,) for i in range(m)), (scenario.start_length,) * m))
     best = l_step(scenario, Tables.of(scenario), start, clock)
-    status = Status.TIME_LIMIT if clock.hit else Status.FEASIBLE
+    if clock.hit or clock.remaining() <= 0:
+        status, note = Status.TIME_LIMIT, "every user in its own batch; time limit: lengths not (fully) optimized"
+    else:
+        status, note = Status.FEASIBLE, "every user in its own batch, lengths optimized"
     return SolveResult(scenario.name, "sd-nobatch", status, best.plan, best, None, time.perf_counter() - clock.start,
-                       message="every user in its own batch, lengths optimized")
+                       message=note)

@@ -32,10 +32,11 @@ from pyomo.contrib.solver.common.factory import SolverFactory
 from pyomo.contrib.solver.common.results import TerminationCondition
 
 from ..data.scenario import Scenario
-from ..formulation.evaluate import Evaluation, evaluate
+from ..formulation.evaluate import Evaluation, evaluate, greedy_batches
 from ..formulation.steps import assignment_plan, build_assignment_model, build_length_model, length_plan
 from ..formulation.tables import Tables
 from .results import SolveResult, Status
+from .start import simple_plan
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +159,11 @@ def solve_dipsd(scenario: Scenario, *, time_limit: float = 60.0, fixed_lengths: 
     tables = Tables.of(scenario)
     trace: list[Round] = []
     best: Evaluation | None = None
+    packed = greedy_batches(scenario)
+    fewest = len(packed) if packed is not None else scenario.max_batches + 1
     for n in batch_counts or scenario.batch_range:
+        if n < fewest:
+            continue  # fewer batches than the memory packing needs: no assignment exists (no MILP needed)
         if clock.remaining() <= 0:
             break
         if best is not None and bound_for_n(tables, n) < best.ratio:
@@ -170,6 +175,12 @@ def solve_dipsd(scenario: Scenario, *, time_limit: float = 60.0, fixed_lengths: 
     runtime = time.perf_counter() - clock.start
     if best is None:
         if clock.hit or clock.remaining() <= 0:
+            fallback = simple_plan(scenario)
+            if fallback is not None:  # the greedy packing is feasible: report it rather than nothing
+                ev = evaluate(scenario, fallback)
+                return SolveResult(scenario.name, name, Status.TIME_LIMIT, fallback, ev, None, runtime,
+                                   message="time limit before the alternation produced a plan; the plan is the greedy "
+                                           "memory packing at the best common draft length")
             return SolveResult(scenario.name, name, Status.NO_PLAN, None, None, None, runtime, message="time limit before any plan")
         return SolveResult(scenario.name, name, Status.INFEASIBLE, None, None, None, runtime,
                            message="no number of batches admits a memory-feasible assignment")

@@ -9,6 +9,7 @@ import pytest
 
 from dipsd import Plan, Scenario, User, evaluate, paper_scenario
 from dipsd.data.scenario import DraftModel
+from dipsd.data.generate import generate
 from dipsd.formulation.steps import assignment_plan, build_assignment_model
 from dipsd.formulation.tables import Tables
 from dipsd.solvers import dipsd as D
@@ -223,3 +224,28 @@ def test_single_user_every_method_agrees():
         assert results[m].throughput_tps == pytest.approx(best, rel=1e-12), m
         assert_consistent(s, results[m])
     assert results["ad"].throughput_tps == results["ad-batch"].throughput_tps
+
+
+def test_time_limits_are_reported_honestly():
+    from dipsd.solvers.baselines import solve_sd_nobatch
+
+    r = solve_sd_nobatch(paper_scenario(10), time_limit=1e-4)
+    assert r.status is Status.TIME_LIMIT and "not (fully) optimized" in r.message
+    (s,) = generate([12], 1, seed=3)
+    d = D.solve_dipsd(s, time_limit=1e-4)
+    assert d.status is Status.TIME_LIMIT and d.plan is not None and "greedy memory packing" in d.message
+    assert d.throughput_tps == evaluate(s, d.plan).throughput_tps
+
+
+def test_batch_counts_below_the_memory_packing_are_skipped_without_changing_the_result():
+    (s,) = generate([6], 1, seed=7, max_draft_length=6)
+    s = s.with_(memory_cap_bytes=s.target.parameter_bytes + s.target.kv_bytes(2, max(u.prefix_len for u in s.users)) + 1.0,
+                min_batches=1)
+    from dipsd.formulation.evaluate import greedy_batches
+
+    fewest = len(greedy_batches(s))
+    assert fewest >= 2
+    full = D.solve_dipsd(s)
+    assert all(r.num_batches >= fewest for r in full.trace)
+    reference = D.solve_dipsd(s, batch_counts=range(fewest, s.max_batches + 1))
+    assert full.plan == reference.plan and full.throughput_tps == reference.throughput_tps
