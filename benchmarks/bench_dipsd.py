@@ -1,11 +1,18 @@
-"""Benchmark of DiP-SD and the baselines (issue: heuristic).  Prints a markdown table.
+"""Benchmark of DiP-SD and the baselines.  Prints markdown tables.
 
-    python benchmarks/bench_dipsd.py
+1. Paper defaults (M = 14, 30, 50): seconds of dipsd, dipsd-fixed, sd-nobatch, ad-batch.
+2. Heterogeneous instances (``generate([M], 1, seed)``, as ``dipsd generate --profile
+   heterogeneous --users M --per-size 1 --seed S``), seeds 0..4, M = 20, 30, 50: DiP-SD's
+   seconds and status, with the median and the max per size (targets: 5 / 15 / 60 s).
+
+    python benchmarks/bench_dipsd.py [--sizes 20,30,50] [--seeds 0,1,2,3,4] [--time-limit 300]
 """
 
 from __future__ import annotations
 
+import argparse
 import platform
+import statistics
 
 from dipsd import paper_scenario
 from dipsd.data.generate import generate
@@ -15,16 +22,37 @@ METHODS = ("dipsd", "dipsd-fixed", "sd-nobatch", "ad-batch")
 
 
 def main() -> None:
-    print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}")
-    print("| instance | M | " + " | ".join(f"{m} s" for m in METHODS) + " | DiP-SD tok/s | N | rounds |")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--paper-sizes", default="14,30,50")
+    ap.add_argument("--sizes", default="20,30,50")
+    ap.add_argument("--seeds", default="0,1,2,3,4")
+    ap.add_argument("--time-limit", type=float, default=300.0)
+    args = ap.parse_args()
+    print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}, "
+          f"time limit {args.time_limit:g} s")
+    print("\n| instance | M | " + " | ".join(f"{m} s" for m in METHODS) + " | DiP-SD tok/s | N | rounds |")
     print("|---|---|" + "---|" * (len(METHODS) + 3))
-    cases = [("paper", paper_scenario(m)) for m in (6, 10, 14, 30, 50)]
-    cases += [(f"heterogeneous ({s.name})", s) for m in (10, 20) for s in generate([m], 1, seed=11, max_draft_length=20)]
-    for kind, s in cases:
-        results = {m: run_method(m, s, time_limit=300) for m in METHODS}
+    for m in [int(x) for x in args.paper_sizes.split(",") if x]:
+        s = paper_scenario(m)
+        results = {name: run_method(name, s, time_limit=args.time_limit) for name in METHODS}
         d = results["dipsd"]
-        times = " | ".join(f"{results[m].runtime_s:.2f}" for m in METHODS)
-        print(f"| {kind} | {s.num_users} | {times} | {d.throughput_tps:.3f} | {d.plan.num_batches} | {d.iterations} |", flush=True)
+        times = " | ".join(f"{results[name].runtime_s:.2f}" for name in METHODS)
+        print(f"| paper | {m} | {times} | {d.throughput_tps:.3f} | {d.plan.num_batches} | {d.iterations} |", flush=True)
+    print("\n| M | seed | DiP-SD s | status | tok/s | N |")
+    print("|---|---|---|---|---|---|")
+    per_size: dict[int, list[float]] = {}
+    for m in [int(x) for x in args.sizes.split(",") if x]:
+        for seed in [int(x) for x in args.seeds.split(",") if x]:
+            (s,) = generate([m], 1, seed=seed)
+            d = run_method("dipsd", s, time_limit=args.time_limit)
+            tps = "-" if d.throughput_tps is None else f"{d.throughput_tps:.3f}"
+            n = "-" if d.plan is None else d.plan.num_batches
+            print(f"| {m} | {seed} | {d.runtime_s:.2f} | {d.status.value} | {tps} | {n} |", flush=True)
+            per_size.setdefault(m, []).append(d.runtime_s)
+    print("\n| M | median s | max s |")
+    print("|---|---|---|")
+    for m, times in per_size.items():
+        print(f"| {m} | {statistics.median(times):.2f} | {max(times):.2f} |")
 
 
 if __name__ == "__main__":
