@@ -73,36 +73,44 @@ def _ranged(c: Column, help: str, **changes) -> Column:
                   c.minimum, c.maximum, c.typical)
 
 
+def _model_columns(prefix: str, what: str, blocks: str, hidden: str, ffn: str, defaults) -> tuple[Column, ...]:
+    """Blocks, hidden size and FFN hidden size of a transformer (draft or target), with one range for both."""
+    return (
+        Column(f"{prefix}_blocks", "int", "-", f"{what}: number of transformer blocks {blocks}", defaults[0], minimum=1,
+               maximum=1_000, typical=(1, 200)),
+        Column(f"{prefix}_hidden", "int", "-", f"{what}: hidden size {hidden}", defaults[1], minimum=1, maximum=65_536,
+               typical=(64, 32_768)),
+        Column(f"{prefix}_ffn_hidden", "int", "-", f"{what}: FFN hidden size {ffn}", defaults[2], minimum=1,
+               maximum=1_048_576, typical=(64, 131_072)),
+    )
+
+
+def _latency_columns(slope: str, intercept: str, where: str, c: str, beta: str, law: str, defaults) -> tuple[Column, ...]:
+    """The latency model ``G(b, F) = c b F + beta`` of a device or the server."""
+    return (
+        Column(slope, "float", "ms/FLOP", f"{where} latency slope {c} in {law}", defaults[0], maximum=1e-6,
+               typical=(1e-15, 1e-8)),
+        Column(intercept, "float", "ms", f"{where} latency intercept {beta}", defaults[1], maximum=600_000.0,
+               typical=(0.01, 10_000.0)),
+    )
+
+
 USER_COLUMNS = (
     Column("alpha", "alpha", "-", "token acceptance rate of the draft model (1 = always accepted)", D.ALPHA),
     Column("prefix_len", "int", "tokens", "prefix (context) length", D.PREFIX_LEN, minimum=1, maximum=1_048_576,
            typical=(16, 131_072)),
     Column("comm_latency_ms", "float", "ms", "communication latency per round (upload + feedback)", D.COMM_LATENCY_MS,
            maximum=600_000.0, typical=(0.01, 10_000.0)),
-    Column("draft_blocks", "int", "-", "draft model: number of transformer blocks J_d", D.DRAFT_BLOCKS, minimum=1,
-           maximum=1_000, typical=(1, 200)),
-    Column("draft_hidden", "int", "-", "draft model: hidden size h1_d", D.DRAFT_HIDDEN, minimum=1, maximum=65_536,
-           typical=(64, 32_768)),
-    Column("draft_ffn_hidden", "int", "-", "draft model: FFN hidden size h2_d", D.DRAFT_FFN_HIDDEN, minimum=1,
-           maximum=1_048_576, typical=(64, 131_072)),
-    Column("draft_c_ms_per_flop", "float", "ms/FLOP", "device latency slope c_m in G_m(b,F) = c_m*b*F + beta_m",
-           D.DRAFT_C_MS_PER_FLOP, maximum=1e-6, typical=(1e-15, 1e-8)),
-    Column("draft_beta_ms", "float", "ms", "device latency intercept beta_m", D.DRAFT_BETA_MS, maximum=600_000.0,
-           typical=(0.01, 10_000.0)),
+    *_model_columns("draft", "draft model", "J_d", "h1_d", "h2_d", (D.DRAFT_BLOCKS, D.DRAFT_HIDDEN, D.DRAFT_FFN_HIDDEN)),
+    *_latency_columns("draft_c_ms_per_flop", "draft_beta_ms", "device", "c_m", "beta_m", "G_m(b,F) = c_m*b*F + beta_m",
+                      (D.DRAFT_C_MS_PER_FLOP, D.DRAFT_BETA_MS)),
 )
 
 SCENARIO_COLUMNS = (
     Column("scenario", "text", "-", "scenario name, unique in the workbook", required=True),
-    Column("target_blocks", "int", "-", "target model: number of transformer blocks J_v", D.TARGET_BLOCKS, minimum=1,
-           maximum=1_000, typical=(1, 200)),
-    Column("target_hidden", "int", "-", "target model: hidden size h1_v", D.TARGET_HIDDEN, minimum=1, maximum=65_536,
-           typical=(64, 32_768)),
-    Column("target_ffn_hidden", "int", "-", "target model: FFN hidden size h2_v", D.TARGET_FFN_HIDDEN, minimum=1,
-           maximum=1_048_576, typical=(64, 131_072)),
-    Column("verify_c_ms_per_flop", "float", "ms/FLOP", "server latency slope c_v in G_v(b,F) = c_v*b*F + beta_v",
-           D.VERIFY_C_MS_PER_FLOP, maximum=1e-6, typical=(1e-15, 1e-8)),
-    Column("verify_beta_ms", "float", "ms", "server latency intercept beta_v", D.VERIFY_BETA_MS, maximum=600_000.0,
-           typical=(0.01, 10_000.0)),
+    *_model_columns("target", "target model", "J_v", "h1_v", "h2_v", (D.TARGET_BLOCKS, D.TARGET_HIDDEN, D.TARGET_FFN_HIDDEN)),
+    *_latency_columns("verify_c_ms_per_flop", "verify_beta_ms", "server", "c_v", "beta_v", "G_v(b,F) = c_v*b*F + beta_v",
+                      (D.VERIFY_C_MS_PER_FLOP, D.VERIFY_BETA_MS)),
     Column("memory_cap_bytes", "float", "bytes", "server memory cap Gamma_max", D.MEMORY_CAP_BYTES, maximum=1e15,
            typical=(1e9, 1e13)),
     Column("max_draft_length", "int", "tokens", "largest draft length L_ub", D.MAX_DRAFT_LENGTH, minimum=1, maximum=D.MAX_DRAFT_LENGTH_CAP),
