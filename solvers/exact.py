@@ -33,7 +33,6 @@ import math
 import sys
 import time
 
-import numpy as np
 
 from pyomo.contrib.solver.common.factory import SolverFactory
 from pyomo.contrib.solver.common.results import TerminationCondition
@@ -44,6 +43,7 @@ from ..formulation.evaluate import evaluate
 from ..formulation.milp import build_model, extract_plan, model_size, start_values
 from ..formulation.plan import Plan
 from ..formulation.tables import Tables
+from .highs_adapter import manual_parameter_updates, set_mip_start
 from .results import Iteration, SolveResult, Status
 from .start import simple_plan
 
@@ -126,11 +126,7 @@ def solve_exact(
     build_s = time.perf_counter() - t0
     solver = SolverFactory("highs")
     solver.set_instance(model)
-    # only q changes between solves: push it ourselves (update_parameters) so that the MIP
-    # start set afterwards is not discarded by an automatic update inside solve()
-    for key in list(solver.config.auto_updates):
-        if key.startswith(("check_for_", "update_")):
-            solver.config.auto_updates[key] = False
+    manual_parameter_updates(solver)  # only q changes; the MIP start must survive into solve()
     trace: list[Iteration] = []
     bound = known
     status, message = Status.FEASIBLE, f"iteration cap ({max_iterations}) reached"
@@ -193,20 +189,8 @@ def solve_exact(
 
 
 def _warm_start(solver, model, plan: Plan) -> None:
-    """Hand HiGHS the best known plan as a MIP start (its ``F(q)`` is 0 at ``q`` = its ratio).
-
-    Pyomo's persistent HiGHS interface has no warm-start option, so this goes through its
-    column map to ``highspy``; if that ever changes, the solve simply runs without a start.
-    """
-    try:
-        columns = solver._pyomo_var_to_solver_var_map
-        values = start_values(model, plan)
-        index = np.array([columns[id(v)] for v in values], dtype=np.int32)
-        value = np.array([values[v] for v in values], dtype=np.float64)
-        status = solver._solver_model.setSolution(len(index), index, value)
-        log.debug("MIP start: %s", status)
-    except Exception as exc:  # pragma: no cover - depends on Pyomo internals
-        log.warning("MIP start not set: %s", exc)
+    """Hand HiGHS the best known plan as a MIP start (its ``F(q)`` is 0 at ``q`` = its ratio)."""
+    set_mip_start(solver, start_values(model, plan))
 
 
 def _timed_out(best_plan):

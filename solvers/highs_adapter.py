@@ -1,0 +1,60 @@
+"""The one place that reaches into Pyomo's persistent HiGHS interface beyond its public API.
+
+Pyomo's ``pyomo.contrib.solver`` HiGHS interface has no MIP-start option; :func:`set_mip_start`
+hands HiGHS a start through the interface's map from Pyomo variables to HiGHS columns and its
+``highspy.Highs`` object.  Written and tested against :data:`TESTED_PYOMO`; ``tests/solvers/
+test_highs_adapter.py`` fails if the internals change (it checks that HiGHS reports the start
+as its first incumbent).  If they do change at run time, the start is skipped with a warning
+and the solve runs without it (slower, never wrong).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+TESTED_PYOMO = ("6.9", "6.10")
+"""Pyomo release series whose persistent HiGHS internals this module was written and tested against."""
+
+
+def pyomo_supported() -> bool:
+    import pyomo.version
+
+    version = pyomo.version.version
+    return any(version == v or version.startswith(v + ".") for v in TESTED_PYOMO)
+
+
+def set_mip_start(solver, values) -> bool:
+    """Give HiGHS ``values`` (a ``ComponentMap`` of Pyomo variables to numbers) as a MIP start.
+
+    ``solver`` is a ``pyomo.contrib.solver`` HiGHS solver after ``set_instance``.  Returns
+    whether HiGHS accepted the start.
+    """
+    try:
+        columns = solver._pyomo_var_to_solver_var_map
+        index = np.array([columns[id(v)] for v in values], dtype=np.int32)
+        value = np.array([values[v] for v in values], dtype=np.float64)
+        status = solver._solver_model.setSolution(len(index), index, value)
+    except Exception as exc:  # pragma: no cover - only when Pyomo's internals changed
+        log.warning("MIP start not set (Pyomo %s internals changed?): %s", _pyomo_version(), exc)
+        return False
+    log.debug("MIP start: %s", status)
+    return str(status).endswith("kOk") or str(status).endswith("kWarning")
+
+
+def manual_parameter_updates(solver) -> None:
+    """Only mutable Params change between solves: switch off the interface's automatic checks,
+    so that a MIP start set before ``solve`` is not discarded by an update inside it; the
+    caller pushes parameter changes with ``solver.update_parameters()``."""
+    for key in list(solver.config.auto_updates):
+        if key.startswith(("check_for_", "update_")):
+            solver.config.auto_updates[key] = False
+
+
+def _pyomo_version() -> str:
+    import pyomo.version
+
+    return pyomo.version.version
