@@ -17,7 +17,8 @@ from ..data.scenario import Scenario
 from ..formulation.evaluate import evaluate, greedy_batches, target_only_round_ms
 from ..formulation.plan import Plan
 from ..formulation.tables import Tables
-from .dipsd import _Clock, l_step
+from .deadline import Deadline
+from .dipsd import l_step
 from .results import ReferenceValue, SolveResult, Status
 
 
@@ -44,7 +45,7 @@ def solve_ad_batch(scenario: Scenario) -> SolveResult:
 
 def solve_sd_nobatch(scenario: Scenario, *, time_limit: float = 60.0) -> SolveResult:
     """Every user alone (N = M), lengths by the exact l-step."""
-    clock = _Clock(time_limit)
+    clock = Deadline(time_limit)
     m = scenario.num_users
     if m > scenario.max_batches:
         return SolveResult(scenario.name, "sd-nobatch", Status.INFEASIBLE, None, None, None, 0.0,

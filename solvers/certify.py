@@ -67,6 +67,7 @@ from ..formulation.columns import STAGE_RTOL, Column, Pricer, columns_of, fits, 
 from ..formulation.evaluate import Evaluation, evaluate, greedy_batches
 from ..formulation.plan import Plan
 from ..formulation.tables import Tables
+from .deadline import Deadline
 from .results import SolveResult, Status
 from .start import simple_plan
 
@@ -386,10 +387,10 @@ def solve_certify(scenario: Scenario, *, time_limit: float = 60.0, start_plan: P
     ``start_plan`` (for example DiP-SD's) is the first incumbent and its batches seed the
     column pool, so the result is never worse than it.
     """
-    from .dipsd import _Clock, l_step
+    from .dipsd import l_step
 
-    t0 = time.perf_counter()
-    deadline = t0 + time_limit
+    clock = Deadline(time_limit)
+    t0, deadline = clock.start, clock.at
     t = Tables.of(scenario)
     pricer = Pricer(t)
     master = _Master(scenario, t)
@@ -501,7 +502,7 @@ def solve_certify(scenario: Scenario, *, time_limit: float = 60.0, start_plan: P
         plan_rounds += 1
         stale = 0 if improved else stale + 1
         if improved:
-            polished = l_step(scenario, t, best, _Clock(max(0.0, min(0.2 * (deadline - time.perf_counter()), 30.0))))
+            polished = l_step(scenario, t, best, Deadline(max(0.0, min(0.2 * (deadline - time.perf_counter()), 30.0))))
             offer(polished.plan)
             kept = [entry for entry in boxes if entry[2].a < s_high()]
             boxes[:] = kept

@@ -35,6 +35,7 @@ from ..data.scenario import Scenario
 from ..formulation.evaluate import Evaluation, evaluate, greedy_batches
 from ..formulation.steps import assignment_plan, build_assignment_model, build_length_model, length_plan
 from ..formulation.tables import Tables
+from .deadline import Deadline
 from .results import SolveResult, Status
 from .start import simple_plan
 
@@ -56,16 +57,7 @@ class Round:
     lengths: tuple[int, ...]
 
 
-class _Clock:
-    def __init__(self, limit: float):
-        self.start, self.limit = time.perf_counter(), limit
-        self.hit = False
-
-    def remaining(self) -> float:
-        return max(0.0, self.limit - (time.perf_counter() - self.start))
-
-
-def _solve(model, clock: _Clock, solver=None):
+def _solve(model, clock: Deadline, solver=None):
     """Solve with MIP gap 0 within the remaining time; the loaded result, or None without a solution."""
     solver = solver or SolverFactory("highs")
     res = solver.solve(
@@ -80,7 +72,7 @@ def _solve(model, clock: _Clock, solver=None):
     return res
 
 
-def x_step(scenario: Scenario, tables: Tables, lengths: tuple[int, ...], num_batches: int, clock: _Clock) -> Evaluation | None:
+def x_step(scenario: Scenario, tables: Tables, lengths: tuple[int, ...], num_batches: int, clock: Deadline) -> Evaluation | None:
     """The S-minimizing memory-feasible partition into ``num_batches`` batches (None if none)."""
     model = build_assignment_model(tables, lengths, num_batches)
     if _solve(model, clock) is None:
@@ -89,7 +81,7 @@ def x_step(scenario: Scenario, tables: Tables, lengths: tuple[int, ...], num_bat
     return ev if ev.feasible else None
 
 
-def l_step(scenario: Scenario, tables: Tables, current: Evaluation, clock: _Clock) -> Evaluation:
+def l_step(scenario: Scenario, tables: Tables, current: Evaluation, clock: Deadline) -> Evaluation:
     """The lengths maximizing U/S for the batches of ``current`` (Dinkelbach, started at its ratio)."""
     best = current
     model = build_length_model(tables, current.plan.batches, q=current.ratio)
@@ -155,7 +147,7 @@ def bound_for_n(tables: Tables, n: int) -> float:
 def solve_dipsd(scenario: Scenario, *, time_limit: float = 60.0, fixed_lengths: bool = False,
                 batch_counts: range | None = None, method: str | None = None) -> SolveResult:
     """DiP-SD (or, with ``fixed_lengths``, DiP-SD with every user at the start length)."""
-    clock = _Clock(time_limit)
+    clock = Deadline(time_limit)
     tables = Tables.of(scenario)
     trace: list[Round] = []
     best: Evaluation | None = None

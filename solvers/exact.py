@@ -43,6 +43,7 @@ from ..formulation.evaluate import evaluate
 from ..formulation.milp import build_model, extract_plan, model_size, start_values
 from ..formulation.plan import Plan
 from ..formulation.tables import Tables
+from .deadline import Deadline
 from .highs_adapter import manual_parameter_updates, set_mip_start
 from .results import Iteration, SolveResult, Status
 from .start import simple_plan
@@ -106,24 +107,24 @@ def solve_exact(
     loop stops as soon as the incumbent meets it (relative :data:`MEETS_RTOL`), and the
     reported bound is never above it.
     """
-    t0 = time.perf_counter()
+    clock = Deadline(time_limit)
     tables = Tables.of(scenario)
     s_min = tables.span_lower_bound(scenario.min_batches)
     best_plan, best_eval = _start(scenario, start_plan)
     q = best_eval.ratio if best_eval is not None else 0.0
     known = math.inf if known_bound_tps is None or not math.isfinite(known_bound_tps) else known_bound_tps / 1000.0
     estimate = model_size(scenario, tables) / BUILD_RATE
-    if estimate > time_limit - (time.perf_counter() - t0):  # would not even be built in time: say so now
+    if estimate > clock.remaining():  # would not even be built in time: say so now
         status, message = _timed_out(best_plan)
         return SolveResult(
             scenario=scenario.name, method="exact", status=status, plan=best_plan, evaluation=best_eval,
             upper_bound_tps=None if not math.isfinite(known) else max(1000.0 * known, best_eval.throughput_tps if best_eval else 0.0),
-            runtime_s=time.perf_counter() - t0,
+            runtime_s=clock.elapsed(),
             message=f"the MILP ({model_size(scenario, tables):,} index cells) would take about {estimate:.0f} s to build, "
                     f"more than the time limit; the plan is the start plan" + ("" if math.isfinite(known) else ", no bound"),
         )
     model = build_model(scenario, q=q, tables=tables)
-    build_s = time.perf_counter() - t0
+    build_s = clock.elapsed()
     solver = SolverFactory("highs")
     solver.set_instance(model)
     manual_parameter_updates(solver)  # only q changes; the MIP start must survive into solve()
@@ -134,7 +135,7 @@ def solve_exact(
         if best_eval is not None and best_eval.ratio >= known / (1 + MEETS_RTOL):
             status, message = Status.OPTIMAL, "the incumbent meets the certified bound given (certify's)"
             break
-        remaining = time_limit - (time.perf_counter() - t0)
+        remaining = clock.remaining()
         if remaining <= 0:
             status, message = _timed_out(best_plan)
             break
@@ -177,7 +178,7 @@ def solve_exact(
         if outcome is MilpOutcome.TIME_LIMIT:
             status, message = _timed_out(best_plan)
             break
-    runtime = time.perf_counter() - t0
+    runtime = clock.elapsed()
     if best_eval is not None and math.isfinite(bound):
         bound = max(bound, best_eval.ratio)
     return SolveResult(

@@ -20,6 +20,7 @@ from ..formulation.plan import Plan
 from .baselines import solve_ad, solve_ad_batch, solve_sd_nobatch
 from .brute import solve_enumerate
 from .certify import solve_certify
+from .deadline import Deadline
 from .dipsd import solve_dipsd
 from .exact import solve_exact
 from .results import SolveResult, Status
@@ -52,16 +53,16 @@ class Method:
 
 def _exact(scenario: Scenario, time_limit: float, start: Start | None) -> SolveResult:
     """Dinkelbach from the start's plan and bound; without one, from DiP-SD's plan (its time counts, at most half the limit)."""
-    t0 = time.perf_counter()
+    clock = Deadline(time_limit)
     note = ""
     if start is None or start.plan is None:
-        heuristic = solve_dipsd(scenario, time_limit=time_limit / 2)
+        heuristic = solve_dipsd(scenario, time_limit=clock.remaining() / 2)
         stopped = ", stopped by its time share" if heuristic.status is Status.TIME_LIMIT else ""
         note = f"; started from DiP-SD ({heuristic.runtime_s:.2f}s{stopped}, included)"
         start = Start(heuristic.plan, start.bound_tps if start else None, "dipsd")
-    result = solve_exact(scenario, time_limit=max(time_limit - (time.perf_counter() - t0), 0.01), start_plan=start.plan,
+    result = solve_exact(scenario, time_limit=max(clock.remaining(), 0.01), start_plan=start.plan,
                          known_bound_tps=start.bound_tps)
-    return replace(result, runtime_s=time.perf_counter() - t0, message=result.message + note)
+    return replace(result, runtime_s=clock.elapsed(), message=result.message + note)
 
 
 def _plan(start: Start | None) -> Plan | None:

@@ -16,6 +16,7 @@ from dipsd.solvers import dipsd as D
 from dipsd.solvers.baselines import solve_ad, solve_ad_batch, solve_sd_nobatch
 from dipsd.solvers.exact import solve_exact
 from dipsd.solvers.registry import METHODS, run_method
+from dipsd.solvers.deadline import Deadline
 from dipsd.solvers.results import Status
 from tests.solvers.instances import assert_consistent, tiny_instances
 
@@ -140,7 +141,7 @@ def test_x_step_is_exact_on_small_cases():
         for n in s.batch_range:
             evs = [evaluate(s, Plan(p, lengths)) for p in rg_partitions(s.num_users, n)]
             feasible = [e.span_ms for e in evs if e.feasible]
-            got = D.x_step(s, t, lengths, n, D._Clock(60))
+            got = D.x_step(s, t, lengths, n, Deadline(60))
             if not feasible:
                 assert got is None
             else:
@@ -156,7 +157,7 @@ def test_l_step_is_exact_on_small_cases():
         if batches is None:
             continue
         start = evaluate(s, Plan(batches, (1,) * s.num_users))
-        got = D.l_step(s, t, start, D._Clock(60))
+        got = D.l_step(s, t, start, Deadline(60))
         best = max(evaluate(s, Plan(batches, l)).ratio for l in itertools.product(range(1, s.max_draft_length + 1), repeat=s.num_users))
         assert got.ratio == pytest.approx(best, rel=1e-9)
 
