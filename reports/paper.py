@@ -11,6 +11,7 @@ from __future__ import annotations
 from ..data.scenario import Scenario, paper_scenario
 
 PAPER_RATIOS = {"ad": 17.89, "ad-batch": 1.93, "sd-nobatch": 1.38}
+PAPER_USERS = 14
 """DiP-SD's throughput over each baseline at 14 users, as the paper reports it."""
 
 
@@ -54,7 +55,11 @@ def ratio_table(records: list[dict], alphas: list[float], users: int) -> tuple[s
         ratios = " | ".join(times(row[k]) for k in ("dipsd/ad", "dipsd/ad-batch", "dipsd/sd-nobatch", "dipsd/dipsd-fixed",
                                                    "exact/ad", "exact/ad-batch", "exact/sd-nobatch"))
         lines.append(f"| {a:g} | {users} | {num(dip)} | {opt_text} | {ratios} |")
-    lines.append(f"| paper | 14 | | | {PAPER_RATIOS['ad']}x | {PAPER_RATIOS['ad-batch']}x | {PAPER_RATIOS['sd-nobatch']}x | | | | |")
+    paper = f"| paper | 14 | | | {PAPER_RATIOS['ad']}x | {PAPER_RATIOS['ad-batch']}x | {PAPER_RATIOS['sd-nobatch']}x | | | | |"
+    if users == PAPER_USERS:
+        lines.append(paper)
+    else:  # the paper's ratios are at 14 users: set apart, not compared with another M
+        lines += ["", f"The paper's ratios are at M = {PAPER_USERS}, not comparable with M = {users}:", lines[0], lines[1], paper]
     return "\n".join(lines), rows
 
 
@@ -78,18 +83,26 @@ def figure(path: str, records: list[dict], alphas: list[float], max_users: int, 
     for extra in axes[0][panels:]:
         extra.set_visible(False)
     axes = [axes[0][:panels]]
+    from matplotlib.ticker import MaxNLocator
+
+    # coinciding lines stay visible: each method its own marker, line style and width, drawn
+    # widest first, so the optimum (which DiP-SD often equals) shows under DiP-SD's line
+    markers = ["o", "s", "^", "v", "D", "x", "P", "*"]
+    styles = ["-", "--", "-.", ":"]
     for ax, a in zip(axes[0], alphas):
-        for method in methods:
+        for i, method in enumerate(methods):
             ys = [by_key.get((scenario_name(a, m), method), {}).get("throughput_tps") for m in users]
             pts = [(x, y) for x, y in zip(users, ys) if y is not None]
             if pts:
-                style = {"linestyle": "--", "marker": "x"} if method == "exact" else {"marker": "o"}
-                ax.plot(*zip(*pts), markersize=3, label="exact optimum" if method == "exact" else method, **style)
+                ax.plot(*zip(*pts), marker=markers[i % len(markers)], linestyle=styles[i % len(styles)],
+                        linewidth=3.0 - 2.0 * i / max(1, len(methods) - 1), markersize=7 - 4 * i / max(1, len(methods) - 1),
+                        fillstyle="none", label="exact optimum" if method == "exact" else method, zorder=2 + i)
         ax.set_title(f"alpha = {a:g}")
         ax.set_xlabel("users M")
         ax.set_ylabel("throughput (tokens/s)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
+        ax.legend(fontsize=6)
     ax = axes[0][-1]
     for a in alphas:
         pts = []
@@ -103,6 +116,7 @@ def figure(path: str, records: list[dict], alphas: list[float], max_users: int, 
     ax.axhline(PAPER_RATIOS["ad"], color="grey", linestyle="--", linewidth=1, label="paper: 17.89x at M=14")
     ax.set_title("DiP-SD / AD")
     ax.set_xlabel("users M")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("ratio")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
