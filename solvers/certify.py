@@ -89,10 +89,14 @@ LP_RTOL = 1e-7
 IP_REL_GAP = 1e-6
 """The budget IPs only look for plans (the bound never comes from them): a small gap suffices."""
 STALE_ROUNDS = 2
-PLAN_SHARE = 0.25
+PLAN_SHARE = 0.6
 """After :data:`STALE_ROUNDS` rounds without a better plan, the plan search goes on (over budgets not
 tried yet) only while it has used less than this share of the time limit."""
-IP_MAX_S = 10.0
+NEIGHBOURHOOD = (1.0, 1.01, 1.03, 0.99, 1.1)
+"""Budgets tried around the best plan's span (factors), with its number of batches."""
+IP_MAX_S = 8.0
+RESERVE = 0.05
+"""The plan search stops when less than this share of the time limit is left (HiGHS may overrun a limit a little)."""
 """Most seconds of one budget IP."""
 _INF = highspy.kHighsInf
 
@@ -486,17 +490,21 @@ def solve_certify(scenario: Scenario, *, time_limit: float = 60.0, start_plan: P
         # price-and-branch at the budgets where the LP promises most, and at the best plan's span
         ranked = sorted(bounder.points, key=lambda p: -bounder.points[p] / p[0])
         budgets = [p for p in ranked if p not in tried][:3]
-        if best is not None and (best.span_ms, n_low, scenario.max_batches) not in tried:
-            budgets.append((best.span_ms, n_low, scenario.max_batches))
+        if best is not None:  # and around the best plan: its span a little wider, its number of batches
+            n = best.plan.num_batches
+            near = [(best.span_ms, n_low, scenario.max_batches)] + [(best.span_ms * f, n, n) for f in NEIGHBOURHOOD]
+            budgets += [p for p in near if p not in tried][:2]
         if not budgets:
             break
         improved = False
         for point in budgets:
+            if deadline - time.perf_counter() < RESERVE * time_limit:
+                break  # leave the rest of the time for the bound and the result
             tried.add(point)
             dived = _dive(master, pricer, *point, deadline)
             improved |= dived is not None and offer(plan_of(dived))
             left = deadline - time.perf_counter()
-            picked = _budget_ip(scenario, t, master.columns, *point, time.perf_counter() + min(0.15 * left, IP_MAX_S),
+            picked = _budget_ip(scenario, t, master.columns, *point, time.perf_counter() + min(0.1 * left, IP_MAX_S),
                                 start=None if best is None else best.plan)
             improved |= picked is not None and offer(plan_of(picked))
         plan_rounds += 1
