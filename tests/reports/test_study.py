@@ -452,3 +452,17 @@ def _tiny_book(tmp_path) -> str:
     path = str(tmp_path / "tiny.xlsx")
     save_scenarios(path, [paper_scenario(3, max_draft_length=3, name="tiny")])
     return path
+
+
+def test_study_prints_a_headline_per_method_naming_the_worst_scenario(small_book, tmp_path, run_cli):
+    out = str(tmp_path / "h.xlsx")
+    code, stdout, err = run_cli("study", small_book, "--out", out, "--methods", "dipsd,ad,exact", "--workers", "1", "--quiet")
+    assert code == 0, err
+    _, records = read_checkpoint(out + ".jsonl")
+    lines = {line.split()[0]: line for line in stdout.splitlines() if line and line.split()[0] in ("dipsd", "ad", "exact")}
+    assert set(lines) == {"dipsd", "ad", "exact"}
+    gaps = {s: 100 * (records[(s, "exact")]["throughput_tps"] - records[(s, "ad")]["throughput_tps"])
+            / records[(s, "exact")]["throughput_tps"] for s in {k[0] for k in records}}
+    worst = max(gaps, key=gaps.get)
+    assert lines["ad"].rstrip().endswith(worst) and f"{gaps[worst]:.4f}" in lines["ad"]
+    assert "4 of 4" in lines["exact"] and "(12 tasks;" in stdout
