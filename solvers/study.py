@@ -137,7 +137,7 @@ class Checkpoint:
             except json.JSONDecodeError:
                 data = None
             first = number == numbered[0][0]
-            shape_ok = isinstance(data, dict) and ("checkpoint" in data if first else all(k in data for k in self.REQUIRED))
+            shape_ok = isinstance(data, dict) and ("checkpoint" in data if first else _is_record(data))
             if not shape_ok:
                 what = "a checkpoint header" if first else "a task record (a JSON object with scenario, method and status)"
                 raise InputError(f"{self.path}, line {number}: not {what}; move the file aside (--fresh) to start again")
@@ -169,6 +169,14 @@ class Checkpoint:
             self._fh.close()
             self._fh = None
         self._lock.release()
+
+
+def _is_record(data: dict) -> bool:
+    """A task record: names as text and a status dipsd knows."""
+    from .results import Status
+
+    return (all(k in data for k in Checkpoint.REQUIRED) and isinstance(data["scenario"], str)
+            and isinstance(data["method"], str) and data["status"] in {s.value for s in Status})
 
 
 HEADER_KEYS_THAT_MATTER = ("scenarios_sha256", "methods", "time_limit", "dipsd", "pyomo", "highspy", "solver_options")
