@@ -88,8 +88,8 @@ LP_RTOL = 1e-7
 """Column generation for a box stops once its Lagrangian bound is this close (relative) to the LP value."""
 IP_REL_GAP = 1e-6
 """The budget IPs only look for plans (the bound never comes from them): a small gap suffices."""
-STALE_ROUNDS = 2
-PLAN_SHARE = 0.6
+STALE_ROUNDS = 3
+PLAN_SHARE = 0.35
 """After :data:`STALE_ROUNDS` rounds without a better plan, the plan search goes on (over budgets not
 tried yet) only while it has used less than this share of the time limit."""
 NEIGHBOURHOOD = (1.0, 1.01, 1.03, 0.99, 1.1)
