@@ -186,6 +186,8 @@ def headline(records: list[dict], methods: list[str]) -> list[Headline]:
                 hits += g.proven <= 100.0 * HIT_TOL
             if value is not None and (worst[0] is None or value > worst[0]):
                 worst = (max(value, 0.0), kind, r["scenario"])
+        if worst[0] is not None and worst[0] <= 100.0 * HIT_TOL:
+            worst = (worst[0], worst[1], None)  # at the optimum everywhere: no scenario is the worst
         out.append(Headline(method, len(rows), sum(r.get("throughput_tps") is not None for r in rows), len(proven), hits,
                             statistics.fmean(proven) if proven else None, *worst))
     return out
