@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import subprocess
@@ -34,9 +36,17 @@ def sheet_part(path, name: str) -> str:
 
 
 def problems_of(path) -> str:
+    """The problems ``dipsd check`` reports (exit code 2, no traceback), and the same from the loader."""
+    from dipsd.cli import main
+
     with pytest.raises(WorkbookError) as info:
         load_workbook(path)
-    return str(info.value)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["check", str(path)])
+    assert code == 2 and "Traceback" not in err.getvalue()
+    assert str(info.value).splitlines()[0] in err.getvalue()
+    return err.getvalue()
 
 
 def test_openpyxl_internals_still_work(tmp_path):
