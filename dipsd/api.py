@@ -19,7 +19,7 @@ from .data.bundled import example_path
 from .data.scenario import Scenario
 from .data.workbook import LoadedWorkbook, load_workbook
 from .errors import InputError
-from .outputs import check_output
+from .outputs import check_output, set_aside
 from .reports.frames import read_report, records_frame, results_frame
 
 __all__ = ["run_study", "read_report", "results_frame", "example_path", "DEFAULT_METHODS"]
@@ -85,6 +85,8 @@ def run_study(source, methods: Sequence[str] | None = None, *, time_limit: float
     def finish(outcome) -> None:
         info = run_metadata(book, methods, outcome, time_limit=time_limit, workers=workers, scheduler=scheduler,
                             command_line=f"dipsd.run_study(..., methods={methods!r}, time_limit={time_limit!r})")
+        if fresh:
+            set_aside(report)  # the earlier study's report goes with its checkpoint, never overwritten
         write_report(report, book, outcome.records, methods, info)
 
     outcome = run(book, methods, time_limit=time_limit, checkpoint_path=report + ".jsonl", workers=workers,

@@ -16,7 +16,7 @@ from .data.scenario import Scenario
 from .data.workbook import load_workbook
 from .data.writer import save_scenarios
 from .errors import InputError
-from .outputs import check_output
+from .outputs import check_output, set_aside
 
 
 def _load(path: str | None):
@@ -293,6 +293,8 @@ def run_study(args: argparse.Namespace) -> int:
     book = load_workbook(source)
 
     def finish(outcome) -> None:
+        if args.fresh:
+            set_aside(report)  # the earlier study's report goes with its checkpoint, never overwritten
         write_report(report, book, outcome.records, methods, run_info(args, book, methods, outcome))
 
     outcome = run(book, methods, time_limit=args.time_limit, checkpoint_path=checkpoint, workers=args.workers,
@@ -348,6 +350,9 @@ def run_paper(args: argparse.Namespace) -> int:
     book = load_workbook(scenarios_path)
 
     def finish(outcome) -> None:
+        if args.fresh:
+            set_aside(report)
+            set_aside(png)
         write_report(report, book, outcome.records, methods, run_info(args, book, methods, outcome))
         figure(png, outcome.records, alphas, args.max_users, methods)
 

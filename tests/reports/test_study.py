@@ -115,6 +115,7 @@ def test_one_failing_task_does_not_lose_the_others(tmp_path, run_cli):
     save_scenarios(book, [paper_scenario(9, name="big")])
     assert run_cli("study", str(book), "--out", out, "--methods", "enumerate", "--workers", "1", "--quiet", "--fresh")[0] == 1
     assert len(list(tmp_path.glob("r.xlsx.jsonl.old-*"))) == 2  # both earlier checkpoints kept, moved aside
+    assert len(list(tmp_path.glob("r.xlsx.old-*"))) == 2  # and both earlier reports
 
 
 def test_formula_looking_names_stay_text(tmp_path, run_cli):
@@ -288,10 +289,13 @@ def test_a_finished_study_is_never_emptied(small_book, tmp_path, run_cli):
     # a bad --scheduler is refused by the parser, before the checkpoint is touched
     code, _, err = run_cli("study", small_book, "--out", out, "--scheduler", "nonsense", "--quiet")
     assert code == 2 and "tcp://HOST:PORT" in err and open(out + ".jsonl").read() == kept
-    # --fresh moves it aside, intact
+    # --fresh moves it aside, intact, and the earlier report with it
+    report = open(out, "rb").read()
     _finished_study(small_book, out, run_cli, "--fresh")
     (aside,) = tmp_path.glob("r.xlsx.jsonl.old-*")
     assert aside.read_text() == kept
+    (old_report,) = tmp_path.glob("r.xlsx.old-*")
+    assert old_report.read_bytes() == report
 
 
 def test_resume_refuses_other_settings_and_bad_lines(small_book, tmp_path, run_cli):
