@@ -28,7 +28,7 @@ import pandas as pd
 from .frames import records_frame
 from .stats import CERTIFIED_LEVELS, gap, headline, references, summarize
 
-FMT = {"tps": "0.000", "gap": "0.0000", "s": "0.000", "ms": "0.000", "int": "0", "tok": "0.0000", "bytes": "0", "ratio": "0.000"}
+FMT = {"tps": "0.000", "gap": "0.0000", "s": "0.000", "ms": "0.000", "int": "0", "tok": "0.0000", "bytes": "0", "gb": "0.000000", "ratio": "0.000"}
 HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
 
 
@@ -182,7 +182,7 @@ def _plans(ws, book, records) -> None:
     headers = [("scenario", None), ("method", None), ("user", None), ("batch", "int"), ("position in verification order", "int"),
                ("draft length", "int"), ("expected tokens", "tok"), ("ready ms (draft + comm)", "ms"),
                ("batch size b_n", "int"), ("batch L_n", "int"), ("batch I_n", "int"), ("batch t_v ms", "ms"),
-               ("batch t_d ms", "ms"), ("batch memory bytes", "bytes"), ("plan tok/s (re-evaluated)", "tps")]
+               ("batch t_d ms", "ms"), ("batch memory GB (1e9 bytes)", "gb"), ("plan tok/s (re-evaluated)", "tps")]
     rows = []
     scenarios = {s.name: s for s in book.scenarios}
     for r in records:
@@ -194,7 +194,7 @@ def _plans(ws, book, records) -> None:
             for m in b.users:
                 rows.append([s.name, r["method"], s.users[m].name, n, n, ev.plan.lengths[m], ev.user_tokens[m],
                              ev.user_ready_ms[m], b.size, b.max_length, b.max_prefix, b.verify_ms, b.ready_ms,
-                             b.memory_bytes, ev.throughput_tps])
+                             b.memory_bytes / 1e9, ev.throughput_tps])
     _table(ws, headers, rows, text=[0, 1, 2])
     ws.freeze_panes = "D2"
 
