@@ -12,7 +12,6 @@ Nothing outside this module sees a spreadsheet object: the result is a tuple of 
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import math
 import os
@@ -22,7 +21,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import CellProblem, WorkbookError
+from ..errors import CellProblem, WorkbookError, did_you_mean
 from . import defaults as D
 from . import xlsx
 from .scenario import DraftModel, Scenario, TargetModel, User
@@ -292,8 +291,7 @@ def _read_sheet(wf, wv, sheet: str, columns: tuple[Column, ...], problems: _Prob
             continue
         name = str(raw).strip()
         if name not in spec:
-            close = difflib.get_close_matches(name, list(spec), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
+            hint = did_you_mean(name, spec)
             problems.add(sheet, header_row, _shorten(name), None, f"unknown column '{_shorten(name)}'{hint} (valid: {_names(columns)})")
             structural = True
             continue
@@ -496,8 +494,7 @@ def _assemble(sheets, problems: _Problems):
 
 
 def _known(what: str, value: str, names) -> str:
-    close = difflib.get_close_matches(str(value), [str(n) for n in names], n=1)
-    return what + (f"; did you mean '{close[0]}'?" if close else "")
+    return what + did_you_mean(value, names)
 
 
 def _build_scenario(name, srow: _Row, urows: list[_Row], acceptance, problems: _Problems):

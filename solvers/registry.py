@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 from ..data.scenario import Scenario
-from ..errors import DipsdError
+from ..errors import DipsdError, InputError, did_you_mean
 from ..formulation.plan import Plan
 from .baselines import solve_ad, solve_ad_batch, solve_sd_nobatch
 from .brute import solve_enumerate
@@ -120,11 +120,5 @@ def run_method(name: str, scenario: Scenario, *, time_limit: float = 60.0, start
 def solve(scenario: Scenario, method: str = "certify", *, time_limit: float = 60.0, start_plan: Plan | None = None) -> SolveResult:
     """Run one method on one scenario (the Python twin of ``dipsd solve``); see :data:`METHODS`."""
     if method not in METHODS:
-        import difflib
-
-        close = difflib.get_close_matches(method, list(METHODS), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        from ..errors import InputError
-
-        raise InputError(f"unknown method {method!r}{hint} (methods: {', '.join(METHODS)})")
+        raise InputError(f"unknown method {method!r}{did_you_mean(method, METHODS)} (methods: {', '.join(METHODS)})")
     return run_method(method, scenario, time_limit=time_limit, start_plan=start_plan)
