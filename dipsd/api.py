@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 import tempfile
 from typing import Sequence
 
@@ -20,6 +19,7 @@ from .data.scenario import Scenario
 from .data.workbook import LoadedWorkbook, load_workbook
 from .errors import InputError
 from .outputs import check_output, set_aside
+from .progress import Progress
 from .reports.frames import read_report, records_frame, results_frame
 
 __all__ = ["run_study", "read_report", "results_frame", "example_path", "DEFAULT_METHODS"]
@@ -71,7 +71,7 @@ def run_study(source, methods: Sequence[str] | None = None, *, time_limit: float
         raise InputError(f"time_limit must be > 0, got {time_limit!r}")
     book = _book(source)
     workers = workers or os.cpu_count() or 1
-    progress_fn = _progress if progress else None
+    progress_fn = Progress(quiet=not progress)
     num_users = {s.name: s.num_users for s in book.scenarios}
     if out is None:
         with tempfile.TemporaryDirectory(prefix="dipsd-") as tmp:
@@ -92,9 +92,3 @@ def run_study(source, methods: Sequence[str] | None = None, *, time_limit: float
     outcome = run(book, methods, time_limit=time_limit, checkpoint_path=report + ".jsonl", workers=workers,
                   scheduler=scheduler, resume=resume, fresh=fresh, on_done=progress_fn, finish=finish)
     return records_frame(outcome.records, num_users)
-
-
-def _progress(record: dict, done: int, total: int) -> None:
-    tps = record.get("throughput_tps")
-    shown = "-" if tps is None else f"{tps:.3f} tok/s"
-    print(f"[{done}/{total}] {record['scenario']} {record['method']}: {record['status']} {shown}", file=sys.stderr, flush=True)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import os
 import sys
-import time
 
 from .argtypes import positive_float, positive_int, scheduler_address
 from .data.bundled import example_path
@@ -15,8 +13,9 @@ from .data.generate import generate
 from .data.scenario import Scenario
 from .data.workbook import load_workbook
 from .data.writer import save_scenarios
-from .errors import InputError
+from .errors import InputError, did_you_mean
 from .outputs import check_output, set_aside
+from .progress import Progress
 
 
 def _load(path: str | None):
@@ -111,18 +110,13 @@ def add_solve(sub) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object per line and scenario instead of a table")
 
 
-def _did_you_mean(value: str, known) -> str:
-    close = difflib.get_close_matches(value, list(known), n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
 def _method_name(text: str) -> str:
     """An argparse type: a registered method or 'all', with a suggestion for a typo."""
     from .solvers.registry import METHODS
 
     if text == "all" or text in METHODS:
         return text
-    raise argparse.ArgumentTypeError(f"unknown method {text[:60]!r}{_did_you_mean(text, list(METHODS) + ['all'])} "
+    raise argparse.ArgumentTypeError(f"unknown method {text[:60]!r}{did_you_mean(text, list(METHODS) + ['all'])} "
                                      f"(methods: {', '.join(METHODS)}, all)")
 
 
@@ -133,7 +127,7 @@ def _pick(book, names):
     missing = [n for n in names if n not in known]
     if missing:
         shown = ", ".join(list(known)[:20]) + (" ..." if len(known) > 20 else "")
-        raise InputError(f"{book.path}: unknown scenario {missing[0][:60]!r}{_did_you_mean(missing[0], known)} (known: {shown})")
+        raise InputError(f"{book.path}: unknown scenario {missing[0][:60]!r}{did_you_mean(missing[0], known)} (known: {shown})")
     return [known[n] for n in names]
 
 
@@ -232,33 +226,6 @@ def _add_checkpoint_options(p) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
-class _Progress:
-    """A progress bar on a terminal, a plain line per finished task otherwise."""
-
-    def __init__(self, quiet: bool):
-        self.quiet, self.stream, self.start = quiet, sys.stderr, time.monotonic()
-        self.tty = self.stream.isatty()
-
-    def __call__(self, record: dict, done: int, total: int) -> None:
-        if self.quiet:
-            return
-        elapsed = time.monotonic() - self.start
-        if self.tty:
-            width = 30
-            filled = int(width * done / max(total, 1))
-            eta = elapsed / done * (total - done) if done else 0.0
-            self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} "
-                              f"elapsed {elapsed:6.1f}s  remaining ~{eta:6.1f}s ")
-            if done == total:
-                self.stream.write("\n")
-        else:
-            tps = record.get("throughput_tps")
-            shown = "-" if tps is None else f"{tps:.3f} tok/s"
-            self.stream.write(f"[{done}/{total}] {record['scenario']} {record['method']}: {record['status']} {shown} "
-                              f"({record.get('runtime_s', 0.0):.2f}s)\n")
-        self.stream.flush()
-
-
 def run_info(args, book, methods, outcome) -> dict:
     """What the Run sheet records about a study run from the command line."""
     from .reports.metadata import run_metadata
@@ -298,7 +265,7 @@ def run_study(args: argparse.Namespace) -> int:
         write_report(report, book, outcome.records, methods, run_info(args, book, methods, outcome))
 
     outcome = run(book, methods, time_limit=args.time_limit, checkpoint_path=checkpoint, workers=args.workers,
-                  scheduler=args.scheduler, resume=args.resume, fresh=args.fresh, on_done=_Progress(args.quiet),
+                  scheduler=args.scheduler, resume=args.resume, fresh=args.fresh, on_done=Progress(args.quiet),
                   finish=finish)
     from .reports.stats import headline, headline_text
 
@@ -357,7 +324,7 @@ def run_paper(args: argparse.Namespace) -> int:
         figure(png, outcome.records, alphas, args.max_users, methods)
 
     outcome = run(book, methods, time_limit=args.time_limit, checkpoint_path=checkpoint, workers=args.workers,
-                  resume=args.resume, fresh=args.fresh, on_done=_Progress(args.quiet), finish=finish)
+                  resume=args.resume, fresh=args.fresh, on_done=Progress(args.quiet), finish=finish)
     table, _ = ratio_table(outcome.records, alphas, args.max_users)
     print(table)
     print(f"\nwrote {args.out}, {png} and the scenarios {scenarios_path}")
