@@ -12,7 +12,7 @@ import math
 import os
 from typing import Iterable
 
-from ..outputs import replace_with
+from ..outputs import atomic_write
 from .scenario import Scenario
 from .workbook import ACCEPTANCE_COLUMNS, SCENARIO_COLUMNS, USER_COLUMNS, USERS_SHEET_COLUMNS
 
@@ -112,17 +112,10 @@ def save_scenarios(path: str | os.PathLike, scenarios: Iterable[Scenario], *, re
 
 
 def save_atomically(wb, path: str | os.PathLike) -> None:
-    """Save an openpyxl workbook (floats at full precision) through a temporary file in the same
-    folder, fsynced and renamed into place: a crash leaves the old file or the new one, never half."""
-    path = os.fspath(path)
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        with full_precision():
-            wb.save(tmp)
-        replace_with(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """Save an openpyxl workbook (floats at full precision) through :func:`~dipsd.outputs.atomic_write`:
+    a crash leaves the old file or the new one, never half."""
+    with full_precision(), atomic_write(os.fspath(path), "wb") as fh:
+        wb.save(fh)
 
 
 def _write_readme(ws) -> None:

@@ -78,14 +78,6 @@ def atomic_write(path: str, mode: str = "w") -> Iterator:
             os.remove(tmp)
 
 
-def replace_with(tmp: str, path: str) -> None:
-    """Move a finished temporary file onto ``path`` durably (fsync file, rename, fsync folder)."""
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_folder(path)
-
-
 def set_aside(path: str) -> str | None:
     """Rename an existing file to ``PATH.old-YYYYmmddTHHMMSS`` (never over another file); its new name."""
     if not os.path.exists(path):
