@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import importlib.metadata as md
 import os
 import platform
 import sys
@@ -11,14 +10,8 @@ import sys
 from ..solvers import certify as certify_mod
 from ..solvers import dipsd as dipsd_mod
 from ..solvers import exact as exact_mod
+from ..solvers.study import SOLVER_OPTIONS, package_version
 from .stats import HIT_TOL
-
-
-def _version(name: str) -> str:
-    try:
-        return md.version(name)
-    except md.PackageNotFoundError:
-        return "not installed"
 
 
 def run_metadata(book, methods, outcome, *, time_limit: float, workers: int, scheduler: str | None,
@@ -31,11 +24,11 @@ def run_metadata(book, methods, outcome, *, time_limit: float, workers: int, sch
         "input sha256": book.sha256,
         "scenarios": len(book.scenarios),
         "methods": ", ".join(methods),
-        "dipsd": _version("dipsd"), "pyomo": _version("pyomo"), "highspy (HiGHS)": _version("highspy"),
-        "pandas": _version("pandas"), "openpyxl": _version("openpyxl"), "numpy": _version("numpy"),
+        "dipsd": package_version("dipsd"), "pyomo": package_version("pyomo"), "highspy (HiGHS)": package_version("highspy"),
+        "pandas": package_version("pandas"), "openpyxl": package_version("openpyxl"), "numpy": package_version("numpy"),
         "python": platform.python_version(),
         "time limit per task s": time_limit,
-        "HiGHS options": "mip_rel_gap=0, mip_abs_gap=0, threads=1 per worker process",
+        "HiGHS options": SOLVER_OPTIONS,
         "Dinkelbach": f"improvement tolerance {exact_mod.IMPROVE_RTOL:g} (relative), closed-form agreement {exact_mod.AGREE_RTOL:g}, "
                       f"at most {exact_mod.MAX_ITERATIONS} iterations; certified bound q + max(F_ub, 0) / S_min",
         "certify": f"column generation over span budgets, branching on the batch count; boxes narrower than "

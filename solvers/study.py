@@ -342,17 +342,19 @@ def plan_tasks(book: LoadedWorkbook, methods: list[str], time_limit: float) -> l
     return [Task(s, m, time_limit) for s in book.scenarios for m in methods]
 
 
+def package_version(name: str) -> str:
+    """An installed distribution's version, or ``"not installed"``."""
+    try:
+        return md.version(name)
+    except md.PackageNotFoundError:
+        return "not installed"
+
+
 def study_header(book: LoadedWorkbook, methods: list[str], time_limit: float) -> dict:
     """What the checkpoint records about a study: everything that changes its results."""
-    def version(name: str) -> str:
-        try:
-            return md.version(name)
-        except md.PackageNotFoundError:
-            return "not installed"
-
     return {"workbook": os.path.basename(book.path), "scenarios_sha256": book.fingerprint, "methods": list(methods),
-            "time_limit": time_limit, "dipsd": version("dipsd"), "pyomo": version("pyomo"), "highspy": version("highspy"),
-            "solver_options": SOLVER_OPTIONS}
+            "time_limit": time_limit, "dipsd": package_version("dipsd"), "pyomo": package_version("pyomo"),
+            "highspy": package_version("highspy"), "solver_options": SOLVER_OPTIONS}
 
 
 SOLVER_OPTIONS = "HiGHS mip_rel_gap=0 mip_abs_gap=0 threads=1 per worker process"
