@@ -69,14 +69,9 @@ def typed(frame: pd.DataFrame) -> pd.DataFrame:
 def results_frame(results, scenarios=None) -> pd.DataFrame:
     """The tidy frame of :class:`~dipsd.solvers.results.SolveResult` s (``scenarios`` gives user counts and names)."""
     by_name = {s.name: s for s in (scenarios or ())}
-    records = []
-    for res in results:
-        s = by_name.get(res.scenario)
-        records.append(res.to_json(s) if s is not None else res.to_json(None))
-    users = {name: s.num_users for name, s in by_name.items()}
-    for res in results:
-        if res.scenario not in users and res.plan is not None:
-            users[res.scenario] = len(res.plan.lengths)
+    records = [res.to_json(by_name.get(res.scenario)) for res in results]
+    users = {r.scenario: len(r.plan.lengths) for r in results if r.plan is not None}
+    users.update({name: s.num_users for name, s in by_name.items()})
     return records_frame(records, users)
 
 
