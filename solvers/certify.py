@@ -153,15 +153,10 @@ class _Master:
         new = [c for c in columns if c.key not in self.keys]
         if not new:
             return 0
-        starts, index, value = [], [], []
-        for c in new:
-            level = max(self.level_of[m] for m in c.users)
-            starts.append(len(index))
-            index += list(c.users) + [self.M, self.M + 1] + [self.M + 1 + j for j in range(1, level + 1)]
-            value += [1.0] * len(c.users) + [c.verify_ms, 1.0] + [1.0] * level
-            self.keys.add(c.key)
+        self.keys.update(c.key for c in new)
+        starts, index, value = _entries(new, self.M, self.level_of)
         self.h.addCols(len(new), np.array([-c.tokens for c in new]), np.zeros(len(new)), np.full(len(new), _INF),
-                       len(index), np.array(starts, dtype=np.int32), np.array(index, dtype=np.int32), np.array(value))
+                       len(index), starts, index, value)
         self.columns += new
         self.stage = np.concatenate([self.stage, [c.stage_ms for c in new]])
         self.enabled = np.concatenate([self.enabled, np.ones(len(new), dtype=bool)])
@@ -232,6 +227,19 @@ class Duals:
 
     def reduced_cost(self, c: Column, level: int) -> float:
         return c.tokens - float(self.pi[list(c.users)].sum()) - self.mu * c.verify_ms - self.nu + float(self.sigma[1:level + 1].sum())
+
+
+def _entries(columns, M: int, level_of=None):
+    """Column-wise sparse entries of columns in the rows both LPs share: cover rows ``0..M-1``, the
+    budget row ``M`` (``tv_c``), the count row ``M + 1``; with ``level_of``, also the level rows
+    ``M + 1 + j`` for ``1 <= j <= level(c)``."""
+    starts, index, value = [], [], []
+    for c in columns:
+        level = max(level_of[m] for m in c.users) if level_of is not None else 0
+        starts.append(len(index))
+        index += list(c.users) + [M, M + 1] + [M + 1 + j for j in range(1, level + 1)]
+        value += [1.0] * len(c.users) + [c.verify_ms, 1.0] + [1.0] * level
+    return np.array(starts, dtype=np.int32), np.array(index, dtype=np.int32), np.array(value)
 
 
 def _h(value: float, low: int, high: int) -> float:
@@ -365,13 +373,8 @@ def _budget_ip(scenario: Scenario, t: Tables, columns: list[Column], budget: flo
     h.setOptionValue("time_limit", left)
     h.addRows(M + 2, np.array([1.0] * M + [-_INF, float(low)]), np.array([1.0] * M + [float(budget), float(high)]), 0,
               np.zeros(M + 2, dtype=np.int32), np.array([], dtype=np.int32), np.array([]))
-    starts, index, value = [], [], []
-    for c in cols:
-        starts.append(len(index))
-        index += list(c.users) + [M, M + 1]
-        value += [1.0] * len(c.users) + [c.verify_ms, 1.0]
-    h.addCols(C, np.array([-c.tokens for c in cols]), np.zeros(C), np.ones(C), len(index),
-              np.array(starts, dtype=np.int32), np.array(index, dtype=np.int32), np.array(value))
+    starts, index, value = _entries(cols, M)
+    h.addCols(C, np.array([-c.tokens for c in cols]), np.zeros(C), np.ones(C), len(index), starts, index, value)
     h.changeColsIntegrality(C, np.arange(C, dtype=np.int32), np.full(C, highspy.HighsVarType.kInteger))
     if start is not None:  # the best plan as a MIP start where it fits the budget
         keys = {c.key for c in columns_of(t, start)}
