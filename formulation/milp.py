@@ -87,9 +87,30 @@ One optimality-preserving reduction (some optimal plan of ``F(q)`` satisfies it)
 of one class in one batch share a length, ``A_cnk >= a_cn - n_c (1 - E_cnk)``,
 because raising each to the longest among them leaves ``L_n``, ``I_n`` and ``t_d_n`` as
 they are and does not lower U.
+
+Three uses, one set of rows
+---------------------------
+A :class:`Layout` says which cells a model has; every row above is built by one ``_add_*``
+helper from the layout, so the full model and DiP-SD's two step models
+(:mod:`dipsd.formulation.steps`) are the same formulation on different cells:
+
+* the full model (:func:`full_layout`): the classes, every length free, slots
+  ``0..N_max-1`` in restricted growth, ``max(N_min, N_mem) <= sum_n w_n <= N_max``;
+* the x-step: lengths fixed, classes split by length (a class with a fixed length ``l_c``
+  has only ``A_cn1``, and ``A_cnk`` *is* ``A_cn1`` for ``k <= l_c`` and 0 above), exactly N
+  slots, all used;
+* the l-step: batches fixed, so each class lives in one given slot (``Bbar_n = b_n``, which
+  makes the big-M rows of H exact: ``H_nkj = b_n [L_n >= k][I_n >= P_j]``), no symmetry
+  breaking (slots are not interchangeable once fixed), lengths free.
+
+A builder returns the model and a :class:`Decoder`, which maps a loaded solution to a
+:class:`~dipsd.formulation.plan.Plan` and a plan to MIP-start values; nothing else is kept.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 import pyomo.environ as pyo
 from pyomo.common.collections import ComponentMap
@@ -100,30 +121,89 @@ from .plan import Plan
 from .tables import Tables
 
 
-def build_model(scenario: Scenario, *, q: float = 0.0, tables: Tables | None = None) -> pyo.ConcreteModel:
-    """The MILP of ``F(q)`` for ``scenario`` (see the module docstring for the math)."""
-    t = tables or Tables.of(scenario)
-    model = pyo.ConcreteModel(name=f"dipsd-{scenario.name}")
+@dataclass(frozen=True)
+class Layout:
+    """The cells of one use of the formulation (module docstring, "Three uses").
+
+    ``classes[c]`` are the user indices of class c (interchangeable users), ``lengths[c]``
+    their fixed draft length or None (free, ``1..max_length``); slot n may hold class c only
+    if ``(c, n)`` is in ``pairs``; ``min_count <= sum_n w_n <= max_count``; ``bbar[n]`` is the
+    most users slot n can hold; ``symmetric`` says the slots are interchangeable (restricted
+    growth applies); ``min_span`` is a lower bound on S valid for every plan of the layout.
+    """
+
+    classes: tuple[tuple[int, ...], ...]
+    lengths: tuple[int | None, ...]
+    max_length: int
+    slots: int
+    pairs: tuple[tuple[int, int], ...]
+    min_count: int
+    max_count: int
+    bbar: tuple[int, ...]
+    symmetric: bool
+    min_span: float
+
+    def size(self, c: int) -> int:
+        return len(self.classes[c])
+
+    def top(self, c: int) -> int:
+        """The longest length class c can have."""
+        return self.max_length if self.lengths[c] is None else self.lengths[c]
+
+    def own_ks(self, c: int) -> range:
+        """The k with a variable ``A_cnk`` of its own (k = 1 only when the length is fixed)."""
+        return range(1, self.max_length + 1) if self.lengths[c] is None else range(1, 2)
+
+
+def growth_pairs(classes, slots: int) -> tuple[tuple[int, int], ...]:
+    """(class, slot) pairs restricted growth allows: class c reaches at most slot
+    ``(users of classes <= c) - 1``."""
+    last, pairs = 0, []
+    for c, members in enumerate(classes):
+        last += len(members)
+        pairs += [(c, n) for n in range(min(last, slots))]
+    return tuple(pairs)
+
+
+def full_layout(scenario: Scenario, t: Tables) -> Layout:
+    """Problem P: every class free, ``N_min..N_max`` slots in restricted growth (module docstring)."""
+    M, slots = t.num_users, scenario.max_batches
+    packed = greedy_batches(scenario)
+    fewest = max(scenario.min_batches, len(packed) if packed is not None else slots + 1)
+    return Layout(
+        classes=t.classes, lengths=(None,) * len(t.classes), max_length=t.max_length, slots=slots,
+        pairs=growth_pairs(t.classes, slots), min_count=fewest, max_count=slots,
+        bbar=tuple(max(1, min(max(t.room), M - scenario.min_batches + 1, M - n)) for n in range(slots)),
+        symmetric=True, min_span=t.span_lower_bound(scenario.min_batches),
+    )
+
+
+def build(t: Tables, layout: Layout, *, q: float = 0.0, name: str = "dipsd") -> tuple[pyo.ConcreteModel, "Decoder"]:
+    """The MILP of ``max U - q S`` over the layout's cells (q a mutable Param), and its decoder."""
+    model = pyo.ConcreteModel(name=name)
     model.q = pyo.Param(mutable=True, initialize=float(q), within=pyo.NonNegativeReals)
-    _add_sets(model, scenario, t)
-    _add_counts(model, scenario, t)
-    _add_symmetry_breaking(model, t)
-    _add_batch_maxima(model, t)
-    _add_memory(model, t)
-    _add_verification(model, t)
-    _add_ready_times(model, t)
-    _add_span(model, scenario, t)
-    _add_objective(model, t)
-    return model
+    _add_sets(model, layout)
+    _add_counts(model, layout)
+    _add_symmetry_breaking(model, layout)
+    _add_batch_maxima(model, layout, t)
+    _add_memory(model, layout, t)
+    _add_verification(model, layout, t)
+    _add_ready_times(model, layout, t)
+    _add_span(model, layout, t)
+    _add_objective(model, layout, t)
+    return model, Decoder(layout, t.num_users, model.A, model.E, model.w)
+
+
+def build_model(scenario: Scenario, *, q: float = 0.0, tables: Tables | None = None) -> tuple[pyo.ConcreteModel, "Decoder"]:
+    """The MILP of ``F(q)`` for ``scenario`` (see the module docstring for the math) and its decoder."""
+    t = tables or Tables.of(scenario)
+    return build(t, full_layout(scenario, t), q=q, name=f"dipsd-{scenario.name}")
 
 
 def model_size(scenario: Scenario, t: Tables) -> int:
     """The number of (class, slot, length) and (slot, length, prefix level) index cells of the model:
     its variables and rows grow in proportion, and so does the time to build it."""
-    last, pairs = 0, 0
-    for members in t.classes:
-        last += len(members)
-        pairs += min(last, scenario.max_batches)
+    pairs = len(growth_pairs(t.classes, scenario.max_batches))
     return (pairs + scenario.max_batches * len(t.levels)) * t.max_length
 
 
@@ -132,86 +212,94 @@ def _increments(values):
     return [values[0]] + [values[i] - values[i - 1] for i in range(1, len(values))]
 
 
-def _add_sets(model, scenario: Scenario, t: Tables) -> None:
-    """Index sets; ``CN`` holds the (class, slot) pairs the symmetry breaking allows."""
-    M, L, J = t.num_users, t.max_length, len(t.levels)
-    model.C = pyo.RangeSet(0, len(t.classes) - 1)
-    model.N = pyo.RangeSet(0, scenario.max_batches - 1)
-    model.K = pyo.RangeSet(1, L)
-    model.J = pyo.RangeSet(0, J - 1)
-    last, pairs = 0, []
-    for c, members in enumerate(t.classes):
-        last += len(members)
-        pairs += [(c, n) for n in range(min(last, scenario.max_batches))]
-    model.CN = pyo.Set(dimen=2, initialize=pairs)
-    model.CNK = pyo.Set(dimen=3, initialize=[(c, n, k) for (c, n) in pairs for k in range(1, L + 1)])
-    model._t = t
-    model._size = {c: len(members) for c, members in enumerate(t.classes)}
-    model._rep = {c: members[0] for c, members in enumerate(t.classes)}
-    model._bbar = {n: max(1, min(max(t.room), M - scenario.min_batches + 1, M - n)) for n in model.N}
+def _count(model, lay: Layout, c: int, n: int, k: int):
+    """``A_cnk``: its own variable for a free length; ``A_cn1`` up to a fixed length, None above."""
+    if lay.lengths[c] is None:
+        return model.A[c, n, k]
+    return model.A[c, n, 1] if k <= lay.lengths[c] else None
 
 
-def _classes_in(model, n):
-    return [c for c in model.C if (c, n) in model.CN]
+def _ind(model, lay: Layout, c: int, n: int, k: int):
+    """``E_cnk`` (None where ``A_cnk`` is 0): the count itself for a class of one user."""
+    if lay.lengths[c] is not None:
+        if k > lay.lengths[c]:
+            return None
+        k = 1
+    return model.A[c, n, k] if lay.size(c) == 1 else model.E[c, n, k]
 
 
-def _ind(model, c, n, k):
-    """``E_cnk``: the variable itself for a class of one, where it equals ``A_cnk``."""
-    return model.A[c, n, k] if model._size[c] == 1 else model.E[c, n, k]
+def _classes_in(lay: Layout, n: int):
+    return [c for (c, nn) in lay.pairs if nn == n]
 
 
-def _add_counts(model, scenario: Scenario, t: Tables) -> None:
+def _level(lay: Layout, t: Tables, c: int) -> int:
+    return t.level_of[lay.classes[c][0]]
+
+
+def _add_sets(model, lay: Layout) -> None:
+    """Index sets; ``CN`` holds the (class, slot) pairs of the layout, ``CNK`` the counts' cells."""
+    model.C = pyo.RangeSet(0, len(lay.classes) - 1)
+    model.N = pyo.RangeSet(0, lay.slots - 1)
+    model.K = pyo.RangeSet(1, lay.max_length)
+    model.CN = pyo.Set(dimen=2, initialize=list(lay.pairs))
+    model.CNK = pyo.Set(dimen=3, initialize=[(c, n, k) for (c, n) in lay.pairs for k in lay.own_ks(c)])
+
+
+def _add_counts(model, lay: Layout) -> None:
     """Counts, their indicators, batch sizes, slot use and the range of N."""
-    model.A = pyo.Var(model.CNK, domain=pyo.NonNegativeIntegers, bounds=lambda mdl, c, n, k: (0, mdl._size[c]))
-    model.EIDX = pyo.Set(dimen=3, initialize=[(c, n, k) for (c, n, k) in model.CNK if model._size[c] > 1])
+    model.A = pyo.Var(model.CNK, domain=pyo.NonNegativeIntegers, bounds=lambda mdl, c, n, k: (0, lay.size(c)))
+    model.EIDX = pyo.Set(dimen=3, initialize=[(c, n, k) for (c, n, k) in model.CNK if lay.size(c) > 1])
     model.E = pyo.Var(model.EIDX, domain=pyo.Binary)
     model.w = pyo.Var(model.N, domain=pyo.Binary)
-    model.b = pyo.Var(model.N, bounds=lambda mdl, n: (0, mdl._bbar[n]))
+    model.b = pyo.Var(model.N, bounds=lambda mdl, n: (0, lay.bbar[n]))
     steps = [(c, n, k) for (c, n, k) in model.CNK if k >= 2]
     model.a_chain = pyo.Constraint(steps, rule=lambda mdl, c, n, k: mdl.A[c, n, k] <= mdl.A[c, n, k - 1])
     model.e_chain = pyo.Constraint([i for i in steps if i in model.EIDX], rule=lambda mdl, c, n, k: mdl.E[c, n, k] <= mdl.E[c, n, k - 1])
     model.e_low = pyo.Constraint(model.EIDX, rule=lambda mdl, c, n, k: mdl.E[c, n, k] <= mdl.A[c, n, k])
-    model.e_high = pyo.Constraint(model.EIDX, rule=lambda mdl, c, n, k: mdl.A[c, n, k] <= mdl._size[c] * mdl.E[c, n, k])
+    model.e_high = pyo.Constraint(model.EIDX, rule=lambda mdl, c, n, k: mdl.A[c, n, k] <= lay.size(c) * mdl.E[c, n, k])
     model.same_length = pyo.Constraint(
         [i for i in steps if i in model.EIDX],
-        rule=lambda mdl, c, n, k: mdl.A[c, n, k] >= mdl.A[c, n, 1] - mdl._size[c] * (1 - mdl.E[c, n, k]),
+        rule=lambda mdl, c, n, k: mdl.A[c, n, k] >= mdl.A[c, n, 1] - lay.size(c) * (1 - mdl.E[c, n, k]),
     )
-    model.assign = pyo.Constraint(model.C, rule=lambda mdl, c: sum(mdl.A[c, n, 1] for n in mdl.N if (c, n) in mdl.CN) == mdl._size[c])
-    model.size = pyo.Constraint(model.N, rule=lambda mdl, n: mdl.b[n] == sum(mdl.A[c, n, 1] for c in _classes_in(mdl, n)))
-    model.use = pyo.Constraint(model.CN, rule=lambda mdl, c, n: _ind(mdl, c, n, 1) <= mdl.w[n])
+    model.assign = pyo.Constraint(model.C, rule=lambda mdl, c: sum(mdl.A[c, n, 1] for (cc, n) in lay.pairs if cc == c) == lay.size(c))
+    model.size = pyo.Constraint(model.N, rule=lambda mdl, n: mdl.b[n] == sum(mdl.A[c, n, 1] for c in _classes_in(lay, n)))
+    model.use = pyo.Constraint(model.CN, rule=lambda mdl, c, n: _ind(mdl, lay, c, n, 1) <= mdl.w[n])
     model.nonempty = pyo.Constraint(model.N, rule=lambda mdl, n: mdl.b[n] >= mdl.w[n])
-    packed = greedy_batches(scenario)
-    fewest = max(scenario.min_batches, len(packed) if packed is not None else scenario.max_batches + 1)
-    # two rows, not one ranged row: fewest > N_max must give an infeasible model, not an error
-    model.count_low = pyo.Constraint(expr=sum(model.w[n] for n in model.N) >= fewest)
-    model.count_high = pyo.Constraint(expr=sum(model.w[n] for n in model.N) <= scenario.max_batches)
+    # two rows, not one ranged row: min_count > max_count must give an infeasible model, not an error
+    model.count_low = pyo.Constraint(expr=sum(model.w[n] for n in model.N) >= lay.min_count)
+    model.count_high = pyo.Constraint(expr=sum(model.w[n] for n in model.N) <= lay.max_count)
 
 
-def _add_symmetry_breaking(model, t: Tables) -> None:
-    """Restricted growth over slots (generalized to classes); size order for a single class."""
+def _add_symmetry_breaking(model, lay: Layout) -> None:
+    """Restricted growth over slots (generalized to classes); size order for a single class.
+    None when the slots are fixed (the l-step)."""
+    if not lay.symmetric:
+        return
     model.growth = pyo.Constraint(
         [(c, n) for (c, n) in model.CN if n >= 1],
-        rule=lambda mdl, c, n: _ind(mdl, c, n, 1) <= sum(_ind(mdl, cc, n - 1, 1) for cc in mdl.C if cc <= c and (cc, n - 1) in mdl.CN),
+        rule=lambda mdl, c, n: _ind(mdl, lay, c, n, 1) <= sum(
+            _ind(mdl, lay, cc, n - 1, 1) for (cc, nn) in lay.pairs if nn == n - 1 and cc <= c),
     )
     model.slots = pyo.Constraint([n for n in model.N if n >= 1], rule=lambda mdl, n: mdl.w[n] <= mdl.w[n - 1])
-    if len(t.classes) == 1:
+    if len(lay.classes) == 1:
         model.size_order = pyo.Constraint([n for n in model.N if n >= 1], rule=lambda mdl, n: mdl.b[n] <= mdl.b[n - 1])
 
 
-def _add_batch_maxima(model, t: Tables) -> None:
+def _add_batch_maxima(model, lay: Layout, t: Tables) -> None:
     """``Z_nk = [L_n >= k]`` and ``P_nj = [I_n >= P_j]`` as cumulative indicators."""
+    model.J = pyo.RangeSet(0, len(t.levels) - 1)
     model.KZ = pyo.Set(initialize=[k for k in model.K if k >= 2])
     model.JP = pyo.Set(initialize=[j for j in model.J if j >= 1])
     model.Z = pyo.Var(model.N, model.KZ, bounds=(0, 1))
     model.P = pyo.Var(model.N, model.JP, bounds=(0, 1))
     model.z_member = pyo.Constraint(
-        [(c, n, k) for (c, n, k) in model.CNK if k >= 2], rule=lambda mdl, c, n, k: mdl.Z[n, k] >= _ind(mdl, c, n, k)
+        [(c, n, k) for (c, n) in lay.pairs for k in range(2, lay.top(c) + 1)],
+        rule=lambda mdl, c, n, k: mdl.Z[n, k] >= _ind(mdl, lay, c, n, k),
     )
     model.z_chain = pyo.Constraint(model.N, model.KZ, rule=lambda mdl, n, k: mdl.Z[n, k] <= _zed(mdl, n, k - 1))
-    level = {c: t.level_of[model._rep[c]] for c in model.C}
     model.p_member = pyo.Constraint(
-        [(c, n, j) for (c, n) in model.CN for j in model.JP if level[c] >= j],
-        rule=lambda mdl, c, n, j: mdl.P[n, j] >= _ind(mdl, c, n, 1),
+        [(c, n, j) for (c, n) in lay.pairs for j in model.JP if _level(lay, t, c) >= j],
+        rule=lambda mdl, c, n, j: mdl.P[n, j] >= _ind(mdl, lay, c, n, 1),
     )
     model.p_chain = pyo.Constraint(model.N, model.JP, rule=lambda mdl, n, j: mdl.P[n, j] <= _pee(mdl, n, j - 1))
 
@@ -224,30 +312,30 @@ def _pee(model, n, j):
     return model.w[n] if j == 0 else model.P[n, j]
 
 
-def _add_memory(model, t: Tables) -> None:
+def _add_memory(model, lay: Layout, t: Tables) -> None:
     """``Gamma_p + 4 J_v h1_v b_n I_n <= Gamma_max``: ``b_n <= C_j`` whenever ``I_n = P_j``.
 
     With ``C_j = min(B_j, Bbar_n)`` (non-increasing in j) the telescoped row
     ``b_n <= C_0 w_n - sum_{j>=1} (C_{j-1} - C_j) P_nj`` is exact at integral P (it reads
     ``b_n <= C_{j*}`` for the longest prefix level ``j*`` present) and, unlike a big-M row per
     level, interpolates the caps in the LP relaxation.  The implied
-    ``sum_{c: prefix_c >= P_j} a_cn <= C_j P_nj`` bounds the users that force level j.
+    ``sum_{c: prefix_c >= P_j} a_cn <= C_j P_nj`` bounds the users that force level j, and
+    ``sum_n P_nj >= ceil(#users with prefix >= P_j / B_j)`` counts the batches they need.
     """
-    level = {c: t.level_of[model._rep[c]] for c in model.C}
 
-    def caps(mdl, n):
-        return [min(room, mdl._bbar[n]) for room in t.room]
+    def caps(n):
+        return [min(room, lay.bbar[n]) for room in t.room]
 
     def rule(mdl, n):
-        cap = caps(mdl, n)
-        if cap[-1] >= mdl._bbar[n]:
+        cap = caps(n)
+        if cap[-1] >= lay.bbar[n]:
             return pyo.Constraint.Skip
         return mdl.b[n] <= cap[0] * mdl.w[n] - sum((cap[j - 1] - cap[j]) * mdl.P[n, j] for j in mdl.JP)
 
     def forcing(mdl, n, j):
-        cap = caps(mdl, n)[j]
-        terms = [mdl.A[c, n, 1] for c in _classes_in(mdl, n) if level[c] >= j]
-        if cap >= mdl._bbar[n] or not terms:
+        cap = caps(n)[j]
+        terms = [mdl.A[c, n, 1] for c in _classes_in(lay, n) if _level(lay, t, c) >= j]
+        if cap >= lay.bbar[n] or not terms:
             return pyo.Constraint.Skip
         return sum(terms) <= cap * mdl.P[n, j]
 
@@ -260,11 +348,10 @@ def _add_memory(model, t: Tables) -> None:
     )
 
 
-def _add_verification(model, t: Tables) -> None:
+def _add_verification(model, lay: Layout, t: Tables) -> None:
     """``t_v_n = beta_v w_n + sum_{k,j} D_kj H_nkj`` with ``H_nkj = b_n [L_n >= k][I_n >= P_j]``."""
     cells = [(n, k, j) for n in model.N for k in model.K for j in model.J if (k, j) != (1, 0)]
     model.H = pyo.Var(cells, domain=pyo.NonNegativeReals)
-    level = {c: t.level_of[model._rep[c]] for c in model.C}
 
     def big_m(mdl, n, k, j):
         slack = 0
@@ -272,10 +359,11 @@ def _add_verification(model, t: Tables) -> None:
             slack += 1 - mdl.Z[n, k]
         if j >= 1:
             slack += 1 - mdl.P[n, j]
-        return mdl.H[n, k, j] >= mdl.b[n] - mdl._bbar[n] * slack
+        return mdl.H[n, k, j] >= mdl.b[n] - lay.bbar[n] * slack
 
     def members(mdl, n, k, j):
-        terms = [mdl.A[c, n, k] for c in _classes_in(mdl, n) if level[c] >= j]
+        terms = [_count(mdl, lay, c, n, k) for c in _classes_in(lay, n) if _level(lay, t, c) >= j]
+        terms = [v for v in terms if v is not None]
         if not terms:
             return pyo.Constraint.Skip
         return mdl.H[n, k, j] >= sum(terms)
@@ -287,100 +375,138 @@ def _add_verification(model, t: Tables) -> None:
                                   + sum(t.increment(k, j) * mdl.H[n, k, j] for (nn, k, j) in cells if nn == n))
 
 
-def _add_ready_times(model, t: Tables) -> None:
+def _own_terms(model, lay: Layout, c: int, n: int, coef, kind):
+    """``sum_k coef[k-1] X_cnk`` over the lengths class c can have (X = counts or indicators)."""
+    terms = []
+    for k in range(1, lay.top(c) + 1):
+        v = kind(model, lay, c, n, k)
+        if v is not None and coef[k - 1] != 0:
+            terms.append(coef[k - 1] * v)
+    return sum(terms)
+
+
+def _add_ready_times(model, lay: Layout, t: Tables) -> None:
     """``T_n >= r_c(l)`` for every class c present in batch n with length l."""
     model.T = pyo.Var(model.N, domain=pyo.NonNegativeReals)
-    inc = {c: _increments(t.ready[model._rep[c]]) for c in model.C}
-    model.ready = pyo.Constraint(
-        model.CN, rule=lambda mdl, c, n: mdl.T[n] >= sum(inc[c][k - 1] * _ind(mdl, c, n, k) for k in mdl.K)
-    )
+    inc = {c: _increments(t.ready[lay.classes[c][0]]) for c in model.C}
+    model.ready = pyo.Constraint(model.CN, rule=lambda mdl, c, n: mdl.T[n] >= _own_terms(mdl, lay, c, n, inc[c], _ind))
 
 
-def _add_span(model, scenario: Scenario, t: Tables) -> None:
+def _add_span(model, lay: Layout, t: Tables) -> None:
     """``S >= sum_n t_v_n``, ``S >= T_n + t_v_n``, ``S >= S_min`` and the per-class cut."""
-    model.S = pyo.Var(domain=pyo.NonNegativeReals, bounds=(t.span_lower_bound(scenario.min_batches), None))
+    model.S = pyo.Var(domain=pyo.NonNegativeReals, bounds=(lay.min_span, None))
     model.span_total = pyo.Constraint(expr=model.S >= sum(model.tv[n] for n in model.N))
     model.span_stage = pyo.Constraint(model.N, rule=lambda mdl, n: mdl.S >= mdl.T[n] + mdl.tv[n])
 
     def own(c):
-        m = model._rep[c]
-        return _increments([t.ready[m][k - 1] + t.beta_ms + t.seq(k, t.level_of[m]) for k in model.K])
+        m = lay.classes[c][0]
+        return _increments([t.ready[m][k - 1] + t.beta_ms + t.seq(k, t.level_of[m]) for k in range(1, lay.max_length + 1)])
 
     coef = {c: own(c) for c in model.C}
-    model.span_user = pyo.Constraint(model.C, rule=lambda mdl, c: mdl._size[c] * mdl.S >= sum(
-        coef[c][k - 1] * mdl.A[cc, n, k] for (cc, n, k) in mdl.CNK if cc == c))
+    model.span_user = pyo.Constraint(model.C, rule=lambda mdl, c: lay.size(c) * mdl.S >= sum(
+        _own_terms(mdl, lay, c, n, coef[c], _count) for (cc, n) in lay.pairs if cc == c))
 
 
-def _add_objective(model, t: Tables) -> None:
+def _add_objective(model, lay: Layout, t: Tables) -> None:
     """``max U - q S``."""
-    inc = {c: _increments(t.tokens[model._rep[c]]) for c in model.C}
-    model.U_expr = pyo.Expression(expr=sum(inc[c][k - 1] * model.A[c, n, k] for (c, n, k) in model.CNK))
+    inc = {c: _increments(t.tokens[lay.classes[c][0]]) for c in model.C}
+    model.U_expr = pyo.Expression(expr=sum(_own_terms(model, lay, c, n, inc[c], _count) for (c, n) in lay.pairs))
     model.obj = pyo.Objective(expr=model.U_expr - model.q * model.S, sense=pyo.maximize)
 
 
-def extract_plan(model) -> Plan:
-    """The plan encoded by the (loaded) counts; batches keep their slot order.
+@dataclass(frozen=True)
+class Decoder:
+    """Maps a solution of a built model to a plan, and a plan to start values (cvxpy's
+    ``inverse_data``): the layout and the model's integer variables, nothing else."""
 
-    Class members are handed out in index order, slot by slot; inside a batch the
-    ``A_cnk`` members with length ``>= k`` are the first ones.
-    """
-    t = model._t
-    batches: dict[int, list[int]] = {}
-    lengths = [0] * t.num_users
-    for c, members in enumerate(t.classes):
-        queue = list(members)
-        for n in model.N:
-            if (c, n) not in model.CN:
-                continue
-            counts = [int(round(model.A[c, n, k].value or 0.0)) for k in model.K]
-            taken, queue = queue[: counts[0]], queue[counts[0]:]
-            for i, m in enumerate(taken):
-                lengths[m] = sum(1 for v in counts if v > i)
-            if taken:
-                batches.setdefault(n, []).extend(taken)
-    ordered = tuple(tuple(sorted(batches[n])) for n in sorted(batches))
-    return Plan(ordered, tuple(lengths))
+    layout: Layout
+    num_users: int
+    A: Any
+    E: Any
+    w: Any
 
+    def plan(self) -> Plan:
+        """The plan encoded by the (loaded) counts; batches keep their slot order.
 
-def start_values(model, plan: Plan) -> ComponentMap:
-    """Values of the integer variables (A, E, w) that encode ``plan`` in this model.
+        Class members are handed out in index order, slot by slot; inside a batch the
+        ``A_cnk`` members with length ``>= k`` are the first ones.
+        """
+        lay = self.layout
+        batches: dict[int, list[int]] = {}
+        lengths = [0] * self.num_users
+        for c, members in enumerate(lay.classes):
+            queue = list(members)
+            for (cc, n) in lay.pairs:
+                if cc != c:
+                    continue
+                counts = [int(round(self.A[c, n, k].value or 0.0)) for k in lay.own_ks(c)]
+                taken, queue = queue[: counts[0]], queue[counts[0]:]
+                for i, m in enumerate(taken):
+                    lengths[m] = lay.lengths[c] if lay.lengths[c] is not None else sum(1 for v in counts if v > i)
+                if taken:
+                    batches.setdefault(n, []).extend(taken)
+        ordered = tuple(tuple(sorted(batches[n])) for n in sorted(batches))
+        return Plan(ordered, tuple(lengths))
 
-    The plan is first brought into the model's canonical form: identical users in one batch
-    are raised to their longest length (never worse: ``L_n``, ``I_n``, ``t_d_n`` unchanged,
-    U not lower), and batches are relabelled in restricted-growth order over the class
-    order (by size, largest first, for a single class), so that every symmetry-breaking
-    constraint holds.  Use it as a MIP start; HiGHS completes the continuous variables.
-    """
-    t = model._t
-    cls_of = {m: c for c, members in enumerate(t.classes) for m in members}
-    counts: list[dict[int, int]] = [dict() for _ in t.classes]
-    longest: list[dict[int, int]] = [dict() for _ in t.classes]
-    for i, batch in enumerate(plan.batches):
-        for m in batch:
-            c = cls_of[m]
-            counts[c][i] = counts[c].get(i, 0) + 1
-            longest[c][i] = max(longest[c].get(i, 0), plan.lengths[m])
-    label: dict[int, int] = {}
-    if len(t.classes) == 1:
-        for i in sorted(range(len(plan.batches)), key=lambda i: (-len(plan.batches[i]), i)):
-            label[i] = len(label)
-    else:
-        for c in range(len(t.classes)):
-            for i in sorted(counts[c], key=lambda i: (label.get(i, len(plan.batches) + i))):
-                if i not in label:
-                    label[i] = len(label)
-    values = ComponentMap()
-    for (c, n, k) in model.CNK:
-        values[model.A[c, n, k]] = 0.0
-        if (c, n, k) in model.EIDX:
-            values[model.E[c, n, k]] = 0.0
-    for c in range(len(t.classes)):
-        for i, cnt in counts[c].items():
-            n = label[i]
-            for k in range(1, longest[c][i] + 1):
-                values[model.A[c, n, k]] = float(cnt)
-                if (c, n, k) in model.EIDX:
-                    values[model.E[c, n, k]] = 1.0
-    for n in model.N:
-        values[model.w[n]] = 1.0 if n < len(plan.batches) else 0.0
-    return values
+    def start(self, plan: Plan) -> ComponentMap:
+        """Values of the integer variables (A, E, w) that encode ``plan`` (a MIP start).
+
+        The plan is first brought into the layout's canonical form: identical users in one
+        batch are raised to their longest length (never worse: ``L_n``, ``I_n``, ``t_d_n``
+        unchanged, U not lower), and, where slots are interchangeable, batches are relabelled in
+        restricted-growth order over the class order (by size, largest first, for a single
+        class), so that every symmetry-breaking row holds; where slots are fixed (the l-step)
+        each batch goes to its classes' slot.  ``ValueError`` if the plan does not fit the
+        layout (another partition than a fixed one, or other lengths than fixed ones).
+        """
+        lay = self.layout
+        cls_of = {m: c for c, members in enumerate(lay.classes) for m in members}
+        counts: list[dict[int, int]] = [dict() for _ in lay.classes]
+        longest: list[dict[int, int]] = [dict() for _ in lay.classes]
+        for i, batch in enumerate(plan.batches):
+            for m in batch:
+                c = cls_of[m]
+                if lay.lengths[c] is not None and plan.lengths[m] != lay.lengths[c]:
+                    raise ValueError(f"user {m} has length {plan.lengths[m]}, the layout fixes {lay.lengths[c]}")
+                counts[c][i] = counts[c].get(i, 0) + 1
+                longest[c][i] = max(longest[c].get(i, 0), plan.lengths[m])
+        label = self._labels(plan, counts, cls_of)
+        allowed = set(lay.pairs)
+        values = ComponentMap()
+        for (c, n, k) in self.A:
+            values[self.A[c, n, k]] = 0.0
+            if (c, n, k) in self.E:
+                values[self.E[c, n, k]] = 0.0
+        for c in range(len(lay.classes)):
+            for i, cnt in counts[c].items():
+                n = label[i]
+                if (c, n) not in allowed:
+                    raise ValueError(f"class {c} cannot sit in slot {n} of this layout")
+                for k in range(1, (longest[c][i] if lay.lengths[c] is None else 1) + 1):
+                    values[self.A[c, n, k]] = float(cnt)
+                    if (c, n, k) in self.E:
+                        values[self.E[c, n, k]] = 1.0
+        used = set(label.values())
+        for n in self.w:
+            values[self.w[n]] = 1.0 if n in used else 0.0
+        return values
+
+    def _labels(self, plan: Plan, counts, cls_of) -> dict[int, int]:
+        lay = self.layout
+        label: dict[int, int] = {}
+        if not lay.symmetric:
+            slot_of = {c: n for (c, n) in lay.pairs}
+            for i, batch in enumerate(plan.batches):
+                slots = {slot_of[cls_of[m]] for m in batch}
+                if len(slots) != 1:
+                    raise ValueError(f"batch {i} is not one of the layout's fixed batches")
+                label[i] = slots.pop()
+        elif len(lay.classes) == 1:
+            for i in sorted(range(len(plan.batches)), key=lambda i: (-len(plan.batches[i]), i)):
+                label[i] = len(label)
+        else:
+            for c in range(len(lay.classes)):
+                for i in sorted(counts[c], key=lambda i: (label.get(i, len(plan.batches) + i))):
+                    if i not in label:
+                        label[i] = len(label)
+        return label

@@ -71,14 +71,18 @@ class Tables:
         f = lambda kk, jj: 0.0 if kk < 1 or jj < 0 else self.seq(kk, jj)  # noqa: E731
         return f(k, j) - f(k - 1, j) - f(k, j - 1) + f(k - 1, j - 1)
 
-    def span_lower_bound(self, min_batches: int) -> float:
-        """A lower bound on S valid for every feasible plan.
+    def span_lower_bound(self, min_batches: int, lengths: "tuple[int | None, ...] | None" = None) -> float:
+        """A lower bound on S valid for every feasible plan with at least ``min_batches`` batches
+        (and, where ``lengths[m]`` is given, user m's draft length fixed to it; else ``>= 1``).
 
-        Every batch costs at least ``beta_v`` plus, per member, ``f(1, i_m)``; the batch of
-        user m also waits at least ``ready_m(1)``.  Hence
-        ``S >= max(N_min beta_v + sum_m f(1, i_m), max_m ready_m(1) + beta_v + f(1, i_m))``.
+        Every batch costs at least ``beta_v`` plus, per member, its own padded sequence
+        ``f(l_m, i_m)`` (a batch pads to its longest draft and prefix, so never less); the batch
+        of user m also waits at least ``ready_m(l_m)``.  With ``l_m`` the fixed length or 1 (both
+        f and ready increase in l), ``S >= max(N_min beta_v + sum_m f(l_m, i_m),
+        max_m ready_m(l_m) + beta_v + f(l_m, i_m))``.
         """
-        own = [self.seq(1, self.level_of[m]) for m in range(self.num_users)]
+        low = [1 if lengths is None or lengths[m] is None else lengths[m] for m in range(self.num_users)]
+        own = [self.seq(low[m], self.level_of[m]) for m in range(self.num_users)]
         total = min_batches * self.beta_ms + sum(own)
-        stage = max(self.ready[m][0] + self.beta_ms + own[m] for m in range(self.num_users))
+        stage = max(self.ready[m][low[m] - 1] + self.beta_ms + own[m] for m in range(self.num_users))
         return max(total, stage)

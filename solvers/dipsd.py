@@ -29,13 +29,16 @@ import time
 from dataclasses import dataclass
 
 from pyomo.contrib.solver.common.factory import SolverFactory
-from pyomo.contrib.solver.common.results import TerminationCondition
 
 from ..data.scenario import Scenario
 from ..formulation.evaluate import Evaluation, evaluate, greedy_batches
-from ..formulation.steps import assignment_plan, build_assignment_model, build_length_model, length_plan
+from ..formulation.plan import Plan
+from ..formulation.steps import build_assignment_model, build_length_model
 from ..formulation.tables import Tables
+from ..errors import SolverError
 from .deadline import Deadline
+from .highs_adapter import manual_parameter_updates, set_mip_start
+from .outcomes import MilpOutcome, outcome
 from .results import SolveResult, Status
 from .start import simple_plan
 
@@ -45,6 +48,8 @@ REL_TOL = 1e-9
 """The alternation stops once the lengths repeat and R grew by less than this fraction."""
 MAX_ROUNDS = 20
 IMPROVE_RTOL = 1e-12
+AGREE_RTOL = 1e-6
+"""Largest relative disagreement tolerated between a step's ``U - q S`` and the closed form of its plan."""
 
 
 @dataclass(frozen=True)
@@ -57,14 +62,26 @@ class Round:
     lengths: tuple[int, ...]
 
 
-def _solve(model, clock: Deadline, solver=None):
-    """Solve with MIP gap 0 within the remaining time; the loaded result, or None without a solution."""
-    solver = solver or SolverFactory("highs")
+def _persistent(model):
+    """A HiGHS instance of ``model`` kept across solves: only mutable Params change, pushed by the
+    caller, so a MIP start set before ``solve`` survives into it."""
+    solver = SolverFactory("highs")
+    solver.set_instance(model)
+    manual_parameter_updates(solver)
+    return solver
+
+
+def _solve(solver, model, clock: Deadline):
+    """Solve with MIP gap 0 within the remaining time; the result with its solution loaded, or
+    None without a solution."""
     res = solver.solve(
         model, time_limit=max(clock.remaining(), 0.01), rel_gap=0.0, abs_gap=0.0, threads=1,
         load_solutions=False, raise_exception_on_nonoptimal_result=False,
     )
-    if res.termination_condition is TerminationCondition.maxTimeLimit:
+    ended = outcome(res)
+    if ended is MilpOutcome.ERROR:
+        raise SolverError(f"HiGHS ended a DiP-SD step with {res.termination_condition.name}")
+    if ended is MilpOutcome.TIME_LIMIT:
         clock.hit = True
     if res.incumbent_objective is None:
         return None
@@ -72,36 +89,81 @@ def _solve(model, clock: Deadline, solver=None):
     return res
 
 
-def x_step(scenario: Scenario, tables: Tables, lengths: tuple[int, ...], num_batches: int, clock: Deadline) -> Evaluation | None:
-    """The S-minimizing memory-feasible partition into ``num_batches`` batches (None if none)."""
-    model = build_assignment_model(tables, lengths, num_batches)
-    if _solve(model, clock) is None:
+def _check(scenario: Scenario, res, ev: Evaluation, q: float) -> None:
+    """The step's ``U - q S`` must agree with the closed form of its plan: equal at an optimum;
+    at a stopped solve the model's S may exceed the true span, never fall below it."""
+    closed, milp = ev.expected_tokens - q * ev.span_ms, float(res.incumbent_objective)
+    tol = AGREE_RTOL * max(1.0, abs(ev.expected_tokens), q * ev.span_ms)
+    optimal = outcome(res) is MilpOutcome.OPTIMAL
+    if closed < milp - tol or (optimal and abs(closed - milp) > tol):
+        raise SolverError(f"{scenario.name}: step value {milp:.12g} disagrees with the closed form {closed:.12g} at q={q:.12g}")
+
+
+def x_step(scenario: Scenario, tables: Tables, lengths: tuple[int, ...], num_batches: int, clock: Deadline,
+           start: tuple[tuple[int, ...], ...] | None = None) -> Evaluation | None:
+    """The S-minimizing memory-feasible partition into ``num_batches`` batches (None if none).
+
+    ``start``, a memory-feasible partition into ``num_batches`` batches, is given to HiGHS as
+    a MIP start (with ``lengths``): the step then never returns worse than it."""
+    model, decoder = build_assignment_model(tables, lengths, num_batches)
+    solver = _persistent(model)
+    if start is not None:
+        set_mip_start(solver, decoder.start(Plan(start, tuple(lengths))))
+    res = _solve(solver, model, clock)
+    if res is None:
         return None
-    ev = evaluate(scenario, assignment_plan(model, lengths))
-    return ev if ev.feasible else None
+    ev = evaluate(scenario, decoder.plan())
+    if not ev.feasible:
+        raise SolverError(f"{scenario.name}: the x-step returned an infeasible plan ({ev.reason})")
+    _check(scenario, res, ev, 1.0)
+    return ev
 
 
 def l_step(scenario: Scenario, tables: Tables, current: Evaluation, clock: Deadline) -> Evaluation:
-    """The lengths maximizing U/S for the batches of ``current`` (Dinkelbach, started at its ratio)."""
+    """The lengths maximizing U/S for the batches of ``current`` (Dinkelbach, started at its ratio).
+
+    One persistent model: each iteration sets q to the best ratio so far and hands HiGHS the
+    best plan so far as a MIP start (its ``U - q S`` is 0)."""
     best = current
-    model = build_length_model(tables, current.plan.batches, q=current.ratio)
-    solver = SolverFactory("highs")
+    model, decoder = build_length_model(tables, current.plan.batches, q=current.ratio)
+    solver = _persistent(model)
     while clock.remaining() > 0:
         model.q.set_value(best.ratio)
-        if _solve(model, clock, solver) is None:
+        solver.update_parameters()
+        set_mip_start(solver, decoder.start(best.plan))
+        res = _solve(solver, model, clock)
+        if res is None:
             break
-        ev = evaluate(scenario, length_plan(model, current.plan.batches, scenario.num_users))
-        if not (ev.feasible and ev.ratio > best.ratio * (1 + IMPROVE_RTOL)):
+        ev = evaluate(scenario, decoder.plan())
+        if not ev.feasible:
+            raise SolverError(f"{scenario.name}: the l-step returned an infeasible plan ({ev.reason})")
+        _check(scenario, res, ev, best.ratio)
+        if not ev.ratio > best.ratio * (1 + IMPROVE_RTOL):
             break
         best = ev
     return best
 
 
-def _for_n(scenario, tables, n, clock, *, fixed_lengths: bool, trace: list) -> Evaluation | None:
+def split_to(batches, n: int) -> tuple[tuple[int, ...], ...] | None:
+    """``batches`` split into ``n`` batches (the largest gives up the later half of its users,
+    until there are n): a memory-feasible partition stays memory-feasible, as a subset of a
+    batch needs no more memory.  None when there are more than n batches or fewer than n users."""
+    parts = [sorted(b) for b in batches]
+    if len(parts) > n or sum(len(b) for b in parts) < n:
+        return None
+    while len(parts) < n:
+        largest = max(range(len(parts)), key=lambda i: (len(parts[i]), -i))
+        half = len(parts[largest]) // 2
+        parts.append(parts[largest][half:])
+        parts[largest] = parts[largest][:half]
+    return tuple(tuple(b) for b in parts)
+
+
+def _for_n(scenario, tables, n, clock, *, fixed_lengths: bool, trace: list, start) -> Evaluation | None:
     lengths = (scenario.start_length,) * scenario.num_users
     current: Evaluation | None = None
     for _ in range(MAX_ROUNDS):
-        x = x_step(scenario, tables, lengths, n, clock)
+        x = x_step(scenario, tables, lengths, n, clock, start)
         if x is None:
             return current
         if current is not None and current.plan.lengths == lengths and x.ratio <= current.ratio * (1 + IMPROVE_RTOL):
@@ -116,7 +178,7 @@ def _for_n(scenario, tables, n, clock, *, fixed_lengths: bool, trace: list) -> E
             break
         if new.plan.lengths == lengths and previous is not None and new.ratio - previous.ratio < REL_TOL * new.ratio:
             break
-        lengths = new.plan.lengths
+        lengths, start = new.plan.lengths, new.plan.batches  # the next x-step starts from this round's batches
     return current
 
 
@@ -153,16 +215,22 @@ def solve_dipsd(scenario: Scenario, *, time_limit: float = 60.0, fixed_lengths: 
     best: Evaluation | None = None
     packed = greedy_batches(scenario)
     fewest = len(packed) if packed is not None else scenario.max_batches + 1
-    for n in batch_counts or scenario.batch_range:
-        if n < fewest:
-            continue  # fewer batches than the memory packing needs: no assignment exists (no MILP needed)
+    # fewer batches than the memory packing needs admit no assignment: skipped without a MILP
+    counts = [n for n in (batch_counts or scenario.batch_range) if n >= fewest]
+    bounds = {n: bound_for_n(tables, n) for n in counts}
+    neighbour = packed  # the best plan of the last N visited (the greedy packing before the first)
+    for n in sorted(counts, key=lambda n: (-bounds[n], n)):
         if clock.remaining() <= 0:
             break
-        if best is not None and bound_for_n(tables, n) < best.ratio:
+        if best is not None and bounds[n] < best.ratio:
             continue  # no plan with n batches beats the best: the outcome is unchanged
-        got = _for_n(scenario, tables, n, clock, fixed_lengths=fixed_lengths, trace=trace)
-        if got is not None and (best is None or got.ratio > best.ratio * (1 + IMPROVE_RTOL)):
+        start = split_to(neighbour, n) if neighbour is not None else None
+        got = _for_n(scenario, tables, n, clock, fixed_lengths=fixed_lengths, trace=trace, start=start)
+        if got is not None and (best is None or got.ratio > best.ratio * (1 + IMPROVE_RTOL)
+                                or (got.ratio >= best.ratio / (1 + IMPROVE_RTOL) and n < best.plan.num_batches)):
             best = got
+        if got is not None:
+            neighbour = got.plan.batches
     name = method or ("dipsd-fixed" if fixed_lengths else "dipsd")
     runtime = time.perf_counter() - clock.start
     if best is None:

@@ -27,7 +27,6 @@ a modelling bug and raises :class:`~dipsd.errors.SolverError`.
 
 from __future__ import annotations
 
-import enum
 import logging
 import math
 import sys
@@ -35,16 +34,16 @@ import time
 
 
 from pyomo.contrib.solver.common.factory import SolverFactory
-from pyomo.contrib.solver.common.results import TerminationCondition
 
 from ..data.scenario import Scenario
 from ..errors import SolverError
 from ..formulation.evaluate import evaluate
-from ..formulation.milp import build_model, extract_plan, model_size, start_values
+from ..formulation.milp import build_model, model_size
 from ..formulation.plan import Plan
 from ..formulation.tables import Tables
 from .deadline import Deadline
 from .highs_adapter import manual_parameter_updates, set_mip_start
+from .outcomes import MilpOutcome, outcome as milp_outcome
 from .results import Iteration, SolveResult, Status
 from .start import simple_plan
 
@@ -62,28 +61,6 @@ MEETS_RTOL = 1e-9
 """An incumbent within this relative distance of a given certified bound is optimal."""
 
 
-class MilpOutcome(enum.Enum):
-    """How one MILP solve of ``F(q)`` ended."""
-
-    OPTIMAL = "optimal"
-    """Solved with MIP gap 0: the incumbent is a maximizer and the bound equals it."""
-    TIME_LIMIT = "time_limit"
-    """Stopped by the time limit; an incumbent may or may not exist."""
-    INFEASIBLE = "infeasible"
-    """No plan satisfies the constraints (independent of q)."""
-    ERROR = "error"
-    """Anything else: solver error, interruption, unknown status."""
-
-
-_HIGHS_OUTCOME: dict[TerminationCondition, MilpOutcome] = {
-    TerminationCondition.convergenceCriteriaSatisfied: MilpOutcome.OPTIMAL,
-    TerminationCondition.maxTimeLimit: MilpOutcome.TIME_LIMIT,
-    TerminationCondition.provenInfeasible: MilpOutcome.INFEASIBLE,
-    TerminationCondition.locallyInfeasible: MilpOutcome.INFEASIBLE,
-    # F(q) is bounded (U <= sum_m (L+1), S >= 0): "infeasible or unbounded" means infeasible
-    TerminationCondition.infeasibleOrUnbounded: MilpOutcome.INFEASIBLE,
-}
-"""The one map from HiGHS's (Pyomo's) termination conditions to ours; others are errors."""
 
 
 def solve_exact(
@@ -123,7 +100,7 @@ def solve_exact(
             message=f"the MILP ({model_size(scenario, tables):,} index cells) would take about {estimate:.0f} s to build, "
                     f"more than the time limit; the plan is the start plan" + ("" if math.isfinite(known) else ", no bound"),
         )
-    model = build_model(scenario, q=q, tables=tables)
+    model, decoder = build_model(scenario, q=q, tables=tables)
     build_s = clock.elapsed()
     solver = SolverFactory("highs")
     solver.set_instance(model)
@@ -143,16 +120,16 @@ def solve_exact(
         solver.update_parameters()
         started = time.perf_counter()
         if best_plan is not None:
-            _warm_start(solver, model, best_plan)
+            set_mip_start(solver, decoder.start(best_plan))  # its F(q) is 0 at q = its ratio
         res = solver.solve(
             model, time_limit=remaining, rel_gap=0.0, abs_gap=0.0, threads=threads,
             load_solutions=False, raise_exception_on_nonoptimal_result=False,
             tee=[sys.stderr] if tee else [], solver_options=dict(solver_options or {}),
         )
         milp_s = time.perf_counter() - started
-        outcome = _HIGHS_OUTCOME.get(res.termination_condition, MilpOutcome.ERROR)
+        outcome = milp_outcome(res)
         f_ub = math.inf if res.objective_bound is None else float(res.objective_bound)
-        ev = _maximizer(scenario, model, res, q, outcome)
+        ev = _maximizer(scenario, decoder, res, q, outcome)
         trace.append(Iteration(
             q=q, value=res.incumbent_objective, bound=f_ub,
             tokens=None if ev is None else ev.expected_tokens, span_ms=None if ev is None else ev.span_ms,
@@ -189,11 +166,6 @@ def solve_exact(
     )
 
 
-def _warm_start(solver, model, plan: Plan) -> None:
-    """Hand HiGHS the best known plan as a MIP start (its ``F(q)`` is 0 at ``q`` = its ratio)."""
-    set_mip_start(solver, start_values(model, plan))
-
-
 def _timed_out(best_plan):
     if best_plan is None:
         return Status.NO_PLAN, "time limit reached before any feasible plan was found"
@@ -212,12 +184,12 @@ def _start(scenario: Scenario, start_plan: Plan | None):
     return None, None
 
 
-def _maximizer(scenario: Scenario, model, res, q: float, outcome: MilpOutcome):
+def _maximizer(scenario: Scenario, decoder, res, q: float, outcome: MilpOutcome):
     """The MILP's incumbent as a closed-form :class:`Evaluation`, checked against the MILP's value."""
     if res.incumbent_objective is None or outcome in (MilpOutcome.INFEASIBLE, MilpOutcome.ERROR):
         return None
     res.solution_loader.load_vars()
-    plan = extract_plan(model)
+    plan = decoder.plan()
     ev = evaluate(scenario, plan)
     if not ev.feasible:
         raise SolverError(f"{scenario.name}: MILP returned an infeasible plan ({ev.reason})")

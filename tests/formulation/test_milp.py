@@ -14,7 +14,7 @@ from pyomo.contrib.solver.common.factory import SolverFactory
 from pyomo.contrib.solver.common.results import TerminationCondition
 
 from dipsd import Plan, evaluate, paper_scenario
-from dipsd.formulation.milp import build_model, extract_plan, start_values
+from dipsd.formulation.milp import build_model
 from dipsd.formulation.tables import Tables
 from tests.solvers.instances import tiny_instances
 
@@ -61,14 +61,14 @@ def test_fixed_plan_objective_equals_closed_form(scenario, plan):
     plan = canonical_lengths(scenario, plan)
     ev = evaluate(scenario, plan)
     q = 0.7 * ev.ratio  # any q > 0 works; the LP minimizes S for the fixed plan
-    model = build_model(scenario, q=q)
-    for var, value in start_values(model, plan).items():
+    model, decoder = build_model(scenario, q=q)
+    for var, value in decoder.start(plan).items():
         var.fix(value)
-    res = SolverFactory("highs").solve(model, raise_exception_on_nonoptimal_result=False, load_solutions=True)
+    res = SolverFactory("highs").solve(model, threads=1, raise_exception_on_nonoptimal_result=False, load_solutions=True)
     assert res.termination_condition is TerminationCondition.convergenceCriteriaSatisfied, "canonical plan infeasible in the model"
     assert res.incumbent_objective == pytest.approx(ev.expected_tokens - q * ev.span_ms, rel=1e-9, abs=1e-9)
     assert pyo.value(model.S) == pytest.approx(ev.span_ms, rel=1e-9)
-    back = extract_plan(model)
+    back = decoder.plan()
     assert evaluate(scenario, back).ratio == pytest.approx(ev.ratio, rel=1e-12)
     # the same plan up to swapping identical users
     cls_of = {m: c for c, members in enumerate(Tables.of(scenario).classes) for m in members}

@@ -10,7 +10,7 @@ import pytest
 from dipsd import Plan, Scenario, User, evaluate, paper_scenario
 from dipsd.data.scenario import DraftModel
 from dipsd.data.generate import generate
-from dipsd.formulation.steps import assignment_plan, build_assignment_model
+from dipsd.formulation.steps import build_assignment_model
 from dipsd.formulation.tables import Tables
 from dipsd.solvers import dipsd as D
 from dipsd.solvers.baselines import solve_ad, solve_ad_batch, solve_sd_nobatch
@@ -207,10 +207,10 @@ def test_sd_nobatch_by_hand():
 
 def test_assignment_model_plan_roundtrip():
     s = paper_scenario(5)
-    model = build_assignment_model(Tables.of(s), (2,) * 5, 2)
+    model, decoder = build_assignment_model(Tables.of(s), (2,) * 5, 2)
     from pyomo.contrib.solver.common.factory import SolverFactory
-    SolverFactory("highs").solve(model)
-    plan = assignment_plan(model, (2,) * 5)
+    SolverFactory("highs").solve(model, threads=1)
+    plan = decoder.plan()
     # with l = 2 the verification sum sets S for every split, so any split of 5 into 2 is optimal
     assert plan.num_batches == 2 and sorted(sum(plan.batches, ())) == [0, 1, 2, 3, 4]
     assert evaluate(s, plan).span_ms == pytest.approx(2 * 95.1074 + 5 * 1.2077e-11 * 1_310_720 * 2 * 36354, rel=1e-9)

@@ -10,7 +10,7 @@ from pyomo.contrib.solver.common.factory import SolverFactory
 
 from dipsd.data.generate import generate
 from dipsd.formulation.evaluate import evaluate
-from dipsd.formulation.milp import build_model, start_values
+from dipsd.formulation.milp import build_model
 from dipsd.solvers.highs_adapter import manual_parameter_updates, pyomo_supported, set_mip_start
 from dipsd.solvers.start import simple_plan
 
@@ -24,11 +24,11 @@ def test_highs_reports_the_start_as_its_first_incumbent():
     plan = simple_plan(s)
     ev = evaluate(s, plan)
     q = 0.9 * ev.ratio  # below the start's ratio: the start has F(q) = U - q S > 0
-    model = build_model(s, q=q)
+    model, decoder = build_model(s, q=q)
     solver = SolverFactory("highs")
     solver.set_instance(model)
     manual_parameter_updates(solver)
-    assert set_mip_start(solver, start_values(model, plan))
+    assert set_mip_start(solver, decoder.start(plan))
     log = io.StringIO()
     res = solver.solve(model, time_limit=30, rel_gap=0.0, abs_gap=0.0, threads=1, load_solutions=False,
                        raise_exception_on_nonoptimal_result=False, tee=[log],
