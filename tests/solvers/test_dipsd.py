@@ -10,6 +10,7 @@ import pytest
 from dipsd import Plan, Scenario, User, evaluate, paper_scenario
 from dipsd.data.scenario import DraftModel
 from dipsd.data.generate import generate
+from dipsd.formulation.evaluate import greedy_batches
 from dipsd.formulation.steps import build_assignment_model
 from dipsd.formulation.tables import Tables
 from dipsd.solvers import dipsd as D
@@ -250,3 +251,94 @@ def test_batch_counts_below_the_memory_packing_are_skipped_without_changing_the_
     assert all(r.num_batches >= fewest for r in full.trace)
     reference = D.solve_dipsd(s, batch_counts=range(fewest, s.max_batches + 1))
     assert full.plan == reference.plan and full.throughput_tps == reference.throughput_tps
+
+
+def _first_incumbent(build, start_plan, q=None):
+    """Solve a step model from ``start_plan`` with HiGHS's log captured; the value HiGHS reports
+    for the MIP start (None if it did not take it), and the optimum."""
+    import io
+    import re
+
+    from dipsd.solvers.highs_adapter import set_mip_start
+
+    model, decoder = build()
+    if q is not None:
+        model.q.set_value(q)
+    solver = D._persistent(model)
+    assert set_mip_start(solver, decoder.start(start_plan))
+    log = io.StringIO()
+    res = solver.solve(model, time_limit=60, rel_gap=0.0, abs_gap=0.0, threads=1, load_solutions=False,
+                       raise_exception_on_nonoptimal_result=False, tee=[log])
+    found = re.search(r"MIP start solution is feasible: objective value is ([-+0-9.eE]+)", log.getvalue())
+    return (None if found is None else float(found.group(1))), res.incumbent_objective
+
+
+def test_x_step_start_is_accepted_as_the_first_incumbent():
+    from dipsd.formulation.steps import build_assignment_model
+
+    (s,) = generate([9], 1, seed=5)
+    t = Tables.of(s)
+    lengths = tuple(2 + m % 4 for m in range(s.num_users))
+    start = D.split_to(greedy_batches(s), 4)
+    ev = evaluate(s, Plan(start, lengths))
+    reported, optimum = _first_incumbent(lambda: build_assignment_model(t, lengths, 4), Plan(start, lengths))
+    # the x-step maximizes U - 1 * S with U fixed by the lengths
+    assert reported == pytest.approx(ev.expected_tokens - ev.span_ms, rel=1e-7)
+    assert optimum >= reported - 1e-7
+
+
+def test_l_step_start_is_accepted_as_the_first_incumbent():
+    from dipsd.formulation.steps import build_length_model
+
+    (s,) = generate([8], 1, seed=6)
+    t = Tables.of(s)
+    plan = Plan(((0, 1, 2), (3, 4), (5, 6, 7)), tuple(1 + m % 5 for m in range(8)))
+    ev = evaluate(s, plan)
+    q = 0.8 * ev.ratio  # the start's U - q S is then positive
+    reported, optimum = _first_incumbent(lambda: build_length_model(t, plan.batches, q), plan, q)
+    assert reported == pytest.approx(ev.expected_tokens - q * ev.span_ms, rel=1e-7)
+    assert optimum >= reported - 1e-7
+
+
+def test_split_to_keeps_a_memory_feasible_partition():
+    t = paper_scenario(1).target
+    s = paper_scenario(7, memory_cap_bytes=t.parameter_bytes + t.kv_bytes(3, 512) + 1)  # at most 3 users per batch
+    packed = greedy_batches(s)
+    for n in range(len(packed), 8):
+        parts = D.split_to(packed, n)
+        assert len(parts) == n and sorted(sum(parts, ())) == list(range(7))
+        assert evaluate(s, Plan(parts, (3,) * 7)).feasible
+    assert D.split_to(packed, len(packed) - 1) is None and D.split_to(packed, 8) is None
+
+
+def test_step_start_must_fit_the_layout():
+    from dipsd.formulation.steps import build_assignment_model, build_length_model
+
+    s = paper_scenario(4)
+    t = Tables.of(s)
+    _, dec = build_assignment_model(t, (2, 2, 3, 3), 2)
+    with pytest.raises(ValueError, match="length"):
+        dec.start(Plan(((0, 1), (2, 3)), (2, 2, 2, 3)))
+    _, dec = build_length_model(t, ((0, 1), (2, 3)))
+    with pytest.raises(ValueError, match="fixed batches"):
+        dec.start(Plan(((0, 2), (1, 3)), (1, 1, 1, 1)))
+
+
+def test_a_highs_error_in_a_step_is_an_error_not_infeasible(monkeypatch):
+    from dipsd.errors import SolverError
+
+    from pyomo.contrib.solver.common.results import TerminationCondition
+
+    class Broken:
+        termination_condition = TerminationCondition.error
+        incumbent_objective = None
+
+    class Solver:
+        def solve(self, *args, **kwargs):
+            return Broken()
+
+    monkeypatch.setattr(D, "_persistent", lambda model: Solver())
+    s = paper_scenario(3)
+    with pytest.raises(SolverError, match="HiGHS ended"):
+        D.x_step(s, Tables.of(s), (2, 2, 2), 2, Deadline(10))
+    assert run_method("dipsd", s).status is Status.ERROR
