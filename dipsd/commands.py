@@ -161,24 +161,24 @@ def run_solve(args: argparse.Namespace) -> int:
         print(TABLE_HEADER)
     methods = [m for m in METHODS if m != "enumerate"] if args.method == "all" else [args.method]
     failures = total = 0
-    everything: list[dict] = []
+    everything = []
     for s in scenarios:
         done, records = {}, []
         for method in methods:
             source = METHODS[method].start_source(methods)
             result = run_method(method, s, time_limit=args.time_limit, start=start_from(done.get(source)))
             done[method] = result
-            records.append(result.to_json(s))
+            records.append(result.record(s))
             total += 1
             failures += result.status is Status.ERROR
             if len(methods) == 1:  # nothing to compare with: print at once
-                _print_result(args, result, s, records[-1], None)
+                _print_result(args, result, s, records[-1].to_json(), None)
         if len(methods) > 1:  # every method's gap to what the others proved about this scenario
             ref = reference(records)
             for result, record in zip(done.values(), records):
                 g = gap(record, ref)
-                record.update(gap_pct=g.proven, certified_gap_pct=g.certified)
-                _print_result(args, result, s, record, g.proven if g.proven is not None else g.certified)
+                shown = {**record.to_json(), "gap_pct": g.proven, "certified_gap_pct": g.certified}
+                _print_result(args, result, s, shown, g.proven if g.proven is not None else g.certified)
         everything += records
     if len(methods) > 1 and not args.json:
         print()
@@ -250,6 +250,7 @@ def run_study(args: argparse.Namespace) -> int:
     from .reports.excel import write_report
     from .solvers.registry import METHODS
     from .solvers.study import run_study as run
+    from .solvers.results import Status
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
@@ -275,7 +276,7 @@ def run_study(args: argparse.Namespace) -> int:
     if outcome.interrupted:
         _interrupted(checkpoint)
         return 130
-    failed = sum(r["status"] == "error" for r in outcome.records)
+    failed = sum(r.status is Status.ERROR for r in outcome.records)
     return 1 if outcome.records and failed == len(outcome.records) else 0
 
 

@@ -13,7 +13,8 @@ class Progress:
         self.quiet, self.stream, self.start = quiet, sys.stderr, time.monotonic()
         self.tty = self.stream.isatty()
 
-    def __call__(self, record: dict, done: int, total: int) -> None:
+    def __call__(self, record, done: int, total: int) -> None:
+        """Report one finished :class:`~dipsd.solvers.results.Record`."""
         if self.quiet:
             return
         elapsed = time.monotonic() - self.start
@@ -26,8 +27,8 @@ class Progress:
             if done == total:
                 self.stream.write("\n")
         else:
-            tps = record.get("throughput_tps")
+            tps = record.throughput_tps
             shown = "-" if tps is None else f"{tps:.3f} tok/s"
-            self.stream.write(f"[{done}/{total}] {record['scenario']} {record['method']}: {record['status']} {shown} "
-                              f"({record.get('runtime_s', 0.0):.2f}s)\n")
+            self.stream.write(f"[{done}/{total}] {record.scenario} {record.method}: {record.status.value} {shown} "
+                              f"({record.runtime_s:.2f}s)\n")
         self.stream.flush()

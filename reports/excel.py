@@ -22,6 +22,7 @@ from ..data.workbook import LoadedWorkbook
 from ..data.writer import save_atomically, set_text
 from ..formulation.evaluate import evaluate
 from ..formulation.plan import Plan
+from ..solvers.results import Record
 from . import stats
 import pandas as pd
 
@@ -86,7 +87,7 @@ def _scale(ws, ranges: str) -> None:
     )
 
 
-def write_report(path: str, book: LoadedWorkbook, records: list[dict], methods: list[str], run_info: dict) -> None:
+def write_report(path: str, book: LoadedWorkbook, records: list[Record], methods: list[str], run_info: dict) -> None:
     """Write the report of a study to ``path`` (atomically)."""
     num_users = {s.name: s.num_users for s in book.scenarios}
     wb = Workbook()
@@ -139,7 +140,7 @@ def _results(ws, records, num_users) -> None:
 
 
 def _instances(ws, book, records, methods) -> None:
-    by_key = {(r["scenario"], r["method"]): r for r in records}
+    by_key = {(r.scenario, r.method): r for r in records}
     refs = references(records)
     headers = [("scenario", None), ("users", "int"), ("optimum tok/s (proven)", "tps"), ("optimum proven by", None),
                ("best plan tok/s", "tps"), ("best plan by", None), ("best certified bound tok/s", "tps"), ("bound by", None)]
@@ -159,11 +160,11 @@ def _instances(ws, book, records, methods) -> None:
         row = [s.name, s.num_users, ref.optimum, ref.optimum_by, ref.best, ref.best_by, ref.bound, ref.bound_by]
         for m in methods:
             r = by_key.get((s.name, m))
-            row.append(None if r is None else r["throughput_tps"])
+            row.append(None if r is None else r.throughput_tps)
             g = gap(r, ref)
             row += [g.proven, g.to_best, g.certified]
-            row += [None if r is None else r.get("upper_bound_tps"), None if r is None else r["runtime_s"],
-                    "not run" if r is None else r["status"], None if r is None else r["message"]]
+            row += [None if r is None else r.upper_bound_tps, None if r is None else r.runtime_s,
+                    "not run" if r is None else r.status.value, None if r is None else r.message]
         dip, ad, adb = (by_key.get((s.name, m)) for m in ("dipsd", "ad", "ad-batch"))
         row.append(_ratio(dip, ad))
         row.append(_ratio(dip, adb))
@@ -173,8 +174,8 @@ def _instances(ws, book, records, methods) -> None:
 
 
 def _ratio(a, b):
-    if a and b and a.get("throughput_tps") and b.get("throughput_tps"):
-        return a["throughput_tps"] / b["throughput_tps"]
+    if a is not None and b is not None and a.throughput_tps and b.throughput_tps:
+        return a.throughput_tps / b.throughput_tps
     return None
 
 
@@ -186,13 +187,13 @@ def _plans(ws, book, records) -> None:
     rows = []
     scenarios = {s.name: s for s in book.scenarios}
     for r in records:
-        if not r.get("batches") or not r.get("draft_lengths") or r["scenario"] not in scenarios:
+        if not r.has_plan or r.scenario not in scenarios:
             continue
-        s = scenarios[r["scenario"]]
-        ev = evaluate(s, Plan.from_names(s, r["batches"], r["draft_lengths"]))
+        s = scenarios[r.scenario]
+        ev = evaluate(s, Plan.from_names(s, r.batches, dict(r.draft_lengths)))
         for n, b in enumerate(ev.batches, start=1):
             for m in b.users:
-                rows.append([s.name, r["method"], s.users[m].name, n, n, ev.plan.lengths[m], ev.user_tokens[m],
+                rows.append([s.name, r.method, s.users[m].name, n, n, ev.plan.lengths[m], ev.user_tokens[m],
                              ev.user_ready_ms[m], b.size, b.max_length, b.max_prefix, b.verify_ms, b.ready_ms,
                              b.memory_bytes / 1e9, ev.throughput_tps])
     _table(ws, headers, rows, text=[0, 1, 2])
@@ -200,14 +201,14 @@ def _plans(ws, book, records) -> None:
 
 
 def _charts(ws, records, num_users, methods) -> None:
-    by_m: dict[int, dict[str, list[dict]]] = {}
+    by_m: dict[int, dict[str, list[Record]]] = {}
     for r in records:
-        by_m.setdefault(num_users[r["scenario"]], {}).setdefault(r["method"], []).append(r)
+        by_m.setdefault(num_users[r.scenario], {}).setdefault(r.method, []).append(r)
     refs = references(records)
     sizes = sorted(by_m)
-    blocks = [("mean gap % to proven optimum", "gap", lambda rs: _mean([gap(r, refs.get(r["scenario"])).proven for r in rs])),
-              ("mean runtime s", "s", lambda rs: _mean([r["runtime_s"] for r in rs])),
-              ("mean throughput tok/s", "tps", lambda rs: _mean([r["throughput_tps"] for r in rs]))]
+    blocks = [("mean gap % to proven optimum", "gap", lambda rs: _mean([gap(r, refs.get(r.scenario)).proven for r in rs])),
+              ("mean runtime s", "s", lambda rs: _mean([r.runtime_s for r in rs])),
+              ("mean throughput tok/s", "tps", lambda rs: _mean([r.throughput_tps for r in rs]))]
     row0 = 1
     anchors = ["H2", "H20", "H38"]
     for (title, fmt, fn), anchor in zip(blocks, anchors):

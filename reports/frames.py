@@ -16,7 +16,7 @@ import math
 
 import pandas as pd
 
-from ..solvers.results import Status
+from ..solvers.results import Record, Status
 from .stats import gap, references
 
 COLUMNS = ("scenario", "users", "method", "status", "throughput_tps", "upper_bound_tps", "optimum_tps", "best_bound_tps",
@@ -31,20 +31,20 @@ def _num(value):
     return math.nan if value is None else value
 
 
-def records_frame(records: list[dict], num_users: dict[str, int]) -> pd.DataFrame:
+def records_frame(records: list[Record], num_users: dict[str, int]) -> pd.DataFrame:
     """The tidy frame of study records (see the module docstring)."""
     refs = references(records)
     rows = []
     for r in records:
-        ref = refs.get(r["scenario"])
+        ref = refs.get(r.scenario)
         g = gap(r, ref)
         rows.append({
-            "scenario": r["scenario"], "users": num_users.get(r["scenario"]), "method": r["method"], "status": r["status"],
-            "throughput_tps": _num(r.get("throughput_tps")), "upper_bound_tps": _num(r.get("upper_bound_tps")),
+            "scenario": r.scenario, "users": num_users.get(r.scenario), "method": r.method, "status": r.status.value,
+            "throughput_tps": _num(r.throughput_tps), "upper_bound_tps": _num(r.upper_bound_tps),
             "optimum_tps": _num(ref.optimum if ref else None), "best_bound_tps": _num(ref.bound if ref else None),
-            "gap_pct": _num(g.proven), "certified_gap_pct": _num(g.certified), "num_batches": r.get("num_batches"),
-            "span_ms": _num(r.get("span_ms")), "expected_tokens": _num(r.get("expected_tokens")),
-            "runtime_s": _num(r.get("runtime_s")), "iterations": r.get("iterations"), "message": r.get("message") or "",
+            "gap_pct": _num(g.proven), "certified_gap_pct": _num(g.certified), "num_batches": r.num_batches,
+            "span_ms": _num(r.span_ms), "expected_tokens": _num(r.expected_tokens),
+            "runtime_s": _num(r.runtime_s), "iterations": r.iterations, "message": r.message,
         })
     return typed(pd.DataFrame(rows, columns=list(COLUMNS)))
 
@@ -69,7 +69,7 @@ def typed(frame: pd.DataFrame) -> pd.DataFrame:
 def results_frame(results, scenarios=None) -> pd.DataFrame:
     """The tidy frame of :class:`~dipsd.solvers.results.SolveResult` s (``scenarios`` gives user counts and names)."""
     by_name = {s.name: s for s in (scenarios or ())}
-    records = [res.to_json(by_name.get(res.scenario)) for res in results]
+    records = [res.record(by_name.get(res.scenario)) for res in results]
     users = {r.scenario: len(r.plan.lengths) for r in results if r.plan is not None}
     users.update({name: s.num_users for name, s in by_name.items()})
     return records_frame(records, users)

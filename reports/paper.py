@@ -9,6 +9,7 @@ finished study into the markdown table of ratios and a figure.
 from __future__ import annotations
 
 from ..data.scenario import Scenario, paper_scenario
+from ..solvers.results import Record, Status
 
 PAPER_RATIOS = {"ad": 17.89, "ad-batch": 1.93, "sd-nobatch": 1.38}
 PAPER_USERS = 14
@@ -24,13 +25,13 @@ def paper_scenarios(max_users: int, alphas: list[float]) -> list[Scenario]:
     return [paper_scenario(m, alpha=a, name=scenario_name(a, m)) for a in alphas for m in range(2, max_users + 1)]
 
 
-def ratio_table(records: list[dict], alphas: list[float], users: int) -> tuple[str, list[dict]]:
+def ratio_table(records: list[Record], alphas: list[float], users: int) -> tuple[str, list[dict]]:
     """Markdown table of DiP-SD's (and the optimum's) ratios over the baselines at ``users``."""
-    by_key = {(r["scenario"], r["method"]): r for r in records}
+    by_key = {(r.scenario, r.method): r for r in records}
 
     def tps(name, method):
         r = by_key.get((name, method))
-        return None if r is None else r.get("throughput_tps")
+        return None if r is None else r.throughput_tps
 
     def ratio(a, b):
         return None if a is None or not b else a / b
@@ -44,14 +45,14 @@ def ratio_table(records: list[dict], alphas: list[float], users: int) -> tuple[s
         dip, opt = tps(name, "dipsd"), tps(name, "exact")
         exact = by_key.get((name, "exact"))
         row = {"alpha": a, "users": users, "dipsd": dip, "exact": opt,
-               "exact_status": None if exact is None else exact["status"]}
+               "exact_status": None if exact is None else exact.status}
         for base in ("ad", "ad-batch", "sd-nobatch", "dipsd-fixed"):
             row[f"dipsd/{base}"] = ratio(dip, tps(name, base))
             row[f"exact/{base}"] = ratio(opt, tps(name, base))
         rows.append(row)
         num = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
         times = lambda v: "-" if v is None else f"{v:.2f}x"  # noqa: E731
-        opt_text = num(opt) + ("" if row["exact_status"] in (None, "optimal") else f" ({row['exact_status']})")
+        opt_text = num(opt) + ("" if row["exact_status"] in (None, Status.OPTIMAL) else f" ({row['exact_status'].value})")
         ratios = " | ".join(times(row[k]) for k in ("dipsd/ad", "dipsd/ad-batch", "dipsd/sd-nobatch", "dipsd/dipsd-fixed",
                                                    "exact/ad", "exact/ad-batch", "exact/sd-nobatch"))
         lines.append(f"| {a:g} | {users} | {num(dip)} | {opt_text} | {ratios} |")
@@ -63,7 +64,7 @@ def ratio_table(records: list[dict], alphas: list[float], users: int) -> tuple[s
     return "\n".join(lines), rows
 
 
-def figure(path: str, records: list[dict], alphas: list[float], max_users: int, methods: list[str]) -> None:
+def figure(path: str, records: list[Record], alphas: list[float], max_users: int, methods: list[str]) -> None:
     """Throughput against users per method (one panel per alpha) and DiP-SD / AD."""
     try:
         import matplotlib
@@ -73,7 +74,7 @@ def figure(path: str, records: list[dict], alphas: list[float], max_users: int, 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    by_key = {(r["scenario"], r["method"]): r for r in records}
+    tps = {(r.scenario, r.method): r.throughput_tps for r in records}
     users = list(range(2, max_users + 1))
     panels = len(alphas) + 1
     ncols = min(3, panels)
@@ -91,7 +92,7 @@ def figure(path: str, records: list[dict], alphas: list[float], max_users: int, 
     styles = ["-", "--", "-.", ":"]
     for ax, a in zip(axes[0], alphas):
         for i, method in enumerate(methods):
-            ys = [by_key.get((scenario_name(a, m), method), {}).get("throughput_tps") for m in users]
+            ys = [tps.get((scenario_name(a, m), method)) for m in users]
             pts = [(x, y) for x, y in zip(users, ys) if y is not None]
             if pts:
                 ax.plot(*zip(*pts), marker=markers[i % len(markers)], linestyle=styles[i % len(styles)],
@@ -107,8 +108,8 @@ def figure(path: str, records: list[dict], alphas: list[float], max_users: int, 
     for a in alphas:
         pts = []
         for m in users:
-            d = by_key.get((scenario_name(a, m), "dipsd"), {}).get("throughput_tps")
-            b = by_key.get((scenario_name(a, m), "ad"), {}).get("throughput_tps")
+            d = tps.get((scenario_name(a, m), "dipsd"))
+            b = tps.get((scenario_name(a, m), "ad"))
             if d and b:
                 pts.append((m, d / b))
         if pts:

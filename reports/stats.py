@@ -20,6 +20,8 @@ import math
 import statistics
 from dataclasses import dataclass
 
+from ..solvers.results import Record, Status
+
 HIT_TOL = 1e-6
 CERTIFIED_LEVELS = (0.1, 1.0)
 """Certified gaps (%) counted per method in the summary."""
@@ -37,17 +39,17 @@ class Reference:
     best_by: str | None = None
 
 
-def reference(records: list[dict]) -> Reference:
+def reference(records: list[Record]) -> Reference:
     """The reference of one scenario from all its records."""
     optimum = optimum_by = bound = bound_by = best = best_by = None
     for r in records:
-        tps, ub = r.get("throughput_tps"), r.get("upper_bound_tps")
-        if tps is not None and r.get("batches") and (best is None or tps > best):
-            best, best_by = tps, r["method"]
-        if r.get("status") == "optimal" and tps is not None and r.get("draft_lengths") and (optimum is None or tps > optimum):
-            optimum, optimum_by = tps, r["method"]
+        tps, ub = r.throughput_tps, r.upper_bound_tps
+        if tps is not None and r.batches and (best is None or tps > best):
+            best, best_by = tps, r.method
+        if r.status is Status.OPTIMAL and tps is not None and r.has_plan and (optimum is None or tps > optimum):
+            optimum, optimum_by = tps, r.method
         if ub is not None and math.isfinite(ub) and (bound is None or ub < bound):
-            bound, bound_by = ub, r["method"]
+            bound, bound_by = ub, r.method
     if optimum is not None and (bound is None or optimum < bound):
         bound, bound_by = optimum, optimum_by
     if bound is not None and best is not None and bound < best:  # rounding: a bound is never below a plan
@@ -55,11 +57,11 @@ def reference(records: list[dict]) -> Reference:
     return Reference(optimum, optimum_by, bound, bound_by, best, best_by)
 
 
-def references(records: list[dict]) -> dict[str, Reference]:
+def references(records: list[Record]) -> dict[str, Reference]:
     """:func:`reference` of every scenario in ``records``."""
-    by_scenario: dict[str, list[dict]] = {}
+    by_scenario: dict[str, list[Record]] = {}
     for r in records:
-        by_scenario.setdefault(r["scenario"], []).append(r)
+        by_scenario.setdefault(r.scenario, []).append(r)
     return {name: reference(rs) for name, rs in by_scenario.items()}
 
 
@@ -72,8 +74,8 @@ class Gap:
     certified: float | None  # to the best certified bound: an upper bound on the true gap
 
 
-def gap(record: dict | None, ref: Reference | None) -> Gap:
-    r = None if record is None else record.get("throughput_tps")
+def gap(record: Record | None, ref: Reference | None) -> Gap:
+    r = None if record is None else record.throughput_tps
     if r is None or ref is None:
         return Gap(None, None, None)
     proven = None if ref.optimum is None else 100.0 * (ref.optimum - r) / ref.optimum
@@ -116,11 +118,11 @@ class MethodSummary:
     iterations_mean: float | None
 
 
-def summarize(records: list[dict], num_users: dict[str, int], methods: list[str]) -> list[MethodSummary]:
+def summarize(records: list[Record], num_users: dict[str, int], methods: list[str]) -> list[MethodSummary]:
     """Per number of users and overall (group ``"all"``), one row per method."""
-    by_key = {(r["scenario"], r["method"]): r for r in records}
+    by_key = {(r.scenario, r.method): r for r in records}
     refs = references(records)
-    scenarios = list(dict.fromkeys(r["scenario"] for r in records))
+    scenarios = list(dict.fromkeys(r.scenario for r in records))
     groups = [(str(m), [s for s in scenarios if num_users[s] == m]) for m in sorted({num_users[s] for s in scenarios})]
     groups.append(("all", scenarios))
     out = []
@@ -130,15 +132,15 @@ def summarize(records: list[dict], num_users: dict[str, int], methods: list[str]
         for method in methods:
             rows = [by_key.get((s, method)) for s in names]
             rows = [r for r in rows if r is not None]
-            gaps = [gap(r, refs[r["scenario"]]) for r in rows if r.get("throughput_tps") is not None]
+            gaps = [gap(r, refs[r.scenario]) for r in rows if r.throughput_tps is not None]
             proven = [g.proven for g in gaps if g.proven is not None]
             certified = [max(g.certified, 0.0) for g in gaps if g.certified is not None]
             open_cert = [max(g.certified, 0.0) for g in gaps if g.proven is None and g.certified is not None]
-            times = [r["runtime_s"] for r in rows if r.get("runtime_s") is not None]
-            iters = [r["iterations"] for r in rows if r.get("iterations")]
+            times = [r.runtime_s for r in rows]
+            iters = [r.iterations for r in rows if r.iterations]
             out.append(MethodSummary(
                 group=label, method=method, scenarios=len(names),
-                with_result=sum(r.get("throughput_tps") is not None for r in rows),
+                with_result=sum(r.throughput_tps is not None for r in rows),
                 proven=proven_here, open=open_here,
                 gap_mean=statistics.fmean(proven) if proven else None,
                 gap_median=statistics.median(proven) if proven else None,
@@ -170,25 +172,25 @@ class Headline:
     worst_scenario: str | None
 
 
-def headline(records: list[dict], methods: list[str]) -> list[Headline]:
+def headline(records: list[Record], methods: list[str]) -> list[Headline]:
     """One :class:`Headline` per method, in the given order."""
     refs = references(records)
     out = []
     for method in methods:
-        rows = [r for r in records if r["method"] == method]
+        rows = [r for r in records if r.method == method]
         worst = (None, None, None)
         proven, hits = [], 0
         for r in rows:
-            g = gap(r, refs.get(r["scenario"]))
+            g = gap(r, refs.get(r.scenario))
             value, kind = (g.proven, "proven") if g.proven is not None else (g.certified, "certified")
             if g.proven is not None:
                 proven.append(g.proven)
                 hits += g.proven <= 100.0 * HIT_TOL
             if value is not None and (worst[0] is None or value > worst[0]):
-                worst = (max(value, 0.0), kind, r["scenario"])
+                worst = (max(value, 0.0), kind, r.scenario)
         if worst[0] is not None and worst[0] <= 100.0 * HIT_TOL:
             worst = (worst[0], worst[1], None)  # at the optimum everywhere: no scenario is the worst
-        out.append(Headline(method, len(rows), sum(r.get("throughput_tps") is not None for r in rows), len(proven), hits,
+        out.append(Headline(method, len(rows), sum(r.throughput_tps is not None for r in rows), len(proven), hits,
                             statistics.fmean(proven) if proven else None, *worst))
     return out
 

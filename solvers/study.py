@@ -3,10 +3,10 @@
 Each (scenario, method) is an independent task carrying plain data (the frozen scenario,
 the method's name, the time limit, optionally a start plan as names).  Workers build
 their models locally, so nothing unpicklable crosses a process boundary and a remote Dask
-worker needs no access to the workbook.  The exact method of a scenario is submitted once that scenario's
-DiP-SD result is in, with DiP-SD's plan as its start.
+worker needs no access to the workbook.  A method that starts from another (its
+``Method.starts_from``) is submitted once that method's record of the scenario is in, with it as its start.
 
-Every finished task is appended at once to a JSON-lines checkpoint (flushed and
+Every finished task is a :class:`~dipsd.solvers.results.Record`, appended at once to a JSON-lines checkpoint (flushed and
 fsynced), so a study stopped by Ctrl-C or ``kill -9`` loses at most the tasks in flight;
 ``resume=True`` skips tasks already in the checkpoint.  A task that fails becomes a
 record with status ``error`` and its message; the others go on.
@@ -33,6 +33,7 @@ from ..data.workbook import LoadedWorkbook
 from ..errors import InputError
 from ..formulation.plan import Plan
 from ..outputs import atomic_write, set_aside
+from .results import Record, Status
 
 log = logging.getLogger(__name__)
 
@@ -46,15 +47,15 @@ class Task:
     scenario: Scenario
     method: str
     time_limit: float
-    start: dict | None = None  # a finished record of the method this one starts from (plain JSON data)
+    start: Record | None = None  # the finished record of the method this one starts from
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.scenario.name, self.method)
 
 
-def run_task(task: Task) -> dict:
-    """Run one task in a worker; always returns a JSON-able record, never raises."""
+def run_task(task: Task) -> Record:
+    """Run one task in a worker; always returns a record, never raises."""
     from .registry import Start, run_method
 
     t0 = time.perf_counter()
@@ -62,11 +63,11 @@ def run_task(task: Task) -> dict:
         start = None
         if task.start is not None:
             plan = None
-            if task.start.get("batches") and task.start.get("draft_lengths"):
-                plan = Plan.from_names(task.scenario, task.start["batches"], task.start["draft_lengths"])
-            start = Start(plan, task.start.get("upper_bound_tps"), task.start.get("method", ""))
+            if task.start.has_plan:
+                plan = Plan.from_names(task.scenario, task.start.batches, dict(task.start.draft_lengths))
+            start = Start(plan, task.start.upper_bound_tps, task.start.method)
         result = run_method(task.method, task.scenario, time_limit=task.time_limit, start=start)
-        record = result.to_json(task.scenario)
+        record = result.record(task.scenario)
     except Exception as exc:  # a task failure must never take the study down
         log.exception("task %s/%s failed", task.scenario.name, task.method)
         record = _crash_record(task, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0)
@@ -86,11 +87,9 @@ class Checkpoint:
     resume, so their tasks run again.
     """
 
-    REQUIRED = ("scenario", "method", "status")
-
     def __init__(self, path: str, header: dict, *, resume: bool, fresh: bool = False):
         self.path = path
-        self.records: dict[tuple[str, str], dict] = {}
+        self.records: dict[tuple[str, str], Record] = {}
         self._fh = None
         self._lock = _Lock(path + ".lock")
         try:
@@ -107,7 +106,7 @@ class Checkpoint:
             with atomic_write(path) as fh:
                 fh.write(json.dumps({"checkpoint": CHECKPOINT_VERSION, **header}) + "\n")
                 for record in self.records.values():
-                    fh.write(json.dumps(record) + "\n")
+                    fh.write(json.dumps(record.to_json()) + "\n")
             self._fh = open(path, "a", encoding="utf-8")
         except BaseException:
             self._lock.release()
@@ -137,15 +136,19 @@ class Checkpoint:
             except json.JSONDecodeError:
                 data = None
             first = number == numbered[0][0]
-            shape_ok = isinstance(data, dict) and ("checkpoint" in data if first else _is_record(data))
-            if not shape_ok:
-                what = "a checkpoint header" if first else "a task record (a JSON object with scenario, method and status)"
-                raise InputError(f"{self.path}, line {number}: not {what}; move the file aside (--fresh) to start again")
             if first:
+                if not (isinstance(data, dict) and "checkpoint" in data):
+                    raise InputError(f"{self.path}, line {number}: not a checkpoint header; "
+                                     f"move the file aside (--fresh) to start again")
                 self._compare(data, header)
                 continue
-            if data["status"] != "error":
-                self.records[(data["scenario"], data["method"])] = data
+            try:
+                record = Record.from_json(data)
+            except ValueError as exc:
+                raise InputError(f"{self.path}, line {number}: not a task record ({exc}); "
+                                 f"move the file aside (--fresh) to start again") from None
+            if record.status is not Status.ERROR:
+                self.records[(record.scenario, record.method)] = record
 
     def _compare(self, old: dict, new: dict) -> None:
         """Refuse to resume under settings that change results, naming each difference."""
@@ -155,28 +158,17 @@ class Checkpoint:
             raise InputError(f"{self.path}: cannot resume, the study changed ({'; '.join(diffs)}); "
                              f"run with the same settings, or with --fresh to start again")
 
-    def _write(self, data: dict) -> None:
-        self._fh.write(json.dumps(data) + "\n")
+    def add(self, record: Record) -> None:
+        self.records[(record.scenario, record.method)] = record
+        self._fh.write(json.dumps(record.to_json()) + "\n")
         self._fh.flush()
         os.fsync(self._fh.fileno())
-
-    def add(self, record: dict) -> None:
-        self.records[(record["scenario"], record["method"])] = record
-        self._write(record)
 
     def close(self) -> None:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
         self._lock.release()
-
-
-def _is_record(data: dict) -> bool:
-    """A task record: names as text and a status dipsd knows."""
-    from .results import Status
-
-    return (all(k in data for k in Checkpoint.REQUIRED) and isinstance(data["scenario"], str)
-            and isinstance(data["method"], str) and data["status"] in {s.value for s in Status})
 
 
 HEADER_KEYS_THAT_MATTER = ("scenarios_sha256", "methods", "time_limit", "dipsd", "pyomo", "highspy", "solver_options")
@@ -234,7 +226,7 @@ class _LocalBackend:
         done, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
         return done
 
-    def result(self, future, task: Task) -> dict | None:
+    def result(self, future, task: Task) -> Record | None:
         """The task's record, or None when its worker process died (the task may run again)."""
         pool = self.pool_of.pop(future, None)
         try:
@@ -278,7 +270,7 @@ class _DaskBackend:
         from distributed import wait
         return wait(list(futures), return_when="FIRST_COMPLETED").done
 
-    def result(self, future, task: Task) -> dict:
+    def result(self, future, task: Task) -> Record:
         try:
             return future.result()
         except Exception as exc:
@@ -320,11 +312,9 @@ MAX_TRIES = 3
 """A task whose worker process dies is run at most this many times, then recorded as an error."""
 
 
-def _crash_record(task: Task, message: str, runtime_s: float = 0.0) -> dict:
-    """The record of a task that failed (same keys as a result's JSON)."""
-    return {"scenario": task.scenario.name, "method": task.method, "status": "error", "throughput_tps": None,
-            "upper_bound_tps": None, "num_batches": None, "batches": None, "draft_lengths": None, "span_ms": None,
-            "expected_tokens": None, "iterations": 0, "runtime_s": runtime_s, "message": message}
+def _crash_record(task: Task, message: str, runtime_s: float = 0.0) -> Record:
+    """The record of a task that failed."""
+    return Record.failed(task.scenario.name, task.method, message, runtime_s)
 
 
 # ----------------------------------------------------------------------------- driver
@@ -332,7 +322,7 @@ def _crash_record(task: Task, message: str, runtime_s: float = 0.0) -> dict:
 class StudyOutcome:
     """Records in workbook order; ``interrupted`` when Ctrl-C stopped the study."""
 
-    records: list[dict]
+    records: list[Record]
     interrupted: bool = False
     started: float = field(default_factory=time.time)
     finished: float = 0.0
@@ -362,7 +352,7 @@ SOLVER_OPTIONS = "HiGHS mip_rel_gap=0 mip_abs_gap=0 threads=1 per worker process
 
 def run_study(book: LoadedWorkbook, methods: list[str], *, time_limit: float, checkpoint_path: str,
               workers: int = 1, scheduler: str | None = None, resume: bool = False, fresh: bool = False,
-              on_done: Callable[[dict, int, int], None] | None = None,
+              on_done: Callable[[Record, int, int], None] | None = None,
               finish: Callable[[StudyOutcome], None] | None = None) -> StudyOutcome:
     """Run every (scenario, method) task; see the module docstring.
 
@@ -443,7 +433,7 @@ def run_study(book: LoadedWorkbook, methods: list[str], *, time_limit: float, ch
             backend = None
         order = {(s.name, m): i for i, (s, m) in enumerate((s, m) for s in book.scenarios for m in methods)}
         outcome.records = sorted((r for k, r in ckpt.records.items() if k in order),
-                                 key=lambda r: order[(r["scenario"], r["method"])])
+                                 key=lambda r: order[(r.scenario, r.method)])
         outcome.finished = time.time()
         if finish is not None:
             finish(outcome)
@@ -454,8 +444,8 @@ def run_study(book: LoadedWorkbook, methods: list[str], *, time_limit: float, ch
     return outcome
 
 
-def _with_start(task: Task, record: dict | None) -> Task:
+def _with_start(task: Task, record: Record | None) -> Task:
     """The task with the finished record it starts from (if that record has a plan or a bound)."""
-    if record and (record.get("batches") or record.get("upper_bound_tps") is not None):
+    if record is not None and (record.has_plan or record.upper_bound_tps is not None):
         return Task(task.scenario, task.method, task.time_limit, start=record)
     return task

@@ -8,6 +8,7 @@ import openpyxl
 import pytest
 
 from dipsd.reports.paper import paper_scenarios, ratio_table, scenario_name
+from dipsd.solvers.results import Record
 
 
 def test_paper_reduced_sweep(tmp_path, run_cli):
@@ -33,11 +34,11 @@ def test_paper_reduced_sweep(tmp_path, run_cli):
 
 
 def test_ratio_table_values():
-    records = [
+    records = [Record.from_json(d) for d in (
         {"scenario": scenario_name(0.5, 3), "method": "dipsd", "status": "feasible", "throughput_tps": 30.0},
         {"scenario": scenario_name(0.5, 3), "method": "exact", "status": "optimal", "throughput_tps": 32.0},
         {"scenario": scenario_name(0.5, 3), "method": "ad", "status": "feasible", "throughput_tps": 10.0},
-    ]
+    )]
     text, rows = ratio_table(records, [0.5], 3)
     assert rows[0]["dipsd/ad"] == 3.0 and rows[0]["exact/ad"] == 3.2 and rows[0]["dipsd/ad-batch"] is None
     assert re.search(r"\| 0\.5 \| 3 \| 30\.000 \| 32\.000 \| 3\.00x \| - \|", text)

@@ -17,6 +17,7 @@ from dipsd.data.generate import generate
 from dipsd.data.writer import save_scenarios
 from dipsd.reports.frames import read_report
 from dipsd.reports.stats import Gap, gap, percentile, reference, summarize
+from dipsd.solvers.results import Record, Status
 
 FAST = "dipsd,ad,ad-batch,exact"
 
@@ -211,11 +212,13 @@ def test_bad_study_arguments_exit_2(run_cli, tmp_path):
 
 def test_gap_definitions_and_summary():
     plan = {"batches": [["x"]], "draft_lengths": {"x": 1}}
+    R = Record.from_json
     exact_opt = {"scenario": "a", "method": "exact", "status": "optimal", "throughput_tps": 100.0, "upper_bound_tps": 100.0, **plan}
     exact_tl = {"scenario": "b", "method": "exact", "status": "time_limit", "throughput_tps": 90.0, "upper_bound_tps": 120.0, **plan}
     cert_b = {"scenario": "b", "method": "certify", "status": "feasible", "throughput_tps": 98.0, "upper_bound_tps": 110.0, **plan}
     h1 = {"scenario": "a", "method": "h", "status": "feasible", "throughput_tps": 95.0, "runtime_s": 1.0, "iterations": 2, **plan}
     h2 = {"scenario": "b", "method": "h", "status": "feasible", "throughput_tps": 99.0, "runtime_s": 3.0, "iterations": 0, **plan}
+    exact_opt, exact_tl, cert_b, h1, h2 = (R(d) for d in (exact_opt, exact_tl, cert_b, h1, h2))
     assert gap(h1, reference([exact_opt, h1])) == Gap(5.0, None, 5.0)
     ref_b = reference([exact_tl, cert_b, h2])
     # the best bound is certify's, the best plan h2's own: its gap to the best plan is 0
@@ -237,8 +240,10 @@ def test_gap_definitions_and_summary():
 def test_run_task_turns_any_failure_into_an_error_record(small_book):
     from dipsd.solvers.study import Task, run_task
     scenario = load_workbook(small_book).scenarios[0]
-    record = run_task(Task(scenario, "exact", 5.0, start={"batches": [["nobody"]], "draft_lengths": {"nobody": 1}}))
-    assert record["status"] == "error" and "PlanError" in record["message"] and record["throughput_tps"] is None
+    start = Record.from_json({"scenario": scenario.name, "method": "dipsd", "status": "feasible",
+                              "batches": [["nobody"]], "draft_lengths": {"nobody": 1}})
+    record = run_task(Task(scenario, "exact", 5.0, start=start))
+    assert record.status is Status.ERROR and "PlanError" in record.message and record.throughput_tps is None
 
 
 # ----------------------------------------------------------------------------- no lost work
@@ -433,7 +438,7 @@ def test_a_task_whose_worker_is_killed_runs_again(tmp_path, monkeypatch):
     book = load_workbook(_tiny_book(tmp_path))
     outcome = study.run_study(book, ["ad", "ad-batch"], time_limit=10, checkpoint_path=str(tmp_path / "t.jsonl"), workers=1)
     assert (tmp_path / "killed-once").exists()
-    assert all(r["status"] == "feasible" for r in outcome.records) and len(outcome.records) == 2
+    assert all(r.status is Status.FEASIBLE for r in outcome.records) and len(outcome.records) == 2
 
 
 def test_a_task_whose_worker_always_dies_becomes_an_error_that_resume_retries(tmp_path, monkeypatch):
@@ -444,12 +449,12 @@ def test_a_task_whose_worker_always_dies_becomes_an_error_that_resume_retries(tm
     book = load_workbook(_tiny_book(tmp_path))
     path = str(tmp_path / "t.jsonl")
     outcome = study.run_study(book, ["ad", "ad-batch"], time_limit=10, checkpoint_path=path, workers=1)
-    by_method = {r["method"]: r for r in outcome.records}
-    assert by_method["ad"]["status"] == "error" and "died 3 times" in by_method["ad"]["message"]
-    assert by_method["ad-batch"]["status"] == "feasible"
+    by_method = {r.method: r for r in outcome.records}
+    assert by_method["ad"].status is Status.ERROR and "died 3 times" in by_method["ad"].message
+    assert by_method["ad-batch"].status is Status.FEASIBLE
     monkeypatch.setattr(study, "_LocalBackend", real)
     again = study.run_study(book, ["ad", "ad-batch"], time_limit=10, checkpoint_path=path, workers=1, resume=True)
-    assert all(r["status"] == "feasible" for r in again.records)
+    assert all(r.status is Status.FEASIBLE for r in again.records)
 
 
 def _tiny_book(tmp_path) -> str:
