@@ -99,9 +99,9 @@ helper from the layout, so the full model and DiP-SD's two step models
 * the x-step: lengths fixed, classes split by length (a class with a fixed length ``l_c``
   has only ``A_cn1``, and ``A_cnk`` *is* ``A_cn1`` for ``k <= l_c`` and 0 above), exactly N
   slots, all used;
-* the l-step: batches fixed, so each class lives in one given slot (``Bbar_n = b_n``, which
-  makes the big-M rows of H exact: ``H_nkj = b_n [L_n >= k][I_n >= P_j]``), no symmetry
-  breaking (slots are not interchangeable once fixed), lengths free.
+* the l-step: batches fixed, so each class lives in one given slot whose size ``b_n`` and
+  level ``I_n`` are constants (no P, no memory rows, and ``b_n F_v(L_n, I_n)`` is linear in Z
+  without H), no symmetry breaking (slots are not interchangeable once fixed), lengths free.
 
 A builder returns the model and a :class:`Decoder`, which maps a loaded solution to a
 :class:`~dipsd.formulation.plan.Plan` and a plan to MIP-start values; nothing else is kept.
@@ -142,6 +142,8 @@ class Layout:
     bbar: tuple[int, ...]
     symmetric: bool
     min_span: float
+    fixed: tuple[tuple[int, int], ...] | None = None
+    """Where each slot holds a given batch (the l-step): its size and prefix level."""
 
     def size(self, c: int) -> int:
         return len(self.classes[c])
@@ -188,6 +190,7 @@ def build(t: Tables, layout: Layout, *, q: float = 0.0, name: str = "dipsd") -> 
     _add_batch_maxima(model, layout, t)
     _add_memory(model, layout, t)
     _add_verification(model, layout, t)
+    _add_batch_counts(model, layout, t)
     _add_ready_times(model, layout, t)
     _add_span(model, layout, t)
     _add_objective(model, layout, t)
@@ -291,12 +294,14 @@ def _add_batch_maxima(model, lay: Layout, t: Tables) -> None:
     model.KZ = pyo.Set(initialize=[k for k in model.K if k >= 2])
     model.JP = pyo.Set(initialize=[j for j in model.J if j >= 1])
     model.Z = pyo.Var(model.N, model.KZ, bounds=(0, 1))
-    model.P = pyo.Var(model.N, model.JP, bounds=(0, 1))
     model.z_member = pyo.Constraint(
         [(c, n, k) for (c, n) in lay.pairs for k in range(2, lay.top(c) + 1)],
         rule=lambda mdl, c, n, k: mdl.Z[n, k] >= _ind(mdl, lay, c, n, k),
     )
     model.z_chain = pyo.Constraint(model.N, model.KZ, rule=lambda mdl, n, k: mdl.Z[n, k] <= _zed(mdl, n, k - 1))
+    if lay.fixed is not None:
+        return  # every slot's level is known: no P
+    model.P = pyo.Var(model.N, model.JP, bounds=(0, 1))
     model.p_member = pyo.Constraint(
         [(c, n, j) for (c, n) in lay.pairs for j in model.JP if _level(lay, t, c) >= j],
         rule=lambda mdl, c, n, j: mdl.P[n, j] >= _ind(mdl, lay, c, n, 1),
@@ -321,7 +326,10 @@ def _add_memory(model, lay: Layout, t: Tables) -> None:
     level, interpolates the caps in the LP relaxation.  The implied
     ``sum_{c: prefix_c >= P_j} a_cn <= C_j P_nj`` bounds the users that force level j, and
     ``sum_n P_nj >= ceil(#users with prefix >= P_j / B_j)`` counts the batches they need.
+    None where the slots hold given batches (their layout checks them).
     """
+    if lay.fixed is not None:
+        return
 
     def caps(n):
         return [min(room, lay.bbar[n]) for room in t.room]
@@ -349,7 +357,17 @@ def _add_memory(model, lay: Layout, t: Tables) -> None:
 
 
 def _add_verification(model, lay: Layout, t: Tables) -> None:
-    """``t_v_n = beta_v w_n + sum_{k,j} D_kj H_nkj`` with ``H_nkj = b_n [L_n >= k][I_n >= P_j]``."""
+    """``t_v_n = beta_v w_n + sum_{k,j} D_kj H_nkj`` with ``H_nkj = b_n [L_n >= k][I_n >= P_j]``.
+
+    Where the slots hold given batches, ``b_n`` and ``I_n`` are constants and the product is
+    linear as it stands: ``t_v_n = beta_v w_n + b_n sum_{k, j: P_j <= I_n} D_kj Z_nk``
+    (``Z_n1 = w_n``), no H.
+    """
+    if lay.fixed is not None:
+        model.tv = pyo.Var(model.N, domain=pyo.NonNegativeReals)
+        model.verify = pyo.Constraint(model.N, rule=lambda mdl, n: mdl.tv[n] == t.beta_ms * mdl.w[n] + lay.fixed[n][0] * sum(
+            t.increment(k, j) * _zed(mdl, n, k) for k in mdl.K for j in range(lay.fixed[n][1] + 1)))
+        return
     cells = [(n, k, j) for n in model.N for k in model.K for j in model.J if (k, j) != (1, 0)]
     model.H = pyo.Var(cells, domain=pyo.NonNegativeReals)
 
@@ -373,6 +391,72 @@ def _add_verification(model, lay: Layout, t: Tables) -> None:
     model.tv = pyo.Var(model.N, domain=pyo.NonNegativeReals)
     model.verify = pyo.Constraint(model.N, rule=lambda mdl, n: mdl.tv[n] == t.beta_ms * mdl.w[n] + t.increment(1, 0) * mdl.b[n]
                                   + sum(t.increment(k, j) * mdl.H[n, k, j] for (nn, k, j) in cells if nn == n))
+
+
+def _add_batch_counts(model, lay: Layout, t: Tables) -> None:
+    """How many batches pad to each (draft length, prefix level) corner, as integers, and the
+    least verification they imply (only where slots are interchangeable).
+
+    A batch pads to the corner ``(L_n, I_n)``.  ``R_nkj = [L_n >= k][I_n >= P_j]`` (McCormick:
+    ``R <= Z_nk``, ``R <= P_nj``, ``R >= Z_nk + P_nj - w_n``; ``R_n10 = w_n``) and
+    ``NR_kj = sum_n R_nkj`` batches reach the corner (k, j); ``X_kj = NR_kj - NR_k+,j -
+    NR_k,j+1 + NR_k+,j+1 >= 0`` pad to it exactly (k+ is the next corner length; corner
+    lengths are the fixed lengths where all are fixed, as ``L_n`` is one of them, else 1..L).
+    At integral points the NR are integers (the indicators are), so declaring them integer
+    removes no plan, and HiGHS may branch on them: a branch fixes how many batches each corner
+    gets, which no slot variable does under the slots' symmetry.  ``W_ckj >= 0`` counts the
+    class-c users in batches of exact corner (k, j), ``k >= l_c`` where the length is fixed,
+    ``j >= j_c``: ``sum_kj W_ckj = n_c``; a free-length class's users of length ``>= k`` sit in
+    corners ``>= k``: ``sum_{k' >= k, j} W_ck'j >= sum_n A_cnk``; a corner's batches hold
+    ``sum_c W_ckj <= min(B_j, max_n Bbar_n) X_kj`` users and at least ``X_kj``.  Every member
+    of a batch pays its corner, so for every plan (with R, W, X read off it)
+
+      ``sum_n t_v_n = beta_v sum_n w_n + sum_{c,k,j} f(k, P_j) W_ckj``,
+
+    and the model keeps it as ``>=``.  The model's plans are unchanged; its LP relaxation, once
+    the corner counts are branched to integers, charges the padding that too few batches force
+    (the fractional slot variables alone charge each user only its own sequence).
+    """
+    if not lay.symmetric:
+        return
+    J, C = len(t.levels), range(len(lay.classes))
+    fixed = all(length is not None for length in lay.lengths)
+    corners_k = sorted(set(lay.lengths)) if fixed else list(range(1, lay.max_length + 1))
+    following = {k: (corners_k[i + 1] if i + 1 < len(corners_k) else None) for i, k in enumerate(corners_k)}
+    level = [_level(lay, t, c) for c in C]
+    lo = [1 if lay.lengths[c] is None else lay.lengths[c] for c in C]
+    biggest = max(lay.bbar)
+    cells = [(n, k, j) for n in model.N for k in corners_k for j in model.J if (k, j) != (1, 0)]
+    model.R = pyo.Var(cells, bounds=(0, 1))
+
+    def reach(mdl, n, k, j):
+        return mdl.w[n] if (k, j) == (1, 0) else mdl.R[n, k, j]
+
+    model.r_z = pyo.Constraint([i for i in cells if i[1] >= 2], rule=lambda mdl, n, k, j: mdl.R[n, k, j] <= mdl.Z[n, k])
+    model.r_p = pyo.Constraint([i for i in cells if i[2] >= 1], rule=lambda mdl, n, k, j: mdl.R[n, k, j] <= mdl.P[n, j])
+    model.r_both = pyo.Constraint(cells, rule=lambda mdl, n, k, j: mdl.R[n, k, j] >= _zed(mdl, n, k) + _pee(mdl, n, j) - mdl.w[n])
+    KJ = [(k, j) for k in corners_k for j in model.J]
+    model.NR = pyo.Var(KJ, domain=pyo.NonNegativeIntegers, bounds=(0, lay.slots))
+    model.nr_sum = pyo.Constraint(KJ, rule=lambda mdl, k, j: mdl.NR[k, j] == sum(reach(mdl, n, k, j) for n in mdl.N))
+
+    def exact(mdl, k, j):
+        nxt, up = following[k], j + 1 < J
+        return (mdl.NR[k, j] - (mdl.NR[nxt, j] if nxt else 0) - (mdl.NR[k, j + 1] if up else 0)
+                + (mdl.NR[nxt, j + 1] if nxt and up else 0))
+
+    model.corner = pyo.Constraint(KJ, rule=lambda mdl, k, j: exact(mdl, k, j) >= 0)
+    model.W = pyo.Var([(c, k, j) for c in C for (k, j) in KJ if k >= lo[c] and j >= level[c]], domain=pyo.NonNegativeReals)
+    members = {(k, j): [c for c in C if k >= lo[c] and j >= level[c]] for (k, j) in KJ}
+    model.w_all = pyo.Constraint(C, rule=lambda mdl, c: sum(mdl.W[c, k, j] for (k, j) in KJ if c in members[k, j]) == lay.size(c))
+    free = [(c, k) for c in C if lay.lengths[c] is None for k in range(2, lay.max_length + 1)]
+    model.w_length = pyo.Constraint(free, rule=lambda mdl, c, k: sum(
+        mdl.W[c, kk, j] for (kk, j) in KJ if kk >= k and c in members[kk, j]) >= sum(
+        mdl.A[c, n, k] for (cc, n) in lay.pairs if cc == c))
+    model.w_room = pyo.Constraint(KJ, rule=lambda mdl, k, j: sum(mdl.W[c, k, j] for c in members[k, j])
+                                  <= min(t.room[j], biggest) * exact(mdl, k, j))
+    model.w_some = pyo.Constraint(KJ, rule=lambda mdl, k, j: sum(mdl.W[c, k, j] for c in members[k, j]) >= exact(mdl, k, j))
+    model.w_cost = pyo.Constraint(expr=sum(model.tv[n] for n in model.N) >= t.beta_ms * sum(model.w[n] for n in model.N)
+                                  + sum(t.seq(k, j) * model.W[c, k, j] for (c, k, j) in model.W))
 
 
 def _own_terms(model, lay: Layout, c: int, n: int, coef, kind):

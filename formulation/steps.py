@@ -10,8 +10,8 @@ U is a constant, so ``max U - q S`` with any ``q > 0`` (1 here) minimizes S, whi
 maximizes U/S.
 
 l-step, :func:`build_length_model`: batches fixed, so each class (identical users of one
-batch) lives in its batch's slot and ``Bbar_n = b_n`` makes the verification rows exact;
-lengths free; ``max U - q S`` is Dinkelbach's subproblem (q a mutable Param).  Identical
+batch) lives in its batch's slot, whose size and prefix level are constants (the
+verification time is then linear in the length indicators as it stands); lengths free; ``max U - q S`` is Dinkelbach's subproblem (q a mutable Param).  Identical
 users of one batch share a length at some optimum (the full model's same-length reduction),
 so the step's optimum value is unchanged by the counting.
 """
@@ -57,10 +57,14 @@ def length_layout(tables: Tables, batches: tuple[tuple[int, ...], ...]) -> Layou
         for members in found.values():
             pairs.append((len(classes), n))
             classes.append(tuple(members))
+    fixed = tuple((len(b), max(t.level_of[m] for m in b)) for b in batches)
+    for n, (size, level) in enumerate(fixed):
+        if size > t.room[level]:
+            raise ValueError(f"batch {n} holds {size} users, the memory cap allows {t.room[level]} at its prefix")
     return Layout(
         classes=tuple(classes), lengths=(None,) * len(classes), max_length=t.max_length, slots=N,
         pairs=tuple(pairs), min_count=N, max_count=N, bbar=tuple(len(b) for b in batches),
-        symmetric=False, min_span=t.span_lower_bound(N),
+        symmetric=False, min_span=t.span_lower_bound(N), fixed=fixed,
     )
 
 

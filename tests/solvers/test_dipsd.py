@@ -342,3 +342,21 @@ def test_a_highs_error_in_a_step_is_an_error_not_infeasible(monkeypatch):
     with pytest.raises(SolverError, match="HiGHS ended"):
         D.x_step(s, Tables.of(s), (2, 2, 2), 2, Deadline(10))
     assert run_method("dipsd", s).status is Status.ERROR
+
+
+def test_a_mip_start_that_highs_maps_wrongly_is_caught_and_the_step_solved_again(caplog):
+    """HiGHS 1.16 reports this l-step's optimum (0.06395) with the start's columns as its solution
+    once presolve maps the start into the reduced space; the value check catches it and the
+    step is solved again without the start."""
+    from dipsd.formulation.steps import build_length_model
+
+    (s,) = generate([6], 1, seed=7, max_draft_length=6)
+    s = s.with_(memory_cap_bytes=s.target.parameter_bytes + s.target.kv_bytes(2, max(u.prefix_len for u in s.users)) + 1.0,
+                min_batches=1)
+    plan = Plan(((0, 5), (1, 3), (2, 4)), (6, 4, 5, 3, 5, 5))
+    ev = evaluate(s, plan)
+    model, decoder = build_length_model(Tables.of(s), plan.batches, q=ev.ratio)
+    got = D._step(s, model, decoder, Deadline(30), ev.ratio, start=plan)
+    model2, decoder2 = build_length_model(Tables.of(s), plan.batches, q=ev.ratio)
+    fresh = D._step(s, model2, decoder2, Deadline(30), ev.ratio)
+    assert got.ratio == pytest.approx(fresh.ratio, rel=1e-12) and got.ratio > ev.ratio
