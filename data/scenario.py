@@ -122,7 +122,7 @@ class Scenario:
             object.__setattr__(self, "max_batches", m)
         if not 1 <= self.min_batches <= self.max_batches <= m:
             raise ValueError(
-                f"scenario {self.name!r}: need 1 <= min_batches <= max_batches <= {m} users, "
+                f"scenario {self.name!r}: need 1 <= min_batches <= max_batches <= {m} (its number of users), "
                 f"got {self.min_batches}..{self.max_batches}"
             )
         if not 1 <= self.max_draft_length <= D.MAX_DRAFT_LENGTH_CAP:

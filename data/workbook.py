@@ -25,6 +25,7 @@ from ..errors import CellProblem, WorkbookError, did_you_mean
 from . import defaults as D
 from . import xlsx
 from .scenario import DraftModel, Scenario, TargetModel, User
+from .text import plural
 
 MAX_PROBLEMS = 50
 """At most this many problems are listed; the rest are counted."""
@@ -528,10 +529,10 @@ def _build_scenario(name, srow: _Row, urows: list[_Row], acceptance, problems: _
     nmin = sv.get("min_batches", nmin_default)
     nmax = sv.get("max_batches", m)
     if not 1 <= nmin <= m:
-        problems.add("scenarios", srow.number, "min_batches", nmin, f"a whole number in [1, {m}] (the scenario has {m} users)")
+        problems.add("scenarios", srow.number, "min_batches", nmin, f"a whole number in [1, {m}] (the scenario has {plural(m, 'user')})")
         ok = False
     if not 1 <= nmax <= m:
-        problems.add("scenarios", srow.number, "max_batches", nmax, f"a whole number in [1, {m}] (the scenario has {m} users)")
+        problems.add("scenarios", srow.number, "max_batches", nmax, f"a whole number in [1, {m}] (the scenario has {plural(m, 'user')})")
         ok = False
     elif 1 <= nmin <= m and nmin > nmax:
         problems.add("scenarios", srow.number, "min_batches", nmin, f"at most max_batches ({nmax})")

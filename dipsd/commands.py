@@ -11,6 +11,7 @@ from .argtypes import positive_float, positive_int, scheduler_address
 from .data.bundled import example_path
 from .data.generate import generate
 from .data.scenario import Scenario
+from .data.text import plural
 from .data.workbook import load_workbook
 from .data.writer import save_scenarios
 from .errors import InputError, did_you_mean
@@ -28,7 +29,7 @@ def describe(scenario: Scenario, notes: tuple[str, ...] = ()) -> str:
     parts = [f"{s.num_users} users", f"batches {s.min_batches}..{s.max_batches}", f"L_ub {s.max_draft_length}"]
     tables = sum(u.acceptance is not None for u in s.users)
     if tables:
-        parts.append(f"{tables} acceptance table{'s' if tables > 1 else ''}")
+        parts.append(plural(tables, "acceptance table"))
     parts.extend(n for n in notes if not n.startswith("WARNING "))
     warn = [n[len("WARNING "):] for n in notes if n.startswith("WARNING ")]
     shortest = min(u.prefix_len for u in s.users)
@@ -38,9 +39,9 @@ def describe(scenario: Scenario, notes: tuple[str, ...] = ()) -> str:
         warn.append("memory cap forces singleton batches")
     elif room < s.num_users and -(-s.num_users // room) > s.max_batches:
         need = -(-s.num_users // room)
-        warn.append(f"memory cap needs at least {need} batches but max_batches is {s.max_batches}: infeasible")
+        warn.append(f"memory cap needs at least {plural(need, 'batch', 'batches')} but max_batches is {s.max_batches}: infeasible")
     elif tight < s.num_users:
-        warn.append(f"memory cap binds (at most {tight} users per batch at prefix {longest})")
+        warn.append(f"memory cap binds (at most {plural(tight, 'user')} per batch at prefix {longest})")
     if s.initial_draft_length > s.max_draft_length:
         warn.append(f"initial_draft_length {s.initial_draft_length} clipped to {s.max_draft_length}")
     if any(u.alpha == 1.0 for u in s.users if u.acceptance is None):
@@ -90,7 +91,7 @@ def run_generate(args: argparse.Namespace) -> int:
     path = _new_workbook_path(args)
     scenarios = generate(args.users, args.per_size, args.seed, args.profile)
     save_scenarios(path, scenarios)
-    print(f"wrote {len(scenarios)} scenarios to {args.path}")
+    print(f"wrote {plural(len(scenarios), 'scenario')} to {args.path}")
     return 0
 
 
@@ -272,7 +273,7 @@ def run_study(args: argparse.Namespace) -> int:
 
     print(headline_text(headline(outcome.records, methods)))
     n = len(outcome.records)
-    print(f"wrote {args.out} ({n} task{'s' if n != 1 else ''}; gaps per scenario in its Summary and Instances sheets)")
+    print(f"wrote {args.out} ({plural(n, 'task')}; gaps per scenario in its Summary and Instances sheets)")
     if outcome.interrupted:
         _interrupted(checkpoint)
         return 130

@@ -416,15 +416,21 @@ def _add_batch_counts(model, lay: Layout, t: Tables) -> None:
     and the model keeps it as ``>=``.  The model's plans are unchanged; its LP relaxation, once
     the corner counts are branched to integers, charges the padding that too few batches force
     (the fractional slot variables alone charge each user only its own sequence).
+
+    Built where every length is fixed (the x-step), whose sum-of-verification term is what binds
+    on heterogeneous instances (a M = 20 x-step: 59 s to 2-9 s).  The rows are valid for free
+    lengths too (corner lengths 1..L, ``W`` tied to the lengths by
+    ``sum_{k' >= k, j} W_ck'j >= sum_n A_cnk``), but there they made HiGHS slower on
+    ``bench_exact.py``'s heterogeneous instances (M = 6: 15 s to 44 s), so the full model
+    goes without them.
     """
-    if not lay.symmetric:
+    if not lay.symmetric or any(length is None for length in lay.lengths):
         return
     J, C = len(t.levels), range(len(lay.classes))
-    fixed = all(length is not None for length in lay.lengths)
-    corners_k = sorted(set(lay.lengths)) if fixed else list(range(1, lay.max_length + 1))
+    corners_k = sorted(set(lay.lengths))
     following = {k: (corners_k[i + 1] if i + 1 < len(corners_k) else None) for i, k in enumerate(corners_k)}
     level = [_level(lay, t, c) for c in C]
-    lo = [1 if lay.lengths[c] is None else lay.lengths[c] for c in C]
+    lo = list(lay.lengths)
     biggest = max(lay.bbar)
     cells = [(n, k, j) for n in model.N for k in corners_k for j in model.J if (k, j) != (1, 0)]
     model.R = pyo.Var(cells, bounds=(0, 1))
@@ -448,10 +454,6 @@ def _add_batch_counts(model, lay: Layout, t: Tables) -> None:
     model.W = pyo.Var([(c, k, j) for c in C for (k, j) in KJ if k >= lo[c] and j >= level[c]], domain=pyo.NonNegativeReals)
     members = {(k, j): [c for c in C if k >= lo[c] and j >= level[c]] for (k, j) in KJ}
     model.w_all = pyo.Constraint(C, rule=lambda mdl, c: sum(mdl.W[c, k, j] for (k, j) in KJ if c in members[k, j]) == lay.size(c))
-    free = [(c, k) for c in C if lay.lengths[c] is None for k in range(2, lay.max_length + 1)]
-    model.w_length = pyo.Constraint(free, rule=lambda mdl, c, k: sum(
-        mdl.W[c, kk, j] for (kk, j) in KJ if kk >= k and c in members[kk, j]) >= sum(
-        mdl.A[c, n, k] for (cc, n) in lay.pairs if cc == c))
     model.w_room = pyo.Constraint(KJ, rule=lambda mdl, k, j: sum(mdl.W[c, k, j] for c in members[k, j])
                                   <= min(t.room[j], biggest) * exact(mdl, k, j))
     model.w_some = pyo.Constraint(KJ, rule=lambda mdl, k, j: sum(mdl.W[c, k, j] for c in members[k, j]) >= exact(mdl, k, j))

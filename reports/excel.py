@@ -1,4 +1,4 @@
-"""The study report as an Excel workbook (sheets Summary, Instances, Plans, Charts, Run).
+"""The study report as an Excel workbook (sheets Summary, Results, Instances, Plans, Charts, Chart data, Run).
 
 Numbers are written as numbers at full precision (``repr`` of the float rather than
 openpyxl's 16 significant digits) with display formats; headers are frozen, columns
@@ -17,6 +17,7 @@ from openpyxl.chart import BarChart, LineChart, Reference
 from openpyxl.formatting.rule import ColorScaleRule
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.table import Table, TableStyleInfo
 
 from ..data.workbook import LoadedWorkbook
 from ..data.writer import save_atomically, set_text
@@ -34,8 +35,11 @@ HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
 
 
 def _table(ws, headers: Sequence[tuple[str, str | None]], rows: Sequence[Sequence], *, start_row: int = 1,
-           text: Sequence[int] = (), freeze: bool = True) -> None:
-    """Write a header row and data rows; ``headers`` are (title, number-format key or None)."""
+           text: Sequence[int] = (), freeze: bool = True, name: str | None = None) -> None:
+    """Write a header row and data rows; ``headers`` are (title, number-format key or None).
+
+    With ``name`` the block becomes an Excel table of that name (filter buttons on every column;
+    several per sheet are allowed, unlike a sheet's single autofilter)."""
     for j, (title, _) in enumerate(headers, start=1):
         cell = ws.cell(row=start_row, column=j)
         set_text(cell, title)
@@ -60,6 +64,11 @@ def _table(ws, headers: Sequence[tuple[str, str | None]], rows: Sequence[Sequenc
         ws.column_dimensions[get_column_letter(j)].width = width
     if freeze:
         ws.freeze_panes = ws.cell(row=start_row + 1, column=2)
+    if name and rows:
+        ref = f"A{start_row}:{get_column_letter(len(headers))}{start_row + len(rows)}"
+        table = Table(displayName=name, ref=ref)
+        table.tableStyleInfo = TableStyleInfo(name="TableStyleLight1", showRowStripes=True)
+        ws.add_table(table)
 
 
 def _colour_gaps(ws, columns: list[int], first_row: int, last_row: int, *, per_method: list[str] | None = None) -> None:
@@ -95,7 +104,7 @@ def write_report(path: str, book: LoadedWorkbook, records: list[Record], methods
     _results(wb.create_sheet("Results"), records, num_users)
     _instances(wb.create_sheet("Instances"), book, records, methods)
     _plans(wb.create_sheet("Plans"), book, records)
-    _charts(wb.create_sheet("Charts"), records, num_users, methods)
+    _charts(wb.create_sheet("Charts"), wb.create_sheet("Chart data"), records, num_users, methods)
     _run(wb.create_sheet("Run"), run_info)
     save_atomically(wb, path)
 
@@ -107,7 +116,7 @@ def _summary(ws, records, num_users, methods) -> None:
             ("hit optimum", "int"), ("mean gap % (proven)", "gap"), ("worst gap %", "gap"), ("worst gap is", None),
             ("worst scenario", None)]
     _table(ws, head, [[h.method, h.scenarios, h.results, h.proven, h.hits, h.gap_mean, h.worst_gap, h.worst_kind,
-                       h.worst_scenario] for h in top], text=[0, 8], freeze=False)
+                       h.worst_scenario] for h in top], text=[0, 8], freeze=False, name="Headline")
     _colour_gaps(ws, [6, 7], 2, len(top) + 1)
     start = len(top) + 3
     rows = summarize(records, num_users, methods)
@@ -121,7 +130,7 @@ def _summary(ws, records, num_users, methods) -> None:
     data = [[r.group, r.method, r.scenarios, r.with_result, r.proven, r.open, r.gap_mean, r.gap_median, r.gap_p95,
              r.gap_max, r.hits, r.gaps_proven, *r.certified, r.certified_max, r.open_certified_mean,
              r.runtime_mean, r.iterations_mean] for r in rows]
-    _table(ws, headers, data, start_row=start, freeze=False)
+    _table(ws, headers, data, start_row=start, freeze=False, name="Summary")
     ws.freeze_panes = "B2"
     gap_cols = [j for j, (title, _) in enumerate(headers, start=1) if "gap %" in title]
     _colour_gaps(ws, gap_cols, start + 1, start + len(data), per_method=[r.method for r in rows])
@@ -135,22 +144,21 @@ def _results(ws, records, num_users) -> None:
     headers = [(c, fmt.get(c, "tps" if c.endswith("_tps") else None)) for c in frame.columns]
     rows = [[None if (isinstance(v, float) and v != v) or v is pd.NA else (v.item() if hasattr(v, "item") else v)
              for v in row] for row in frame.astype(object).itertuples(index=False)]
-    _table(ws, headers, rows, text=[0, 2, 3, len(headers) - 1])
-    ws.auto_filter.ref = ws.dimensions
+    _table(ws, headers, rows, text=[0, 2, 3, len(headers) - 1], name="Results")
 
 
 def _instances(ws, book, records, methods) -> None:
+    """One row per scenario: what is known about its optimum, then each method's value, gaps,
+    bound, runtime, status and message.  A column no scenario has a value in (a gap to the
+    optimum where none is proven, a bound from a method that gives none) is left out."""
     by_key = {(r.scenario, r.method): r for r in records}
     refs = references(records)
     headers = [("scenario", None), ("users", "int"), ("optimum tok/s (proven)", "tps"), ("optimum proven by", None),
                ("best plan tok/s", "tps"), ("best plan by", None), ("best certified bound tok/s", "tps"), ("bound by", None)]
-    gap_cols = []
     for m in methods:
-        headers += [(f"{m} tok/s", "tps")]
-        gap_cols += [len(headers) + 1, len(headers) + 2, len(headers) + 3]
-        headers += [(f"{m} gap to optimum %", "gap"), (f"{m} gap to best plan % (optimum open)", "gap"),
-                    (f"{m} certified gap %", "gap")]
-        headers += [(f"{m} upper bound tok/s", "tps"), (f"{m} runtime s", "s"), (f"{m} status", None), (f"{m} message", None)]
+        headers += [(f"{m} tok/s", "tps"), (f"{m} gap to optimum %", "gap"), (f"{m} gap to best plan % (optimum open)", "gap"),
+                    (f"{m} certified gap %", "gap"), (f"{m} upper bound tok/s", "tps"), (f"{m} runtime s", "s"),
+                    (f"{m} status", None), (f"{m} message", None)]
     headers += [("DiP-SD / AD", "ratio"), ("DiP-SD / AD with greedy batching", "ratio")]
     rows = []
     for s in book.scenarios:
@@ -160,17 +168,19 @@ def _instances(ws, book, records, methods) -> None:
         row = [s.name, s.num_users, ref.optimum, ref.optimum_by, ref.best, ref.best_by, ref.bound, ref.bound_by]
         for m in methods:
             r = by_key.get((s.name, m))
-            row.append(None if r is None else r.throughput_tps)
             g = gap(r, ref)
-            row += [g.proven, g.to_best, g.certified]
-            row += [None if r is None else r.upper_bound_tps, None if r is None else r.runtime_s,
-                    "not run" if r is None else r.status.value, None if r is None else r.message]
+            row += [None if r is None else r.throughput_tps, g.proven, g.to_best, g.certified,
+                    None if r is None else r.upper_bound_tps, None if r is None else r.runtime_s,
+                    "not run" if r is None else r.status.value, None if r is None or not r.message else r.message]
         dip, ad, adb = (by_key.get((s.name, m)) for m in ("dipsd", "ad", "ad-batch"))
-        row.append(_ratio(dip, ad))
-        row.append(_ratio(dip, adb))
+        row += [_ratio(dip, ad), _ratio(dip, adb)]
         rows.append(row)
-    _table(ws, headers, rows, text=[0])
-    _colour_gaps(ws, gap_cols, 2, len(rows) + 1)
+    keep = [j for j in range(len(headers)) if j < 2 or any(row[j] is not None for row in rows)]
+    headers = [headers[j] for j in keep]
+    rows = [[row[j] for j in keep] for row in rows]
+    _table(ws, headers, rows, text=[0], name="Instances")
+    _colour_gaps(ws, [j for j, (title, _) in enumerate(headers, start=1) if "gap" in title and title.endswith(("%", ")"))],
+                 2, len(rows) + 1)
 
 
 def _ratio(a, b):
@@ -180,9 +190,9 @@ def _ratio(a, b):
 
 
 def _plans(ws, book, records) -> None:
-    headers = [("scenario", None), ("method", None), ("user", None), ("batch", "int"), ("position in verification order", "int"),
-               ("draft length", "int"), ("expected tokens", "tok"), ("ready ms (draft + comm)", "ms"),
-               ("batch size b_n", "int"), ("batch L_n", "int"), ("batch I_n", "int"), ("batch t_v ms", "ms"),
+    headers = [("scenario", None), ("method", None), ("user", None), ("batch (verification order)", "int"),
+               ("draft length tokens", "int"), ("expected tokens per round", "tok"), ("ready ms (draft + comm)", "ms"),
+               ("batch size b_n users", "int"), ("batch L_n tokens", "int"), ("batch I_n tokens", "int"), ("batch t_v ms", "ms"),
                ("batch t_d ms", "ms"), ("batch memory GB (1e9 bytes)", "gb"), ("plan tok/s (re-evaluated)", "tps")]
     rows = []
     scenarios = {s.name: s for s in book.scenarios}
@@ -193,40 +203,44 @@ def _plans(ws, book, records) -> None:
         ev = evaluate(s, Plan.from_names(s, r.batches, dict(r.draft_lengths)))
         for n, b in enumerate(ev.batches, start=1):
             for m in b.users:
-                rows.append([s.name, r.method, s.users[m].name, n, n, ev.plan.lengths[m], ev.user_tokens[m],
+                rows.append([s.name, r.method, s.users[m].name, n, ev.plan.lengths[m], ev.user_tokens[m],
                              ev.user_ready_ms[m], b.size, b.max_length, b.max_prefix, b.verify_ms, b.ready_ms,
                              b.memory_bytes / 1e9, ev.throughput_tps])
-    _table(ws, headers, rows, text=[0, 1, 2])
+    _table(ws, headers, rows, text=[0, 1, 2], name="Plans")
     ws.freeze_panes = "D2"
 
 
-def _charts(ws, records, num_users, methods) -> None:
+def _charts(ws, data_ws, records, num_users, methods) -> None:
+    """Three charts by number of users (mean gap to the proven optimum, mean runtime on a log
+    axis, mean throughput); their numbers are one table on the ``Chart data`` sheet (a row per
+    number of users, a column per method and measure), which pandas reads as it stands."""
     by_m: dict[int, dict[str, list[Record]]] = {}
     for r in records:
         by_m.setdefault(num_users[r.scenario], {}).setdefault(r.method, []).append(r)
     refs = references(records)
     sizes = sorted(by_m)
-    blocks = [("mean gap % to proven optimum", "gap", lambda rs: _mean([gap(r, refs.get(r.scenario)).proven for r in rs])),
-              ("mean runtime s", "s", lambda rs: _mean([r.runtime_s for r in rs])),
-              ("mean throughput tok/s", "tps", lambda rs: _mean([r.throughput_tps for r in rs]))]
-    row0 = 1
-    anchors = ["H2", "H20", "H38"]
-    for (title, fmt, fn), anchor in zip(blocks, anchors):
+    blocks = [("mean gap % to proven optimum", "mean gap %", "gap",
+               lambda rs: _mean([gap(r, refs.get(r.scenario)).proven for r in rs])),
+              ("mean runtime s", "mean runtime s", "s", lambda rs: _mean([r.runtime_s for r in rs])),
+              ("mean throughput tok/s", "mean tok/s", "tps", lambda rs: _mean([r.throughput_tps for r in rs]))]
+    headers, columns, spans = [("users", "int")], [sizes], []
+    for title, short, fmt, fn in blocks:
         shown = [m for m in methods if not (title.startswith("mean gap") and m == "exact")]
-        set_text(ws.cell(row=row0, column=1), title)
-        ws.cell(row=row0, column=1).font = Font(bold=True)
-        headers = [("users", "int")] + [(m, fmt) for m in shown]
-        rows = [[size] + [fn(by_m[size].get(m, [])) for m in shown] for size in sizes]
-        _table(ws, headers, rows, start_row=row0 + 1, freeze=False)
-        first, last = row0 + 2, row0 + 1 + len(rows)
+        spans.append((title, len(headers) + 1, len(headers) + len(shown)))
+        for m in shown:
+            headers.append((f"{m} {short}", fmt))
+            columns.append([fn(by_m[size].get(m, [])) for size in sizes])
+    rows = [list(row) for row in zip(*columns)]
+    _table(data_ws, headers, rows, name="ChartData")
+    last = 1 + len(rows)
+    for (title, first_col, last_col), anchor in zip(spans, ["A1", "A19", "A37"]):
         chart = LineChart() if not title.startswith("mean runtime") else BarChart()
         chart.title = f"{title} by number of users"
         chart.x_axis.title = "users"
         chart.y_axis.title = title
         chart.height, chart.width = 8, 16
-        values = Reference(ws, min_col=2, max_col=1 + len(shown), min_row=row0 + 1, max_row=last)
-        chart.add_data(values, titles_from_data=True)
-        chart.set_categories(Reference(ws, min_col=1, min_row=first, max_row=last))
+        chart.add_data(Reference(data_ws, min_col=first_col, max_col=last_col, min_row=1, max_row=last), titles_from_data=True)
+        chart.set_categories(Reference(data_ws, min_col=1, min_row=2, max_row=last))
         for series in chart.series:
             series.smooth = False  # straight segments: a smoothed line would invent values between sizes
         chart.y_axis.number_format = "General"
@@ -237,7 +251,6 @@ def _charts(ws, records, num_users, methods) -> None:
             chart.y_axis.number_format = "0.0E+0"
             chart.y_axis.title = "mean runtime s (log scale)"
         ws.add_chart(chart, anchor)
-        row0 = last + 3
 
 
 def _mean(values):
@@ -247,5 +260,5 @@ def _mean(values):
 
 def _run(ws, info: dict) -> None:
     rows = [[k, v if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)] for k, v in info.items()]
-    _table(ws, [("key", None), ("value", None)], rows, text=[0])
+    _table(ws, [("key", None), ("value", None)], rows, text=[0], name="Run")
     ws.column_dimensions["B"].width = 90

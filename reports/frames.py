@@ -77,7 +77,8 @@ def results_frame(results, scenarios=None) -> pd.DataFrame:
 
 def read_report(path: str) -> dict[str, pd.DataFrame]:
     """A study report read back: ``Results`` (tidy, typed as :func:`records_frame`), ``Headline``,
-    ``Summary``, ``Instances``, ``Plans`` and ``Run`` (key -> value)."""
+    ``Summary``, ``Instances``, ``Plans``, ``Chart data`` (a row per number of users) and ``Run``
+    (key -> value)."""
     sheets = pd.read_excel(path, sheet_name=None, header=None)
     out: dict[str, pd.DataFrame] = {}
     for name, raw in sheets.items():

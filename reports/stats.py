@@ -195,10 +195,6 @@ def headline(records: list[Record], methods: list[str]) -> list[Headline]:
     return out
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
 def headline_text(rows: list[Headline]) -> str:
     """The headline as a small fixed-width table (stdout of ``study`` and ``solve --method all``)."""
     lines = [f"{'method':<12} {'results':>9} {'optimal':>13} {'mean gap %':>10} {'worst gap %':>12}  worst scenario"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 
 from ..data.scenario import Scenario
+from ..data.text import plural
 from ..formulation.evaluate import evaluate, greedy_batches, target_only_round_ms
 from ..formulation.plan import Plan
 from ..formulation.tables import Tables
@@ -49,7 +50,7 @@ def solve_sd_nobatch(scenario: Scenario, *, time_limit: float = 60.0) -> SolveRe
     m = scenario.num_users
     if m > scenario.max_batches:
         return SolveResult(scenario.name, "sd-nobatch", Status.INFEASIBLE, None, None, None, 0.0,
-                           message=f"needs {m} batches but max_batches is {scenario.max_batches}")
+                           message=f"needs {plural(m, 'batch', 'batches')} but max_batches is {scenario.max_batches}")
     start = evaluate(scenario, Plan(tuple((i,) for i in range(m)), (scenario.start_length,) * m))
     best = l_step(scenario, Tables.of(scenario), start, clock)
     if clock.hit or clock.remaining() <= 0:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pyomo.contrib.solver.common.factory import SolverFactory
 
 from ..data.scenario import Scenario
+from ..data.text import plural
 from ..formulation.evaluate import Evaluation, evaluate, greedy_batches
 from ..formulation.plan import Plan
 from ..formulation.steps import build_assignment_model, build_length_model
@@ -254,6 +255,6 @@ def solve_dipsd(scenario: Scenario, *, time_limit: float = 60.0, fixed_lengths: 
             return SolveResult(scenario.name, name, Status.NO_PLAN, None, None, None, runtime, message="time limit before any plan")
         return SolveResult(scenario.name, name, Status.INFEASIBLE, None, None, None, runtime,
                            message="no number of batches admits a memory-feasible assignment")
-    note = "time limit: a step stopped early" if clock.hit else f"{len(trace)} rounds over N = {scenario.min_batches}..{scenario.max_batches}"
+    note = "time limit: a step stopped early" if clock.hit else f"{plural(len(trace), 'round')} over N = {scenario.min_batches}..{scenario.max_batches}"
     return SolveResult(scenario.name, name, Status.TIME_LIMIT if clock.hit else Status.FEASIBLE, best.plan, best, None,
                        runtime, iterations=len(trace), message=note, trace=tuple(trace))

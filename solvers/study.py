@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..data.scenario import Scenario
+from ..data.text import plural
 from ..data.workbook import LoadedWorkbook
 from ..errors import InputError
 from ..formulation.plan import Plan
@@ -97,7 +98,7 @@ class Checkpoint:
             if held and not resume:  # a checkpoint with no finished task holds nothing to lose
                 if not fresh:
                     raise InputError(
-                        f"{path} holds {held} finished task{'s' if held != 1 else ''} of an earlier study; "
+                        f"{path} holds {plural(held, 'finished task')} of an earlier study; "
                         f"run with --resume to continue it, or --fresh to move it aside and start again")
                 moved = set_aside(path)
                 log.warning("moved the earlier checkpoint to %s", moved)

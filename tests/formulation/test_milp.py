@@ -83,3 +83,23 @@ def test_docstring_states_the_math():
     import dipsd.formulation.milp as milp
     for phrase in ("Symmetry breaking", "big-M", "restricted growth", "D_kj", "Bbar_n"):
         assert phrase in milp.__doc__
+
+
+@pytest.mark.parametrize("scenario,plan", CASES[::2], ids=[f"{s.name}-{i}" for i, (s, _) in enumerate(CASES[::2])])
+def test_step_models_value_every_plan_in_closed_form(scenario, plan):
+    """The x-step (lengths fixed, corner counts included) and the l-step (batches fixed) admit the
+    plan and price it exactly: with its integer variables fixed, the LP's S is the plan's span."""
+    from dipsd.formulation.steps import build_assignment_model, build_length_model
+
+    t = Tables.of(scenario)
+    ev = evaluate(scenario, plan)
+    x_model, x_dec = build_assignment_model(t, plan.lengths, plan.num_batches)
+    canon = canonical_lengths(scenario, plan)
+    l_model, l_dec = build_length_model(t, plan.batches, q=0.5 * ev.ratio)
+    for model, decoder, p in ((x_model, x_dec, plan), (l_model, l_dec, canon)):
+        for var, value in decoder.start(p).items():
+            var.fix(value)
+        res = SolverFactory("highs").solve(model, threads=1, raise_exception_on_nonoptimal_result=False, load_solutions=True)
+        assert res.termination_condition is TerminationCondition.convergenceCriteriaSatisfied, model.name
+        assert pyo.value(model.S) == pytest.approx(evaluate(scenario, p).span_ms, rel=1e-9), model.name
+        assert evaluate(scenario, decoder.plan()).ratio == pytest.approx(evaluate(scenario, p).ratio, rel=1e-12)

@@ -50,7 +50,7 @@ def test_study_report_sheets_and_values(small_book, tmp_path, run_cli, monkeypat
     assert header["scenarios_sha256"] == load_workbook(small_book).fingerprint
     assert len(records) == 4 * 5
     wb = openpyxl.load_workbook(report)
-    assert wb.sheetnames == ["Summary", "Results", "Instances", "Plans", "Charts", "Run"]
+    assert wb.sheetnames == ["Summary", "Results", "Instances", "Plans", "Charts", "Chart data", "Run"]
     charts = wb["Charts"]._charts
     assert [len(c.series) for c in charts] == [4, 5, 5]  # gap (exact left out), runtime, throughput
     assert charts[1].y_axis.scaling.logBase == 10  # runtime on a logarithmic axis
@@ -72,7 +72,7 @@ def test_study_report_sheets_and_values(small_book, tmp_path, run_cli, monkeypat
     for r in plan_rows:
         rec = records[(r[0], r[1])]
         assert r[head.index("plan tok/s (re-evaluated)")] == pytest.approx(rec["throughput_tps"], rel=1e-12)
-        assert r[head.index("draft length")] == rec["draft_lengths"][r[2]]
+        assert r[head.index("draft length tokens")] == rec["draft_lengths"][r[2]]
     frames = read_report(str(report))
     summary = frames["Summary"]
     exact_all = summary[(summary["users"].astype(str) == "all") & (summary["method"] == "exact")].iloc[0]
@@ -97,6 +97,25 @@ def test_study_report_sheets_and_values(small_book, tmp_path, run_cli, monkeypat
     assert run["input sha256"] == load_workbook(small_book).sha256 and "pyomo" in run and run["machine cores"] == os.cpu_count()
     assert wb["Instances"].freeze_panes == "B2"
     assert wb["Instances"].conditional_formatting
+    # every table has filter buttons (an Excel table each, two on Summary)
+    assert {name for ws in wb.worksheets for name in ws.tables} == {
+        "Headline", "Summary", "Results", "Instances", "Plans", "ChartData", "Run"}
+    # no column of Instances is empty by construction (ad gives no bound, no optimum is open here)
+    head, rows = sheet_rows(wb["Instances"])
+    assert all(any(row[j] is not None for row in rows) for j in range(len(head)))
+    assert "ad upper bound tok/s" not in head and "dipsd gap to best plan % (optimum open)" not in head
+    # the charts' numbers are one table pandas reads as it stands
+    chart_data = frames["Chart data"]
+    assert list(chart_data["users"]) == [3, 4] and "dipsd mean tok/s" in chart_data
+    for m in (3, 4):
+        dips = [records[(s, "dipsd")]["throughput_tps"] for (s, meth) in records if meth == "dipsd" and f"M{m}" in s]
+        got = chart_data.set_index("users").loc[m, "dipsd mean tok/s"]
+        assert got == pytest.approx(sum(dips) / len(dips), rel=1e-12)
+    # numeric headers carry their unit
+    head, _ = sheet_rows(wb["Plans"])
+    units = ("tokens", "users", " ms", " s", "tok/s", "%", "GB (1e9 bytes)", "(re-evaluated)", "(verification order)",
+             "per round", "(draft + comm)")
+    assert all(any(u in h for u in units) for h in head[3:]), head
 
 
 def test_one_failing_task_does_not_lose_the_others(tmp_path, run_cli):
