@@ -371,10 +371,11 @@ def run_study(book: LoadedWorkbook, methods: list[str], *, time_limit: float, ch
         source = {m: METHODS[m].start_source(methods) for m in methods}
         waiting: dict[tuple[str, str], list[Task]] = {}
         queue: list[Task] = []
-        # longest first: DiP-SD (which unlocks the others) and large scenarios lead the queue, so the
-        # long solves start early and the short tasks fill the gaps at the end
-        rank = {"dipsd": 0, "certify": 0, "exact": 0, "dipsd-fixed": 1, "sd-nobatch": 2}
-        tasks.sort(key=lambda t: (rank.get(t.method, 3), -t.scenario.num_users))
+        # a chain first (a method others start from, or one that starts from another: DiP-SD unlocks
+        # certify, certify exact), large scenarios first, so the long solves start early and the
+        # short tasks fill the gaps at the end
+        chained = {m for m in methods if source[m] is not None} | {source[m] for m in methods if source[m] is not None}
+        tasks.sort(key=lambda t: (t.method not in chained, -t.scenario.num_users))
         for t in tasks:
             src = source[t.method]
             if src is not None and (t.scenario.name, src) not in ckpt.records:
