@@ -180,6 +180,7 @@ def split_to(batches, n: int) -> tuple[tuple[int, ...], ...] | None:
 def _for_n(scenario, tables, n, clock, *, fixed_lengths: bool, trace: list, start) -> Evaluation | None:
     lengths = (scenario.start_length,) * scenario.num_users
     current: Evaluation | None = None
+    settled: set = set()  # (partition, lengths) an l-step returned: those lengths are optimal for it
     for _ in range(MAX_ROUNDS):
         x = x_step(scenario, tables, lengths, n, clock, start)
         if x is None:
@@ -187,7 +188,11 @@ def _for_n(scenario, tables, n, clock, *, fixed_lengths: bool, trace: list, star
         if current is not None and current.plan.lengths == lengths and x.ratio <= current.ratio * (1 + IMPROVE_RTOL):
             x = current  # a tie (or no gain) keeps the batches the alternation already has
         after_x = x
-        new = after_x if fixed_lengths else l_step(scenario, tables, after_x, clock)
+        if fixed_lengths or _key(after_x.plan) in settled:
+            new = after_x  # an l-step on these batches returned these lengths: it would again
+        else:
+            new = l_step(scenario, tables, after_x, clock)
+            settled.add(_key(new.plan))
         trace.append(Round(n, after_x.throughput_tps, new.throughput_tps, new.plan.lengths))
         previous = current
         if current is None or new.ratio > current.ratio:
@@ -198,6 +203,11 @@ def _for_n(scenario, tables, n, clock, *, fixed_lengths: bool, trace: list, star
             break
         lengths, start = new.plan.lengths, new.plan.batches  # the next x-step starts from this round's batches
     return current
+
+
+def _key(plan: Plan):
+    """A plan up to the order of its batches and of users within them (S does not depend on it)."""
+    return tuple(sorted(tuple(sorted(b)) for b in plan.batches)), plan.lengths
 
 
 def bound_for_n(tables: Tables, n: int) -> float:
