@@ -144,6 +144,10 @@ class Layout:
     min_span: float
     fixed: tuple[tuple[int, int], ...] | None = None
     """Where each slot holds a given batch (the l-step): its size and prefix level."""
+    stage_free: bool = False
+    """No plan of the layout has a batch whose ready time plus verification exceeds the sum of
+    all verifications, so ``S = sum_n t_v_n``: no ready times, and a class may join users who
+    differ only in them (see :func:`dipsd.formulation.steps.assignment_layout`)."""
 
     def size(self, c: int) -> int:
         return len(self.classes[c])
@@ -472,16 +476,22 @@ def _own_terms(model, lay: Layout, c: int, n: int, coef, kind):
 
 
 def _add_ready_times(model, lay: Layout, t: Tables) -> None:
-    """``T_n >= r_c(l)`` for every class c present in batch n with length l."""
+    """``T_n >= r_c(l)`` for every class c present in batch n with length l (none where the
+    layout is stage-free)."""
+    if lay.stage_free:
+        return
     model.T = pyo.Var(model.N, domain=pyo.NonNegativeReals)
     inc = {c: _increments(t.ready[lay.classes[c][0]]) for c in model.C}
     model.ready = pyo.Constraint(model.CN, rule=lambda mdl, c, n: mdl.T[n] >= _own_terms(mdl, lay, c, n, inc[c], _ind))
 
 
 def _add_span(model, lay: Layout, t: Tables) -> None:
-    """``S >= sum_n t_v_n``, ``S >= T_n + t_v_n``, ``S >= S_min`` and the per-class cut."""
+    """``S >= sum_n t_v_n``, ``S >= T_n + t_v_n``, ``S >= S_min`` and the per-class cut (the
+    sum alone where the layout is stage-free)."""
     model.S = pyo.Var(domain=pyo.NonNegativeReals, bounds=(lay.min_span, None))
     model.span_total = pyo.Constraint(expr=model.S >= sum(model.tv[n] for n in model.N))
+    if lay.stage_free:
+        return
     model.span_stage = pyo.Constraint(model.N, rule=lambda mdl, n: mdl.S >= mdl.T[n] + mdl.tv[n])
 
     def own(c):
@@ -494,8 +504,11 @@ def _add_span(model, lay: Layout, t: Tables) -> None:
 
 
 def _add_objective(model, lay: Layout, t: Tables) -> None:
-    """``max U - q S``."""
-    inc = {c: _increments(t.tokens[lay.classes[c][0]]) for c in model.C}
+    """``max U - q S``; a count's tokens are its class's mean (the members' own where a class is
+    identical users; where a stage-free class joins users of one fixed length, the counts of a
+    class sum to its size, so U is still exactly the sum over its users)."""
+    mean = {c: [sum(t.tokens[m][k] for m in lay.classes[c]) / lay.size(c) for k in range(t.max_length)] for c in model.C}
+    inc = {c: _increments(mean[c]) for c in model.C}
     model.U_expr = pyo.Expression(expr=sum(_own_terms(model, lay, c, n, inc[c], _count) for (c, n) in lay.pairs))
     model.obj = pyo.Objective(expr=model.U_expr - model.q * model.S, sense=pyo.maximize)
 

@@ -33,15 +33,41 @@ def groups_for(tables: Tables, lengths: tuple[int, ...]) -> tuple[tuple[int, ...
     return tuple(tuple(g) for g in out.values())
 
 
+def stage_free(tables: Tables, lengths: tuple[int, ...], num_batches: int) -> bool:
+    """Whether no plan with ``num_batches`` batches and these lengths can have its span set by a
+    batch's ready time: ``S = max(sum_n t_v_n, max_n (t_d_n + t_v_n))`` and
+    ``t_d_n + t_v_n <= sum_n' t_v_n'`` iff ``t_d_n <= sum_{n' != n} t_v_n'``; every other batch
+    verifies at least one user, ``t_v_n' >= beta_v + min_m f(l_m, i_m)``, and
+    ``t_d_n <= max_m ready_m(l_m)``, so ``max_m ready_m(l_m) <= (N - 1)(beta_v + min_m f(l_m, i_m))``
+    suffices.  Then ``S = sum_n t_v_n``, which sees a user only through its length and prefix."""
+    t, M = tables, tables.num_users
+    if num_batches < 2:
+        return False
+    slowest = max(t.ready[m][lengths[m] - 1] for m in range(M))
+    cheapest = min(t.seq(lengths[m], t.level_of[m]) for m in range(M))
+    return slowest <= (num_batches - 1) * (t.beta_ms + cheapest)
+
+
 def assignment_layout(tables: Tables, lengths: tuple[int, ...], num_batches: int) -> Layout:
-    """x-step cells: classes split by their fixed length, exactly ``num_batches`` slots, all used."""
+    """x-step cells: classes split by their fixed length, exactly ``num_batches`` slots, all used.
+
+    Where the layout is stage-free (:func:`stage_free`) the span is the sum of the batches'
+    verifications, so users of one prefix level and one length are interchangeable and form one
+    class (their permutations vanish from the search) however else they differ."""
     t, N, M = tables, num_batches, tables.num_users
-    groups = groups_for(t, lengths)
+    free = stage_free(t, lengths, N)
+    if free:
+        by_key: dict[tuple[int, int], list[int]] = {}
+        for m in range(M):
+            by_key.setdefault((t.level_of[m], lengths[m]), []).append(m)
+        groups = tuple(tuple(g) for g in by_key.values())
+    else:
+        groups = groups_for(t, lengths)
     return Layout(
         classes=groups, lengths=tuple(lengths[g[0]] for g in groups), max_length=max(lengths), slots=N,
         pairs=growth_pairs(groups, N), min_count=N, max_count=N,
         bbar=tuple(max(1, min(max(t.room), M - N + 1, M - n)) for n in range(N)),
-        symmetric=True, min_span=t.span_lower_bound(N, tuple(lengths)),
+        symmetric=True, min_span=t.span_lower_bound(N, tuple(lengths)), stage_free=free,
     )
 
 

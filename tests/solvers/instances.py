@@ -64,3 +64,15 @@ def assert_consistent(scenario: Scenario, result) -> None:
     assert abs(ev.throughput_tps - result.throughput_tps) <= 1e-12 * ev.throughput_tps
     if result.upper_bound_tps is not None:
         assert result.upper_bound_tps >= result.throughput_tps * (1 - 1e-12)
+
+
+def rg_partitions(m, n):
+    """Every partition of range(m) into exactly n blocks (test's own generator)."""
+    def rec(i, labels, used):
+        if i == m:
+            if used == n:
+                yield tuple(tuple(j for j in range(m) if labels[j] == b) for b in range(n))
+            return
+        for lab in range(min(used + 1, n)):
+            yield from rec(i + 1, labels + [lab], max(used, lab + 1))
+    yield from rec(0, [], 0)

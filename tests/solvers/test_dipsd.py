@@ -19,21 +19,9 @@ from dipsd.solvers.exact import solve_exact
 from dipsd.solvers.registry import METHODS, run_method
 from dipsd.solvers.deadline import Deadline
 from dipsd.solvers.results import Status
-from tests.solvers.instances import assert_consistent, tiny_instances
+from tests.solvers.instances import assert_consistent, rg_partitions, tiny_instances
 
 REL = 1e-12
-
-
-def rg_partitions(m, n):
-    """Every partition of range(m) into exactly n blocks (test's own generator)."""
-    def rec(i, labels, used):
-        if i == m:
-            if used == n:
-                yield tuple(tuple(j for j in range(m) if labels[j] == b) for b in range(n))
-            return
-        for lab in range(min(used + 1, n)):
-            yield from rec(i + 1, labels + [lab], max(used, lab + 1))
-    yield from rec(0, [], 0)
 
 
 class Tie(Exception):
