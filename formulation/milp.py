@@ -144,10 +144,15 @@ class Layout:
     min_span: float
     fixed: tuple[tuple[int, int], ...] | None = None
     """Where each slot holds a given batch (the l-step): its size and prefix level."""
-    stage_free: bool = False
-    """No plan of the layout has a batch whose ready time plus verification exceeds the sum of
-    all verifications, so ``S = sum_n t_v_n``: no ready times, and a class may join users who
-    differ only in them (see :func:`dipsd.formulation.steps.assignment_layout`)."""
+    untimed: frozenset[int] = frozenset()
+    """Classes whose ready times never set the span (no ready rows, no per-class span cut): such
+    a class may join users who differ only in ready time or acceptance (see
+    :func:`dipsd.formulation.steps.assignment_layout`)."""
+
+    @property
+    def stage_free(self) -> bool:
+        """No class's ready time can set the span: ``S = sum_n t_v_n``."""
+        return len(self.untimed) == len(self.classes)
 
     def size(self, c: int) -> int:
         return len(self.classes[c])
@@ -476,13 +481,14 @@ def _own_terms(model, lay: Layout, c: int, n: int, coef, kind):
 
 
 def _add_ready_times(model, lay: Layout, t: Tables) -> None:
-    """``T_n >= r_c(l)`` for every class c present in batch n with length l (none where the
-    layout is stage-free)."""
+    """``T_n >= r_c(l)`` for every timed class c present in batch n with length l (none where
+    the layout is stage-free)."""
     if lay.stage_free:
         return
     model.T = pyo.Var(model.N, domain=pyo.NonNegativeReals)
     inc = {c: _increments(t.ready[lay.classes[c][0]]) for c in model.C}
-    model.ready = pyo.Constraint(model.CN, rule=lambda mdl, c, n: mdl.T[n] >= _own_terms(mdl, lay, c, n, inc[c], _ind))
+    model.ready = pyo.Constraint([(c, n) for (c, n) in lay.pairs if c not in lay.untimed],
+                                 rule=lambda mdl, c, n: mdl.T[n] >= _own_terms(mdl, lay, c, n, inc[c], _ind))
 
 
 def _add_span(model, lay: Layout, t: Tables) -> None:
@@ -498,8 +504,8 @@ def _add_span(model, lay: Layout, t: Tables) -> None:
         m = lay.classes[c][0]
         return _increments([t.ready[m][k - 1] + t.beta_ms + t.seq(k, t.level_of[m]) for k in range(1, lay.max_length + 1)])
 
-    coef = {c: own(c) for c in model.C}
-    model.span_user = pyo.Constraint(model.C, rule=lambda mdl, c: lay.size(c) * mdl.S >= sum(
+    coef = {c: own(c) for c in model.C if c not in lay.untimed}
+    model.span_user = pyo.Constraint(list(coef), rule=lambda mdl, c: lay.size(c) * mdl.S >= sum(
         _own_terms(mdl, lay, c, n, coef[c], _count) for (cc, n) in lay.pairs if cc == c))
 
 

@@ -3,7 +3,8 @@ r"""The two exact steps of DiP-SD (docs/model.md 5.2): the model of
 
 x-step, :func:`build_assignment_model`: draft lengths fixed, exactly N batches; minimize
 the span S.  Users with identical parameters *and* the same fixed length form the classes
-(in order of first member); every row of the full model applies unchanged (telescoped
+(in order of first member), and so do "fast" users of one prefix and one length, whose ready
+times can never set the span (:func:`ready_threshold`); every row of the full model applies unchanged (telescoped
 memory caps and the batch count each prefix level needs, the exact linearization of
 ``b_n F_v(L_n, I_n)``, ready times, span rows and cuts, restricted growth over the slots).
 U is a constant, so ``max U - q S`` with any ``q > 0`` (1 here) minimizes S, which
@@ -24,50 +25,51 @@ from .milp import Decoder, Layout, build, growth_pairs
 from .tables import Tables
 
 
-def groups_for(tables: Tables, lengths: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
-    """Users with identical parameters and the same length, in order of first member."""
-    out: dict[tuple[int, int], list[int]] = {}
-    cls_of = {m: c for c, members in enumerate(tables.classes) for m in members}
-    for m in range(tables.num_users):
-        out.setdefault((cls_of[m], lengths[m]), []).append(m)
-    return tuple(tuple(g) for g in out.values())
+def ready_threshold(tables: Tables, lengths: tuple[int, ...], num_batches: int) -> float:
+    """A ready time no batch's span term can exceed the verification sum with: ``(N - 1)(beta_v +
+    min_m f(l_m, i_m))`` (-inf for N = 1).
+
+    ``S = max(sum_n t_v_n, max_n (t_d_n + t_v_n))`` and ``t_d_n + t_v_n <= sum_n' t_v_n'`` iff
+    ``t_d_n <= sum_{n' != n} t_v_n'``; every other batch verifies at least one user, so
+    ``t_v_n' >= beta_v + min_m f(l_m, i_m)``.  A user whose ``ready_m(l_m)`` is at most this
+    threshold ("fast") therefore never sets the span: a batch of fast users only has its stage
+    term below the sum, and in a batch with a slower member ``t_d_n`` is that member's.  So the
+    span is the sum and the stage terms over the slow members only, and fast users enter it only
+    through their length and prefix."""
+    if num_batches < 2:
+        return -float("inf")
+    cheapest = min(tables.seq(lengths[m], tables.level_of[m]) for m in range(tables.num_users))
+    return (num_batches - 1) * (tables.beta_ms + cheapest)
 
 
 def stage_free(tables: Tables, lengths: tuple[int, ...], num_batches: int) -> bool:
-    """Whether no plan with ``num_batches`` batches and these lengths can have its span set by a
-    batch's ready time: ``S = max(sum_n t_v_n, max_n (t_d_n + t_v_n))`` and
-    ``t_d_n + t_v_n <= sum_n' t_v_n'`` iff ``t_d_n <= sum_{n' != n} t_v_n'``; every other batch
-    verifies at least one user, ``t_v_n' >= beta_v + min_m f(l_m, i_m)``, and
-    ``t_d_n <= max_m ready_m(l_m)``, so ``max_m ready_m(l_m) <= (N - 1)(beta_v + min_m f(l_m, i_m))``
-    suffices.  Then ``S = sum_n t_v_n``, which sees a user only through its length and prefix."""
-    t, M = tables, tables.num_users
-    if num_batches < 2:
-        return False
-    slowest = max(t.ready[m][lengths[m] - 1] for m in range(M))
-    cheapest = min(t.seq(lengths[m], t.level_of[m]) for m in range(M))
-    return slowest <= (num_batches - 1) * (t.beta_ms + cheapest)
+    """Whether every user is fast (:func:`ready_threshold`): then ``S = sum_n t_v_n``."""
+    limit = ready_threshold(tables, lengths, num_batches)
+    return all(tables.ready[m][lengths[m] - 1] <= limit for m in range(tables.num_users))
 
 
 def assignment_layout(tables: Tables, lengths: tuple[int, ...], num_batches: int) -> Layout:
     """x-step cells: classes split by their fixed length, exactly ``num_batches`` slots, all used.
 
-    Where the layout is stage-free (:func:`stage_free`) the span is the sum of the batches'
-    verifications, so users of one prefix level and one length are interchangeable and form one
-    class (their permutations vanish from the search) however else they differ."""
+    Fast users (:func:`ready_threshold`) of one prefix level and one length are interchangeable
+    for the span, so they form one class (their permutations vanish from the search) however
+    else they differ, and their ready times get no rows; slow users keep classes of identical
+    users of one length."""
     t, N, M = tables, num_batches, tables.num_users
-    free = stage_free(t, lengths, N)
-    if free:
-        by_key: dict[tuple[int, int], list[int]] = {}
-        for m in range(M):
-            by_key.setdefault((t.level_of[m], lengths[m]), []).append(m)
-        groups = tuple(tuple(g) for g in by_key.values())
-    else:
-        groups = groups_for(t, lengths)
+    limit = ready_threshold(t, lengths, N)
+    cls_of = {m: c for c, members in enumerate(t.classes) for m in members}
+    by_key: dict[tuple, list[int]] = {}
+    for m in range(M):
+        fast = t.ready[m][lengths[m] - 1] <= limit
+        key = ("fast", t.level_of[m], lengths[m]) if fast else ("slow", cls_of[m], lengths[m])
+        by_key.setdefault(key, []).append(m)
+    groups = tuple(tuple(g) for g in by_key.values())
+    untimed = frozenset(i for i, key in enumerate(by_key) if key[0] == "fast")
     return Layout(
         classes=groups, lengths=tuple(lengths[g[0]] for g in groups), max_length=max(lengths), slots=N,
         pairs=growth_pairs(groups, N), min_count=N, max_count=N,
         bbar=tuple(max(1, min(max(t.room), M - N + 1, M - n)) for n in range(N)),
-        symmetric=True, min_span=t.span_lower_bound(N, tuple(lengths)), stage_free=free,
+        symmetric=True, min_span=t.span_lower_bound(N, tuple(lengths)), untimed=untimed,
     )
 
 

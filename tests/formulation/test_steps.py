@@ -59,3 +59,24 @@ def test_x_step_on_merged_classes_finds_the_enumerated_optimum(s, lengths, n):
 def test_n_equal_one_is_never_stage_free():
     (s,) = generate([4], 1, seed=3)
     assert not any(stage_free(Tables.of(s), l, 1) for l in itertools.product(range(1, 4), repeat=4))
+
+
+def _mixed(case):
+    s, lengths, n = case
+    lay = assignment_layout(Tables.of(s), lengths, n)
+    return 0 < len(lay.untimed) < len(lay.classes)
+
+
+@pytest.mark.parametrize("s,lengths,n", [c for c in CASES if _mixed(c)][:25])
+def test_x_step_with_fast_and_slow_users_finds_the_enumerated_optimum(s, lengths, n):
+    """Fast users merged and untimed, slow users timed: still the exact x-step."""
+    t = Tables.of(s)
+    feasible = [e.span_ms for e in (evaluate(s, Plan(p, lengths)) for p in rg_partitions(s.num_users, n)) if e.feasible]
+    got = D.x_step(s, t, lengths, n, Deadline(60))
+    assert (got is None) == (not feasible)
+    if feasible:
+        assert got.span_ms == pytest.approx(min(feasible), rel=1e-9)
+
+
+def test_some_cases_mix_fast_and_slow_users():
+    assert sum(_mixed(c) for c in CASES) >= 10
