@@ -513,8 +513,13 @@ def _add_objective(model, lay: Layout, t: Tables) -> None:
     """``max U - q S``; a count's tokens are its class's mean (the members' own where a class is
     identical users; where a stage-free class joins users of one fixed length, the counts of a
     class sum to its size, so U is still exactly the sum over its users)."""
-    mean = {c: [sum(t.tokens[m][k] for m in lay.classes[c]) / lay.size(c) for k in range(t.max_length)] for c in model.C}
-    inc = {c: _increments(mean[c]) for c in model.C}
+    def tokens(c):
+        rows = {t.tokens[m] for m in lay.classes[c]}
+        if len(rows) == 1:
+            return list(rows.pop())
+        return [sum(t.tokens[m][k] for m in lay.classes[c]) / lay.size(c) for k in range(t.max_length)]
+
+    inc = {c: _increments(tokens(c)) for c in model.C}
     model.U_expr = pyo.Expression(expr=sum(_own_terms(model, lay, c, n, inc[c], _count) for (c, n) in lay.pairs))
     model.obj = pyo.Objective(expr=model.U_expr - model.q * model.S, sense=pyo.maximize)
 
