@@ -26,7 +26,7 @@ def _load(path: str | None):
 def describe(scenario: Scenario, notes: tuple[str, ...] = ()) -> str:
     """One line about a scenario: size, ranges, defaults applied, anything suspicious."""
     s = scenario
-    parts = [f"{s.num_users} users", f"batches {s.min_batches}..{s.max_batches}", f"L_ub {s.max_draft_length}"]
+    parts = [plural(s.num_users, "user"), f"batches {s.min_batches}..{s.max_batches}", f"L_ub {s.max_draft_length}"]
     tables = sum(u.acceptance is not None for u in s.users)
     if tables:
         parts.append(plural(tables, "acceptance table"))
@@ -54,7 +54,7 @@ def describe(scenario: Scenario, notes: tuple[str, ...] = ()) -> str:
 
 def run_check(args: argparse.Namespace) -> int:
     book = _load(args.workbook)
-    print(f"{book.path}: {len(book.scenarios)} scenarios, sha256 {book.sha256[:12]}")
+    print(f"{book.path}: {plural(len(book.scenarios), 'scenario')}, sha256 {book.sha256[:12]}")
     for s in book.scenarios:
         print("  " + describe(s, book.notes.get(s.name, ())))
     return 0

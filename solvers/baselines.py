@@ -41,7 +41,7 @@ def solve_ad_batch(scenario: Scenario) -> SolveResult:
                            message="a user does not fit the memory cap")
     ref = ReferenceValue(batches, float(scenario.num_users), target_only_round_ms(scenario, batches))
     return SolveResult(scenario.name, "ad-batch", Status.FEASIBLE, None, None, None, time.perf_counter() - t0,
-                       message=f"target-only decoding in {len(batches)} greedy batches", reference=ref)
+                       message=f"target-only decoding in {plural(len(batches), 'greedy batch', 'greedy batches')}", reference=ref)
 
 
 def solve_sd_nobatch(scenario: Scenario, *, time_limit: float = 60.0) -> SolveResult:

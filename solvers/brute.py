@@ -18,6 +18,7 @@ import time
 import numpy as np
 
 from ..data.scenario import Scenario
+from ..data.text import plural
 from ..errors import TooLargeError
 from ..formulation.evaluate import evaluate
 from ..formulation.plan import Plan
@@ -66,7 +67,7 @@ def check_size(scenario: Scenario) -> int:
     if grid > MAX_GRID or cells > MAX_CELLS:
         raise TooLargeError(
             f"scenario {scenario.name!r}: enumeration needs {cells:.3g} evaluations "
-            f"({m} users, L_ub {lub}); 'enumerate' handles at most {MAX_CELLS:.0e} "
+            f"({plural(m, 'user')}, L_ub {lub}); 'enumerate' handles at most {MAX_CELLS:.0e} "
             f"(and L_ub^M <= {MAX_GRID:.0e}); use method 'exact'"
         )
     return cells

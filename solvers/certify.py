@@ -63,6 +63,7 @@ import highspy
 import numpy as np
 
 from ..data.scenario import Scenario
+from ..data.text import plural
 from ..formulation.columns import STAGE_RTOL, Column, Pricer, columns_of, fits, plan_of
 from ..formulation.evaluate import Evaluation, evaluate, greedy_batches
 from ..formulation.plan import Plan
@@ -526,7 +527,8 @@ def solve_certify(scenario: Scenario, *, time_limit: float = 60.0, start_plan: P
     bound_ratio = max([entry[2].bound for entry in boxes] + [r_best()])
     upper = 1000.0 * bound_ratio * (1 + SAFETY)
     runtime = time.perf_counter() - t0
-    note = f"{bounder.lp_solves} LP solves, {len(master.columns)} columns, {splits} interval splits, {plan_rounds} plan rounds"
+    note = (f"{plural(bounder.lp_solves, 'LP solve')}, {plural(len(master.columns), 'column')}, "
+            f"{plural(splits, 'interval split')}, {plural(plan_rounds, 'plan round')}")
     if best is None:
         if bound_ratio <= 0:
             return SolveResult(scenario.name, "certify", Status.INFEASIBLE, None, None, None, runtime,

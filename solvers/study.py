@@ -419,7 +419,7 @@ def run_study(book: LoadedWorkbook, methods: list[str], *, time_limit: float, ch
                             log.warning("%s/%s: a worker process died; running the task again", *task.key)
                             queue.insert(0, task)
                             continue
-                        record = _crash_record(task, f"its worker process died {tries[task.key]} times (killed by the "
+                        record = _crash_record(task, f"its worker process died {plural(tries[task.key], 'time')} (killed by the "
                                                      f"out-of-memory killer or a signal?); --resume runs it again")
                     ckpt.add(record)
                     done += 1
