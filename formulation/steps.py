@@ -63,8 +63,11 @@ def assignment_layout(tables: Tables, lengths: tuple[int, ...], num_batches: int
         fast = t.ready[m][lengths[m] - 1] <= limit
         key = ("fast", t.level_of[m], lengths[m]) if fast else ("slow", cls_of[m], lengths[m])
         by_key.setdefault(key, []).append(m)
-    groups = tuple(tuple(g) for g in by_key.values())
-    untimed = frozenset(i for i, key in enumerate(by_key) if key[0] == "fast")
+    # slow classes first, slowest first: restricted growth then puts the slowest user in slot 0,
+    # whose ready time the LP relaxation sees in full (any class order is a valid symmetry break)
+    keys = sorted(by_key, key=lambda key: (key[0] == "fast", -t.ready[by_key[key][0]][key[2] - 1] if key[0] == "slow" else (-key[2], -key[1])))
+    groups = tuple(tuple(by_key[key]) for key in keys)
+    untimed = frozenset(i for i, key in enumerate(keys) if key[0] == "fast")
     return Layout(
         classes=groups, lengths=tuple(lengths[g[0]] for g in groups), max_length=max(lengths), slots=N,
         pairs=growth_pairs(groups, N), min_count=N, max_count=N,
