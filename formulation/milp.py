@@ -176,16 +176,22 @@ def growth_pairs(classes, slots: int) -> tuple[tuple[int, int], ...]:
     return tuple(pairs)
 
 
+def slot_room(t: Tables, min_batches: int, slots: int) -> tuple[int, ...]:
+    """``Bbar_n`` for slots ``0..slots-1``: memory at the shortest prefix, every other of at least
+    ``min_batches`` batches holds a user, and restricted growth leaves slot n at most ``M - n``."""
+    M = t.num_users
+    return tuple(max(1, min(max(t.room), M - min_batches + 1, M - n)) for n in range(slots))
+
+
 def full_layout(scenario: Scenario, t: Tables) -> Layout:
     """Problem P: every class free, ``N_min..N_max`` slots in restricted growth (module docstring)."""
-    M, slots = t.num_users, scenario.max_batches
+    slots = scenario.max_batches
     packed = greedy_batches(scenario)
     fewest = max(scenario.min_batches, len(packed) if packed is not None else slots + 1)
     return Layout(
         classes=t.classes, lengths=(None,) * len(t.classes), max_length=t.max_length, slots=slots,
         pairs=growth_pairs(t.classes, slots), min_count=fewest, max_count=slots,
-        bbar=tuple(max(1, min(max(t.room), M - scenario.min_batches + 1, M - n)) for n in range(slots)),
-        symmetric=True, min_span=t.span_lower_bound(scenario.min_batches),
+        bbar=slot_room(t, scenario.min_batches, slots), symmetric=True, min_span=t.span_lower_bound(scenario.min_batches),
     )
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import pyomo.environ as pyo
 
-from .milp import Decoder, Layout, build, growth_pairs
+from .milp import Decoder, Layout, build, growth_pairs, slot_room
 from .tables import Tables
 
 
@@ -42,12 +42,6 @@ def ready_threshold(tables: Tables, lengths: tuple[int, ...], num_batches: int) 
     return (num_batches - 1) * (tables.beta_ms + cheapest)
 
 
-def stage_free(tables: Tables, lengths: tuple[int, ...], num_batches: int) -> bool:
-    """Whether every user is fast (:func:`ready_threshold`): then ``S = sum_n t_v_n``."""
-    limit = ready_threshold(tables, lengths, num_batches)
-    return all(tables.ready[m][lengths[m] - 1] <= limit for m in range(tables.num_users))
-
-
 def assignment_layout(tables: Tables, lengths: tuple[int, ...], num_batches: int) -> Layout:
     """x-step cells: classes split by their fixed length, exactly ``num_batches`` slots, all used.
 
@@ -55,31 +49,34 @@ def assignment_layout(tables: Tables, lengths: tuple[int, ...], num_batches: int
     for the span, so they form one class (their permutations vanish from the search) however
     else they differ, and their ready times get no rows; slow users keep classes of identical
     users of one length."""
-    t, N, M = tables, num_batches, tables.num_users
+    t, N = tables, num_batches
     limit = ready_threshold(t, lengths, N)
-    cls_of = {m: c for c, members in enumerate(t.classes) for m in members}
-    by_key: dict[tuple, list[int]] = {}
-    for m in range(M):
-        fast = t.ready[m][lengths[m] - 1] <= limit
-        key = ("fast", t.level_of[m], lengths[m]) if fast else ("slow", cls_of[m], lengths[m])
-        by_key.setdefault(key, []).append(m)
+    cls_of = t.class_of()
+    slow: dict[tuple[int, int], list[int]] = {}  # (class, length) -> users
+    fast: dict[tuple[int, int], list[int]] = {}  # (length, prefix level) -> users
+    for m in range(t.num_users):
+        ready = t.ready[m][lengths[m] - 1]
+        if ready <= limit:
+            fast.setdefault((lengths[m], t.level_of[m]), []).append(m)
+        else:
+            slow.setdefault((cls_of[m], lengths[m]), []).append(m)
     # slow classes first, slowest first: restricted growth then puts the slowest user in slot 0,
-    # whose ready time the LP relaxation sees in full (any class order is a valid symmetry break)
-    keys = sorted(by_key, key=lambda key: (key[0] == "fast", -t.ready[by_key[key][0]][key[2] - 1] if key[0] == "slow" else (-key[2], -key[1])))
-    groups = tuple(tuple(by_key[key]) for key in keys)
-    untimed = frozenset(i for i, key in enumerate(keys) if key[0] == "fast")
+    # whose ready time the LP relaxation sees in full (any class order is a valid symmetry break);
+    # then fast classes, longest and highest prefix first
+    groups = tuple(tuple(g) for g in sorted(slow.values(), key=lambda g: -t.ready[g[0]][lengths[g[0]] - 1]))
+    groups += tuple(tuple(fast[key]) for key in sorted(fast, reverse=True))
     return Layout(
         classes=groups, lengths=tuple(lengths[g[0]] for g in groups), max_length=max(lengths), slots=N,
-        pairs=growth_pairs(groups, N), min_count=N, max_count=N,
-        bbar=tuple(max(1, min(max(t.room), M - N + 1, M - n)) for n in range(N)),
-        symmetric=True, min_span=t.span_lower_bound(N, tuple(lengths)), untimed=untimed,
+        pairs=growth_pairs(groups, N), min_count=N, max_count=N, bbar=slot_room(t, N, N),
+        symmetric=True, min_span=t.span_lower_bound(N, tuple(lengths)),
+        untimed=frozenset(range(len(slow), len(groups))),
     )
 
 
 def length_layout(tables: Tables, batches: tuple[tuple[int, ...], ...]) -> Layout:
     """l-step cells: per batch, its identical users form a class that lives in the batch's slot."""
     t, N = tables, len(batches)
-    cls_of = {m: c for c, members in enumerate(t.classes) for m in members}
+    cls_of = t.class_of()
     classes, pairs = [], []
     for n, batch in enumerate(batches):
         found: dict[int, list[int]] = {}

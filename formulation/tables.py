@@ -58,6 +58,10 @@ class Tables:
             classes=tuple(tuple(g) for g in groups.values()),
         )
 
+    def class_of(self) -> dict[int, int]:
+        """User index -> index of its class in :attr:`classes`."""
+        return {m: c for c, members in enumerate(self.classes) for m in members}
+
     def seq(self, length: int, level: int) -> float:
         """``c_v * F_v(length, levels[level])`` in ms."""
         return self.seq_ms[length - 1][level]

@@ -10,6 +10,7 @@ import sys
 from ..solvers import certify as certify_mod
 from ..solvers import dipsd as dipsd_mod
 from ..solvers import exact as exact_mod
+from ..solvers import outcomes as outcomes_mod
 from ..solvers.study import SOLVER_OPTIONS, package_version
 from .stats import HIT_TOL
 
@@ -29,7 +30,7 @@ def run_metadata(book, methods, outcome, *, time_limit: float, workers: int, sch
         "python": platform.python_version(),
         "time limit per task s": time_limit,
         "HiGHS options": SOLVER_OPTIONS,
-        "Dinkelbach": f"improvement tolerance {exact_mod.IMPROVE_RTOL:g} (relative), closed-form agreement {exact_mod.AGREE_RTOL:g}, "
+        "Dinkelbach": f"improvement tolerance {exact_mod.IMPROVE_RTOL:g} (relative), closed-form agreement {outcomes_mod.AGREE_RTOL:g}, "
                       f"at most {exact_mod.MAX_ITERATIONS} iterations; certified bound q + max(F_ub, 0) / S_min",
         "certify": f"column generation over span budgets, branching on the batch count; boxes narrower than "
                    f"{certify_mod.MIN_WIDTH:g} (relative) are not split; optimal when the plan is within "

@@ -39,7 +39,7 @@ from ..formulation.tables import Tables
 from ..errors import SolverError
 from .deadline import Deadline
 from .highs_adapter import manual_parameter_updates, set_mip_start
-from .outcomes import MilpOutcome, outcome
+from .outcomes import MilpOutcome, agrees, outcome
 from .results import SolveResult, Status
 from .start import simple_plan
 
@@ -49,8 +49,6 @@ REL_TOL = 1e-9
 """The alternation stops once the lengths repeat and R grew by less than this fraction."""
 MAX_ROUNDS = 20
 IMPROVE_RTOL = 1e-12
-AGREE_RTOL = 1e-6
-"""Largest relative disagreement tolerated between a step's ``U - q S`` and the closed form of its plan."""
 
 
 @dataclass(frozen=True)
@@ -90,20 +88,12 @@ def _solve(solver, model, clock: Deadline):
     return res
 
 
-def _agrees(res, ev: Evaluation, q: float) -> bool:
-    """Whether the step's ``U - q S`` agrees with the closed form of its plan: equal at an
-    optimum; at a stopped solve the model's S may exceed the true span, never fall below it."""
-    closed, milp = ev.expected_tokens - q * ev.span_ms, float(res.incumbent_objective)
-    tol = AGREE_RTOL * max(1.0, abs(ev.expected_tokens), q * ev.span_ms)
-    optimal = outcome(res) is MilpOutcome.OPTIMAL
-    return not (closed < milp - tol or (optimal and abs(closed - milp) > tol))
-
-
 def _step(scenario: Scenario, model, decoder, clock: Deadline, q: float, *, solver=None, start: Plan | None = None):
     """Solve a step model (from ``start``, a MIP start, if given) and return its plan, evaluated
     in closed form, or None without a solution.
 
-    The plan must agree with the model's value (:func:`_agrees`).  HiGHS 1.16 can report, after
+    The plan must agree with the model's value (:func:`~dipsd.solvers.outcomes.agrees`; the scale
+    includes ``q S``, as the x-step's q = 1 makes S dominate ``U - q S``).  HiGHS 1.16 can report, after
     presolve maps a MIP start into its reduced space, the optimal value with the start's
     columns as the solution; then the step is solved again, afresh, without the start.  A
     disagreement without a start is a modelling bug and raises :class:`SolverError`.
@@ -117,7 +107,8 @@ def _step(scenario: Scenario, model, decoder, clock: Deadline, q: float, *, solv
     ev = evaluate(scenario, decoder.plan())
     if not ev.feasible:
         raise SolverError(f"{scenario.name}: a DiP-SD step returned an infeasible plan ({ev.reason})")
-    if not _agrees(res, ev, q):
+    if not agrees(outcome(res), float(res.incumbent_objective), ev.expected_tokens - q * ev.span_ms,
+                  max(1.0, abs(ev.expected_tokens), q * ev.span_ms)):
         if start is not None:
             log.warning("%s: HiGHS's value from a MIP start disagrees with its solution; solving the step again "
                         "without the start", scenario.name)

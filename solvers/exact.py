@@ -43,7 +43,7 @@ from ..formulation.plan import Plan
 from ..formulation.tables import Tables
 from .deadline import Deadline
 from .highs_adapter import manual_parameter_updates, set_mip_start
-from .outcomes import MilpOutcome, outcome as milp_outcome
+from .outcomes import MilpOutcome, agrees, outcome as milp_outcome
 from .results import Iteration, SolveResult, Status
 from .start import simple_plan
 
@@ -51,8 +51,6 @@ log = logging.getLogger(__name__)
 
 IMPROVE_RTOL = 1e-12
 """A maximizer must beat ``q`` by this relative margin to count as an improvement."""
-AGREE_RTOL = 1e-6
-"""Largest relative disagreement tolerated between the MILP's and the closed-form ``U - qS``."""
 MAX_ITERATIONS = 50
 BUILD_RATE = 5000.0
 """Index cells (:func:`model_size`) built per second, conservatively (Pyomo model plus HiGHS instance;
@@ -195,8 +193,6 @@ def _maximizer(scenario: Scenario, decoder, res, q: float, outcome: MilpOutcome)
         raise SolverError(f"{scenario.name}: MILP returned an infeasible plan ({ev.reason})")
     closed = ev.expected_tokens - q * ev.span_ms
     milp = float(res.incumbent_objective)
-    tol = AGREE_RTOL * max(1.0, abs(ev.expected_tokens))
-    # the MILP's S may exceed the true span at a non-optimal incumbent, never fall below it
-    if closed < milp - tol or (outcome is MilpOutcome.OPTIMAL and abs(closed - milp) > tol):
+    if not agrees(outcome, milp, closed, max(1.0, abs(ev.expected_tokens))):
         raise SolverError(f"{scenario.name}: MILP value {milp:.12g} disagrees with closed form {closed:.12g} at q={q:.12g}")
     return ev

@@ -33,3 +33,15 @@ _HIGHS_OUTCOME: dict[TerminationCondition, MilpOutcome] = {
 def outcome(res) -> MilpOutcome:
     """The outcome of a ``pyomo.contrib.solver`` HiGHS result; unmapped conditions are errors."""
     return _HIGHS_OUTCOME.get(res.termination_condition, MilpOutcome.ERROR)
+
+
+AGREE_RTOL = 1e-6
+"""Largest relative disagreement tolerated between a MILP's ``U - q S`` and the closed form of its plan."""
+
+
+def agrees(ended: MilpOutcome, milp: float, closed: float, scale: float) -> bool:
+    """Whether a MILP's objective ``milp`` agrees with the closed-form ``U - q S`` of its decoded
+    plan, within ``AGREE_RTOL * scale``: equal at an optimum; at a stopped solve the model's S may
+    exceed the true span (so ``closed`` may exceed ``milp``), never fall below it."""
+    tol = AGREE_RTOL * scale
+    return not (closed < milp - tol or (ended is MilpOutcome.OPTIMAL and abs(closed - milp) > tol))

@@ -10,7 +10,7 @@ import pytest
 
 from dipsd import Plan, evaluate
 from dipsd.data.generate import generate
-from dipsd.formulation.steps import assignment_layout, stage_free
+from dipsd.formulation.steps import assignment_layout
 from dipsd.formulation.tables import Tables
 from dipsd.solvers import dipsd as D
 from dipsd.solvers.deadline import Deadline
@@ -33,18 +33,18 @@ CASES = _cases()
 
 
 def test_stage_free_holds_both_ways_in_the_cases():
-    flags = [stage_free(Tables.of(s), lengths, n) for s, lengths, n in CASES]
+    flags = [assignment_layout(Tables.of(s), lengths, n).stage_free for s, lengths, n in CASES]
     assert any(flags) and not all(flags)
 
 
-@pytest.mark.parametrize("s,lengths,n", [c for c in CASES if stage_free(Tables.of(c[0]), c[1], c[2])][:25])
+@pytest.mark.parametrize("s,lengths,n", [c for c in CASES if assignment_layout(Tables.of(c[0]), c[1], c[2]).stage_free][:25])
 def test_stage_free_means_every_plan_spans_its_verification_sum(s, lengths, n):
     for batches in rg_partitions(s.num_users, n):
         ev = evaluate(s, Plan(batches, lengths))
         assert ev.span_ms == pytest.approx(sum(b.verify_ms for b in ev.batches), rel=1e-12)
 
 
-@pytest.mark.parametrize("s,lengths,n", [c for c in CASES if stage_free(Tables.of(c[0]), c[1], c[2])][:25])
+@pytest.mark.parametrize("s,lengths,n", [c for c in CASES if assignment_layout(Tables.of(c[0]), c[1], c[2]).stage_free][:25])
 def test_x_step_on_merged_classes_finds_the_enumerated_optimum(s, lengths, n):
     t = Tables.of(s)
     layout = assignment_layout(t, lengths, n)
@@ -58,7 +58,7 @@ def test_x_step_on_merged_classes_finds_the_enumerated_optimum(s, lengths, n):
 
 def test_n_equal_one_is_never_stage_free():
     (s,) = generate([4], 1, seed=3)
-    assert not any(stage_free(Tables.of(s), l, 1) for l in itertools.product(range(1, 4), repeat=4))
+    assert not any(assignment_layout(Tables.of(s), l, 1).stage_free for l in itertools.product(range(1, 4), repeat=4))
 
 
 def _mixed(case):
