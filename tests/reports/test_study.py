@@ -338,6 +338,24 @@ def test_resume_refuses_other_settings_and_bad_lines(small_book, tmp_path, run_c
     assert code == 2 and "line 10" in err and "task record" in err
 
 
+@pytest.mark.parametrize("field,value,named", [("status", "solved", "'status'"), ("throughput_tps", "12.5", "'throughput_tps'"),
+                                               ("draft_lengths", {"u1": 2.5}, "'draft_lengths'")])
+def test_resume_names_the_bad_field_of_a_checkpoint_record(small_book, tmp_path, run_cli, field, value, named):
+    out = str(tmp_path / "r.xlsx")
+    _finished_study(small_book, out, run_cli)
+    lines = open(out + ".jsonl").read().splitlines()
+    bad = json.loads(lines[2])
+    bad[field] = value
+    lines[2] = json.dumps(bad)
+    with open(out + ".jsonl", "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    kept = open(out + ".jsonl").read()
+    code, _, err = run_cli("study", small_book, "--out", out, "--methods", "dipsd,ad", "--quiet", "--resume")
+    assert code == 2 and "Traceback" not in err
+    assert out + ".jsonl, line 3: not a task record" in err and named in err
+    assert open(out + ".jsonl").read() == kept  # the checkpoint is left as it was
+
+
 def test_resume_rewrites_atomically_and_reruns_errors(small_book, tmp_path, run_cli):
     out = str(tmp_path / "r.xlsx")
     _, records = _finished_study(small_book, out, run_cli)
