@@ -65,7 +65,9 @@ Constraints
   points, ``S >= (1/n_c) sum_{n,k} Delta(r + beta_v + f)_ck A_cnk``: on average over the
   class, a user's own batch waits for its draft and verifies at least its own sequence.
 
-Objective: ``max sum_{c,n,k} Delta u_ck A_cnk - q S`` with ``q`` a mutable Param (tokens/ms).
+Objective: ``max W (sum_{c,n,k} Delta u_ck A_cnk - q S)`` with ``q`` (tokens/ms) and the
+positive scale ``W`` mutable Params; ``W`` does not change the maximizers, it sets the units in
+which the solver's absolute tolerances act (:mod:`dipsd.solvers.tolerances`).
 
 Symmetry breaking
 -----------------
@@ -199,6 +201,7 @@ def build(t: Tables, layout: Layout, *, q: float = 0.0, name: str = "dipsd") -> 
     """The MILP of ``max U - q S`` over the layout's cells (q a mutable Param), and its decoder."""
     model = pyo.ConcreteModel(name=name)
     model.q = pyo.Param(mutable=True, initialize=float(q), within=pyo.NonNegativeReals)
+    model.scale = pyo.Param(mutable=True, initialize=1.0, within=pyo.PositiveReals)
     _add_sets(model, layout)
     _add_counts(model, layout)
     _add_symmetry_breaking(model, layout)
@@ -527,7 +530,7 @@ def _add_objective(model, lay: Layout, t: Tables) -> None:
 
     inc = {c: _increments(tokens(c)) for c in model.C}
     model.U_expr = pyo.Expression(expr=sum(_own_terms(model, lay, c, n, inc[c], _count) for (c, n) in lay.pairs))
-    model.obj = pyo.Objective(expr=model.U_expr - model.q * model.S, sense=pyo.maximize)
+    model.obj = pyo.Objective(expr=model.scale * (model.U_expr - model.q * model.S), sense=pyo.maximize)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import sys
 from ..solvers import certify as certify_mod
 from ..solvers import dipsd as dipsd_mod
 from ..solvers import exact as exact_mod
-from ..solvers import outcomes as outcomes_mod
+from ..solvers import tolerances
 from ..solvers.study import SOLVER_OPTIONS, package_version
 from .stats import HIT_TOL
 
@@ -30,8 +30,10 @@ def run_metadata(book, methods, outcome, *, time_limit: float, workers: int, sch
         "python": platform.python_version(),
         "time limit per task s": time_limit,
         "HiGHS options": SOLVER_OPTIONS,
-        "Dinkelbach": f"improvement tolerance {exact_mod.IMPROVE_RTOL:g} (relative), closed-form agreement {outcomes_mod.AGREE_RTOL:g}, "
-                      f"at most {exact_mod.MAX_ITERATIONS} iterations; certified bound q + max(F_ub, 0) / S_min",
+        "Dinkelbach": f"improvement tolerance {tolerances.IMPROVE_RTOL:g} (relative), closed-form agreement {tolerances.AGREE_RTOL:g}, "
+                      f"at most {exact_mod.MAX_ITERATIONS} iterations; certified bound q + max(F_ub, 0) / S_min with "
+                      f"F_ub = HiGHS's dual bound + {tolerances.HIGHS_SLACK:g} (scaled units); optimal only when that bound "
+                      f"is within {tolerances.OPTIMAL_RTOL:g} (relative) of the plan",
         "certify": f"column generation over span budgets, branching on the batch count; boxes narrower than "
                    f"{certify_mod.MIN_WIDTH:g} (relative) are not split; optimal when the plan is within "
                    f"{certify_mod.OPTIMAL_RTOL:g} of the bound (raised by {certify_mod.SAFETY:g} against rounding)",
@@ -43,5 +45,7 @@ def run_metadata(book, methods, outcome, *, time_limit: float, workers: int, sch
         "workers": workers, "scheduler": scheduler or "local processes",
         "machine cores": os.cpu_count(), "machine": platform.platform(),
         "started (UTC)": stamp(outcome.started), "finished (UTC)": stamp(outcome.finished),
+        "consistency check": ("FAILED: " + "; ".join(outcome.problems)) if outcome.problems else
+            "passed: every plan re-evaluated in closed form, no bound or optimum below another method's plan",
         "interrupted": "yes (Ctrl-C): the report holds the finished tasks" if outcome.interrupted else "no",
     }

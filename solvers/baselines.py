@@ -52,6 +52,9 @@ def solve_sd_nobatch(scenario: Scenario, *, time_limit: float = 60.0) -> SolveRe
         return SolveResult(scenario.name, "sd-nobatch", Status.INFEASIBLE, None, None, None, 0.0,
                            message=f"needs {plural(m, 'batch', 'batches')} but max_batches is {scenario.max_batches}")
     start = evaluate(scenario, Plan(tuple((i,) for i in range(m)), (scenario.start_length,) * m))
+    if not start.feasible:  # a user alone breaks the memory cap, or N = M is outside the batch range
+        return SolveResult(scenario.name, "sd-nobatch", Status.INFEASIBLE, None, None, None, time.perf_counter() - clock.start,
+                           message=f"every user alone is infeasible: {start.reason}")
     best = l_step(scenario, Tables.of(scenario), start, clock)
     if clock.hit or clock.remaining() <= 0:
         status, note = Status.TIME_LIMIT, "every user in its own batch; time limit: lengths not (fully) optimized"

@@ -6,6 +6,8 @@ import enum
 
 from pyomo.contrib.solver.common.results import TerminationCondition
 
+from .tolerances import AGREE_RTOL
+
 
 class MilpOutcome(enum.Enum):
     """How one MILP solve ended."""
@@ -35,8 +37,6 @@ def outcome(res) -> MilpOutcome:
     return _HIGHS_OUTCOME.get(res.termination_condition, MilpOutcome.ERROR)
 
 
-AGREE_RTOL = 1e-6
-"""Largest relative disagreement tolerated between a MILP's ``U - q S`` and the closed form of its plan."""
 
 
 def agrees(ended: MilpOutcome, milp: float, closed: float, scale: float) -> bool:

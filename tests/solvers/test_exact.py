@@ -110,3 +110,46 @@ def test_model_too_large_for_the_time_limit_stops_at_once_without_a_bound():
     r = solve_exact(s, time_limit=5)
     assert r.status is Status.TIME_LIMIT and r.upper_bound_tps is None and r.runtime_s < 5
     assert "would take about" in r.message and r.plan is not None
+
+
+# ----------------------------------------------------------------------------- tolerance-level regressions
+def test_a_mip_start_highs_maps_wrongly_is_solved_again_in_exact_too():
+    """Paper defaults but beta_v = 5 ms, L_ub = 1, 1..2 batches: HiGHS returned the start's columns
+    with the optimal value (exact used to end in `error`); the session solves again without it."""
+    from dipsd.data.scenario import DraftModel, TargetModel
+
+    alphas, betas = (0, 0, 1, 0.5, 0.78), (33.8151, 1, 1, 33.8151, 5)
+    users = tuple(User(name=f"u{i}", alpha=a, draft=DraftModel(beta_ms=b)) for i, (a, b) in enumerate(zip(alphas, betas)))
+    s = Scenario("mip-start", users, target=TargetModel(beta_ms=5), max_draft_length=1, min_batches=1, max_batches=2)
+    brute = solve_enumerate(s)
+    assert brute.throughput_tps == pytest.approx(169.045157, rel=1e-8)
+    for start in (None, brute.plan):
+        e = solve_exact(s, start_plan=start)
+        assert e.status is Status.OPTIMAL and e.throughput_tps == pytest.approx(brute.throughput_tps, rel=1e-9)
+        assert e.upper_bound_tps >= brute.throughput_tps
+        assert_consistent(s, e)
+
+
+def test_optimal_is_claimed_only_when_the_bound_proves_it():
+    """A 600,000 ms server and draft latency with 1e-15 ms/FLOP slopes: HiGHS's default tolerances
+    (1e-6 absolute on an objective of a few tokens) made exact claim `optimal` 6.7e-9 below the
+    optimum, its own F(q) bound positive.  Scaled and tightened, the claim holds to 1e-9 and the
+    bound is above the optimum."""
+    from dipsd.data.scenario import DraftModel, TargetModel
+
+    def user(name, alpha, prefix, comm, c, beta, table=None):
+        return User(name=name, alpha=alpha, prefix_len=prefix, comm_latency_ms=comm,
+                    draft=DraftModel(c_ms_per_flop=c, beta_ms=beta), acceptance=table)
+
+    users = (user("u0", 1.0, 1, 3.0, 1e-15, 600000.0, (1.094959628464748, 1.6802342525380105)),
+             user("u1", 0.78, 512, 3.0, 4.0305e-11, 5.0), user("u2", 1.0, 512, 33.8151, 4.0305e-11, 33.8151),
+             user("u3", 1.0, 16, 3.0, 1e-09, 33.8151, (1.6467924198198634, 2.1637315860115773)),
+             user("u4", 0.0, 512, 0.01, 4.0305e-11, 33.8151))
+    s = Scenario("huge-latencies", users, target=TargetModel(beta_ms=600000.0), memory_cap_bytes=48989470720.0,
+                 max_draft_length=2, min_batches=4, max_batches=4)
+    brute = solve_enumerate(s)
+    for start in (None, brute.plan):
+        e = solve_exact(s, start_plan=start)
+        assert e.status is Status.OPTIMAL and e.throughput_tps >= brute.throughput_tps * (1 - 1e-9)
+        assert e.upper_bound_tps >= brute.throughput_tps
+        assert e.upper_bound_tps <= brute.throughput_tps * (1 + 1e-9)  # optimal: the bound proves it

@@ -1,0 +1,62 @@
+"""Closed-form local search around a plan: the last word on a solver's tolerance-level misses.
+
+A MILP solved "with gap 0" is exact only up to HiGHS's tolerances (:mod:`dipsd.solvers.tolerances`):
+its incumbent can miss a plan that is better by a tolerance-sized amount.  :func:`polish` looks
+for such a plan with the closed-form evaluator alone (nothing from a solver): first-improvement
+moves that change one user's draft length, or (unless ``lengths_only``) move one user to another
+batch or into a batch of its own, accepted only when the plan stays feasible and its ratio grows
+by more than a relative :data:`~dipsd.solvers.tolerances.IMPROVE_RTOL`.  Every accepted move
+strictly raises U/S over a finite set of plans, so the search ends.
+"""
+
+from __future__ import annotations
+
+from ..data.scenario import Scenario
+from ..formulation.evaluate import Evaluation, evaluate
+from ..formulation.plan import Plan
+from .deadline import Deadline
+from .tolerances import IMPROVE_RTOL
+
+
+def _neighbours(scenario: Scenario, plan: Plan, lengths_only: bool, steps: tuple[int, ...] | None):
+    lub = scenario.max_draft_length
+    for m, length in enumerate(plan.lengths):
+        options = range(1, lub + 1) if steps is None else (length + d for d in steps)
+        for new in options:
+            if 1 <= new <= lub and new != length:
+                yield Plan(plan.batches, plan.lengths[:m] + (new,) + plan.lengths[m + 1:])
+    if lengths_only:
+        return
+    batches = [list(b) for b in plan.batches]
+    for src, members in enumerate(batches):
+        for m in members:
+            rest = [u for u in members if u != m]
+            for dst in range(len(batches) + 1):
+                if dst == src or (dst == len(batches) and not rest):
+                    continue
+                moved = [list(b) for b in batches]
+                moved[src] = rest
+                if dst == len(batches):
+                    moved.append([m])
+                else:
+                    moved[dst] = sorted(moved[dst] + [m])
+                yield Plan(tuple(tuple(b) for b in moved if b), plan.lengths)
+
+
+def polish(scenario: Scenario, start: Evaluation, *, lengths_only: bool = False, steps: tuple[int, ...] | None = None,
+           clock: Deadline | None = None, max_moves: int = 1000) -> Evaluation:
+    """The best plan a first-improvement local search from ``start`` reaches (``start`` itself if
+    no move improves it).  ``steps`` limits length changes to those offsets (e.g. ``(-1, 1)``);
+    ``clock`` stops the search when time is up."""
+    best = start
+    for _ in range(max_moves):
+        for plan in _neighbours(scenario, best.plan, lengths_only, steps):
+            ev = evaluate(scenario, plan)
+            if ev.feasible and ev.ratio > best.ratio * (1 + IMPROVE_RTOL):
+                best = ev
+                break
+            if clock is not None and clock.expired():
+                return best
+        else:
+            return best
+    return best
