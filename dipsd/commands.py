@@ -277,6 +277,10 @@ def run_study(args: argparse.Namespace) -> int:
     if outcome.interrupted:
         _interrupted(checkpoint)
         return 130
+    if outcome.problems:
+        print(f"dipsd: the consistency check failed ({plural(len(outcome.problems), 'problem')}, listed in the Run "
+              f"sheet): a bound or an optimum is contradicted by a plan", file=sys.stderr)
+        return 1
     failed = sum(r.status is Status.ERROR for r in outcome.records)
     return 1 if outcome.records and failed == len(outcome.records) else 0
 

@@ -34,7 +34,9 @@ from ..data.workbook import LoadedWorkbook
 from ..errors import InputError
 from ..formulation.plan import Plan
 from ..outputs import atomic_write, set_aside
+from .audit import audit, conflicts, record_problem
 from .results import Record, Status
+from .tolerances import HIGHS_OPTIONS, HIGHS_SLACK, OBJECTIVE_SCALE
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,11 @@ def run_task(task: Task) -> Record:
     t0 = time.perf_counter()
     try:
         start = None
-        if task.start is not None:
+        why = None if task.start is None else record_problem(task.start, task.scenario)
+        if why is not None:
+            log.warning("%s/%s: the %s result it starts from is ignored: %s", task.scenario.name, task.method,
+                        task.start.method, why)
+        elif task.start is not None:
             plan = None
             if task.start.has_plan:
                 plan = Plan.from_names(task.scenario, task.start.batches, dict(task.start.draft_lengths))
@@ -85,11 +91,16 @@ class Checkpoint:
     ``resume`` its header must match this run's in every field that changes results, every
     line must be a record, and the file is rewritten atomically (temporary file, fsync,
     rename) before new records are appended.  Records with status ``error`` are not kept on
-    resume, so their tasks run again.
+    resume, so their tasks run again; nor is a record that fails the re-check of
+    :mod:`dipsd.solvers.audit` against its scenario (its plan re-evaluated, its bound and any
+    claim of optimality held against every plan of the scenario): a warning names the file,
+    the line and why, and the task runs again.
     """
 
-    def __init__(self, path: str, header: dict, *, resume: bool, fresh: bool = False):
+    def __init__(self, path: str, header: dict, *, resume: bool, fresh: bool = False,
+                 scenarios: dict[str, Scenario] | None = None):
         self.path = path
+        self.scenarios = scenarios or {}
         self.records: dict[tuple[str, str], Record] = {}
         self._fh = None
         self._lock = _Lock(path + ".lock")
@@ -131,6 +142,7 @@ class Checkpoint:
         numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]
         if not numbered:
             return
+        line_of: dict[tuple[str, str], int] = {}
         for number, line in numbered:
             try:
                 data = json.loads(line)
@@ -150,6 +162,26 @@ class Checkpoint:
                                  f"move the file aside (--fresh) to start again") from None
             if record.status is not Status.ERROR:
                 self.records[(record.scenario, record.method)] = record
+                line_of[(record.scenario, record.method)] = number
+        self._audit(line_of)
+
+    def _audit(self, line_of: dict[tuple[str, str], int]) -> None:
+        """Drop the records that do not survive the closed-form re-check (module :mod:`.audit`)."""
+        def drop(key, why):
+            log.warning("%s, line %d: %s/%s dropped, %s; the task runs again", self.path, line_of[key], key[0], key[1], why)
+            del self.records[key]
+
+        for key, record in list(self.records.items()):
+            scenario = self.scenarios.get(record.scenario)
+            why = record_problem(record, scenario) if scenario is not None else None
+            if why is not None:
+                drop(key, why)
+        by_scenario: dict[str, list[Record]] = {}
+        for record in self.records.values():
+            by_scenario.setdefault(record.scenario, []).append(record)
+        for records in by_scenario.values():
+            for record, why in conflicts(records):
+                drop((record.scenario, record.method), why)
 
     def _compare(self, old: dict, new: dict) -> None:
         """Refuse to resume under settings that change results, naming each difference."""
@@ -325,6 +357,8 @@ class StudyOutcome:
 
     records: list[Record]
     interrupted: bool = False
+    problems: list[str] = field(default_factory=list)
+    """What the closed-form audit of the final records found (:func:`dipsd.solvers.audit.audit`): empty when sound."""
     started: float = field(default_factory=time.time)
     finished: float = 0.0
 
@@ -348,7 +382,10 @@ def study_header(book: LoadedWorkbook, methods: list[str], time_limit: float) ->
             "highspy": package_version("highspy"), "solver_options": SOLVER_OPTIONS}
 
 
-SOLVER_OPTIONS = "HiGHS mip_rel_gap=0 mip_abs_gap=0 threads=1 per worker process"
+SOLVER_OPTIONS = ("HiGHS mip_rel_gap=0 mip_abs_gap=0 threads=1 per worker process, "
+                  + " ".join(f"{k}={v:g}" for k, v in HIGHS_OPTIONS.items())
+                  + f", objective scaled to {OBJECTIVE_SCALE:g} / (q S_min), dual bounds + {HIGHS_SLACK:g} (scaled units)")
+"""The HiGHS options every MILP solve sets (recorded in the checkpoint header and the Run sheet)."""
 
 
 def run_study(book: LoadedWorkbook, methods: list[str], *, time_limit: float, checkpoint_path: str,
@@ -362,7 +399,8 @@ def run_study(book: LoadedWorkbook, methods: list[str], *, time_limit: float, ch
     from .registry import METHODS
 
     outcome = StudyOutcome(records=[])
-    ckpt = Checkpoint(checkpoint_path, study_header(book, methods, time_limit), resume=resume, fresh=fresh)
+    ckpt = Checkpoint(checkpoint_path, study_header(book, methods, time_limit), resume=resume, fresh=fresh,
+                      scenarios={s.name: s for s in book.scenarios})
     backend = None
     try:
         tasks = [t for t in plan_tasks(book, methods, time_limit) if t.key not in ckpt.records]
@@ -437,6 +475,9 @@ def run_study(book: LoadedWorkbook, methods: list[str], *, time_limit: float, ch
         outcome.records = sorted((r for k, r in ckpt.records.items() if k in order),
                                  key=lambda r: order[(r.scenario, r.method)])
         outcome.finished = time.time()
+        outcome.problems = audit(outcome.records, {s.name: s for s in book.scenarios})
+        for line in outcome.problems:
+            log.error("consistency check: %s", line)
         if finish is not None:
             finish(outcome)
     finally:

@@ -256,12 +256,21 @@ def test_gap_definitions_and_summary():
     assert ex_all.certified == (1, 1)
 
 
-def test_run_task_turns_any_failure_into_an_error_record(small_book):
+def test_run_task_turns_any_failure_into_an_error_record(small_book, monkeypatch):
+    from dipsd.errors import PlanError
+    from dipsd.solvers import registry
     from dipsd.solvers.study import Task, run_task
     scenario = load_workbook(small_book).scenarios[0]
     start = Record.from_json({"scenario": scenario.name, "method": "dipsd", "status": "feasible",
                               "batches": [["nobody"]], "draft_lengths": {"nobody": 1}})
-    record = run_task(Task(scenario, "exact", 5.0, start=start))
+    # a start that is not a plan of the scenario is re-checked and ignored (docs/model.md 6a)
+    assert run_task(Task(scenario, "exact", 5.0, start=start)).status is Status.OPTIMAL
+
+    def broken(*args, **kwargs):
+        raise PlanError("a failure inside the task")
+
+    monkeypatch.setattr(registry, "run_method", broken)
+    record = run_task(Task(scenario, "exact", 5.0))
     assert record.status is Status.ERROR and "PlanError" in record.message and record.throughput_tps is None
 
 
