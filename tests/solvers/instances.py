@@ -76,3 +76,48 @@ def rg_partitions(m, n):
         for lab in range(min(used + 1, n)):
             yield from rec(i + 1, labels + [lab], max(used, lab + 1))
     yield from rec(0, [], 0)
+
+
+def odd_instances(count: int, seed: int) -> list[Scenario]:
+    """Tiny scenarios at the corners the workbook ranges allow (docs/model.md, the contract):
+    alpha 0 and 1, flat and steep measured tables, clones, prefixes 1 to 51,200, latencies
+    0.01 ms to 600,000 ms, slopes 1e-15 to 1e-9 ms/FLOP, memory caps at exactly b users or one
+    byte below, every batch range; L_ub 1..8 (M <= 4) or 1..3 (M = 5)."""
+    from dipsd.data.scenario import DraftModel, TargetModel
+
+    rng = np.random.default_rng(seed)
+    out: list[Scenario] = []
+    for i in range(count):
+        m = int(rng.integers(1, 6))
+        lub = int(rng.choice([1, 1, 2, 3, 4, 8])) if m <= 4 else int(rng.choice([1, 2, 3]))
+
+        def latency():
+            return float(rng.choice([0.01, 1.0, 5.0, 33.8151, 600000.0, rng.uniform(0.01, 200)]))
+
+        users = []
+        for k in range(m):
+            table = None
+            if rng.random() < 0.2:
+                step = rng.choice([0.0, 1.0, 0.5]) if rng.random() < 0.5 else None
+                values, v = [], 1.0
+                for kk in range(1, lub + 1):
+                    v = min(v + (float(step) if step is not None else float(rng.uniform(0, 1))), kk + 1)
+                    values.append(v)
+                table = tuple(values)
+            draft = DraftModel(beta_ms=latency() if rng.random() < 0.5 else 33.8151,
+                               c_ms_per_flop=float(rng.choice([4.0305e-11, 4.0305e-11, 1e-15, 1e-9])))
+            users.append(User(name=f"u{k}", alpha=float(rng.choice([0.0, 1.0, 0.5, 0.78, rng.uniform(0, 1)])),
+                              prefix_len=int(rng.choice([1, 16, 512, 512, 51200])),
+                              comm_latency_ms=latency() if rng.random() < 0.4 else 3.0, draft=draft, acceptance=table))
+        if rng.random() < 0.3 and m >= 2:
+            users[-1] = dataclasses.replace(users[0], name=users[-1].name)
+        target = TargetModel(beta_ms=float(rng.choice([95.1074, 95.1074, 5.0, 0.01, 600000.0])),
+                             c_ms_per_flop=float(rng.choice([1.2077e-11, 1.2077e-11, 1e-14, 1e-9])))
+        s = Scenario(name=f"odd-{seed}-{i}", users=tuple(users), target=target, max_draft_length=lub)
+        if rng.random() < 0.4:
+            b = int(rng.integers(1, m + 1))
+            cap = target.parameter_bytes + target.kv_bytes(b, max(u.prefix_len for u in users)) - float(rng.choice([0, 1]))
+            s = s.with_(memory_cap_bytes=cap)
+        low = int(rng.integers(1, m + 1))
+        out.append(s.with_(min_batches=low, max_batches=int(rng.integers(low, m + 1))))
+    return out
