@@ -69,6 +69,7 @@ from ..formulation.evaluate import Evaluation, evaluate, greedy_batches
 from ..formulation.plan import Plan
 from ..formulation.tables import Tables
 from .deadline import Deadline
+from .highs_adapter import spend_banner
 from .results import SolveResult, Status
 from .start import simple_plan
 
@@ -103,6 +104,7 @@ _INF = highspy.kHighsInf
 
 
 def _new_highs() -> highspy.Highs:
+    spend_banner()
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("threads", 1)  # the same as every HiGHS use in dipsd (one thread pool per process)

@@ -11,6 +11,8 @@ and the solve runs without it (slower, never wrong).
 from __future__ import annotations
 
 import logging
+import os
+import sys
 
 import numpy as np
 
@@ -58,3 +60,42 @@ def _pyomo_version() -> str:
     import pyomo.version
 
     return pyomo.version.version
+
+
+_banner_spent = False
+
+
+def spend_banner() -> None:
+    """HiGHS prints its banner ("Running HiGHS ... Copyright") on the C-level stdout once per
+    process, when the first ``Highs`` object is made, whatever its options.  Make that first
+    object here with file descriptor 1 pointed at stderr, so that stdout holds only what a
+    command promises (tables, JSON lines).  Idempotent and cheap after the first call; called
+    before every HiGHS object dipsd makes."""
+    global _banner_spent
+    if _banner_spent:
+        return
+    _banner_spent = True
+    import highspy
+
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no stdout at all: nothing to protect
+        highspy.Highs()
+        return
+    try:
+        os.dup2(2, 1)
+        highspy.Highs()
+        _flush_c_stdio()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _flush_c_stdio() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError, TypeError):  # pragma: no cover - no C library to reach
+        pass

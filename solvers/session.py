@@ -30,7 +30,7 @@ from ..errors import SolverError
 from ..formulation.evaluate import Evaluation, evaluate
 from ..formulation.plan import Plan
 from .deadline import Deadline
-from .highs_adapter import manual_parameter_updates, set_mip_start
+from .highs_adapter import manual_parameter_updates, set_mip_start, spend_banner
 from .outcomes import MilpOutcome, agrees, outcome
 from .tolerances import HIGHS_OPTIONS, HIGHS_SLACK, OBJECTIVE_SCALE
 
@@ -72,6 +72,7 @@ class MilpSession:
         self.solver = self._instance()
 
     def _instance(self):
+        spend_banner()
         solver = SolverFactory("highs")
         solver.set_instance(self.model)
         manual_parameter_updates(solver)  # only Params change; a MIP start must survive into solve()

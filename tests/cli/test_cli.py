@@ -142,3 +142,19 @@ def test_extreme_but_valid_values_never_crash_a_method(tmp_path, run_cli):
     for r in rows:
         if r["upper_bound_tps"] is not None:
             assert r["upper_bound_tps"] >= r["throughput_tps"]
+
+
+@pytest.mark.parametrize("method", ["certify", "exact", "dipsd", "all"])
+def test_json_output_parses_line_by_line_in_a_fresh_process(method):
+    """HiGHS prints its banner on the C-level stdout at the first solver object of a process; a
+    fresh process must still print nothing but JSON lines on stdout."""
+    import json
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "dipsd.cli", "solve", "--method", method, "--scenario", "het-M4-1",
+                          "--json", "--time-limit", "20"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines and all(isinstance(json.loads(line), dict) for line in lines)
+    assert "Running HiGHS" not in run.stdout
