@@ -59,6 +59,7 @@ def run_study(source, methods: Sequence[str] | None = None, *, time_limit: float
     folder.  The columns are those of :func:`dipsd.reports.frames.records_frame`.
     """
     from .reports.excel import write_report
+    from .reports.figures import gap_figure, gaps_png
     from .reports.metadata import run_metadata
     from .solvers.registry import METHODS
     from .solvers.study import run_study as run
@@ -81,13 +82,16 @@ def run_study(source, methods: Sequence[str] | None = None, *, time_limit: float
     inputs = [book.path] if os.path.exists(book.path) else []
     report = check_output(out, inputs=inputs, what="out")
     check_output(report + ".jsonl", inputs=inputs, suffix=".jsonl", what="checkpoint")
+    png = check_output(gaps_png(report), inputs=inputs, suffix=".png", what="figure")
 
     def finish(outcome) -> None:
         info = run_metadata(book, methods, outcome, time_limit=time_limit, workers=workers, scheduler=scheduler,
                             command_line=f"dipsd.run_study(..., methods={methods!r}, time_limit={time_limit!r})")
         if fresh:
             set_aside(report)  # the earlier study's report goes with its checkpoint, never overwritten
+            set_aside(png)
         write_report(report, book, outcome.records, methods, info)
+        gap_figure(png, outcome.records, num_users, methods)
 
     outcome = run(book, methods, time_limit=time_limit, checkpoint_path=report + ".jsonl", workers=workers,
                   scheduler=scheduler, resume=resume, fresh=fresh, on_done=progress_fn, finish=finish)

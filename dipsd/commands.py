@@ -152,7 +152,7 @@ TABLE_HEADER = (f"{'scenario':<16} {'method':<11} {'status':<11} {'tokens/s':>10
 
 
 def run_solve(args: argparse.Namespace) -> int:
-    from .reports.stats import gap, headline, headline_text, reference
+    from .reports.stats import gap, gap_statements, headline, headline_text, reference, statement_text
     from .solvers.registry import METHODS, run_method, start_from
     from .solvers.results import Status
 
@@ -182,6 +182,8 @@ def run_solve(args: argparse.Namespace) -> int:
                 _print_result(args, result, s, shown, g.proven if g.proven is not None else g.certified)
         everything += records
     if len(methods) > 1 and not args.json:
+        print()
+        print(statement_text(gap_statements(everything, {s.name: s.num_users for s in scenarios}, methods)))
         print()
         print(headline_text(headline(everything, methods)))
     return 1 if failures == total else 0
@@ -249,6 +251,7 @@ def _interrupted(checkpoint: str) -> None:
 
 def run_study(args: argparse.Namespace) -> int:
     from .reports.excel import write_report
+    from .reports.figures import gap_figure, gaps_png
     from .solvers.registry import METHODS
     from .solvers.study import run_study as run
     from .solvers.results import Status
@@ -259,21 +262,30 @@ def run_study(args: argparse.Namespace) -> int:
         raise InputError(f"--methods: unknown method {unknown[0] if unknown else '(none)'!r}; choose from {', '.join(METHODS)}")
     source = args.workbook or example_path()
     report, checkpoint = _study_outputs(args.out, [source])
+    png = check_output(gaps_png(report), inputs=[source], suffix=".png", what="figure")
     book = load_workbook(source)
 
     def finish(outcome) -> None:
         if args.fresh:
             set_aside(report)  # the earlier study's report goes with its checkpoint, never overwritten
+            set_aside(png)
         write_report(report, book, outcome.records, methods, run_info(args, book, methods, outcome))
+        gap_figure(png, outcome.records, {s.name: s.num_users for s in book.scenarios}, methods)
 
     outcome = run(book, methods, time_limit=args.time_limit, checkpoint_path=checkpoint, workers=args.workers,
                   scheduler=args.scheduler, resume=args.resume, fresh=args.fresh, on_done=Progress(args.quiet),
                   finish=finish)
-    from .reports.stats import headline, headline_text
+    from .reports.stats import gap_statements, headline, headline_text, statement_text
 
+    num_users = {s.name: s.num_users for s in book.scenarios}
+    done = sum(1 for s in book.scenarios if all(any(r.scenario == s.name and r.method == m for r in outcome.records)
+                                                for m in methods))
+    print(statement_text(gap_statements(outcome.records, num_users, methods), done=done, total=len(book.scenarios),
+                         interrupted=outcome.interrupted))
+    print()
     print(headline_text(headline(outcome.records, methods)))
     n = len(outcome.records)
-    print(f"wrote {args.out} ({plural(n, 'task')}; gaps per scenario in its Summary and Instances sheets)")
+    print(f"wrote {args.out} ({plural(n, 'task')}; gaps per scenario in its Summary and Instances sheets) and {png}")
     if outcome.interrupted:
         _interrupted(checkpoint)
         return 130

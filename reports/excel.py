@@ -28,7 +28,7 @@ from . import stats
 import pandas as pd
 
 from .frames import records_frame
-from .stats import CERTIFIED_LEVELS, gap, headline, references, summarize
+from .stats import CERTIFIED_LEVELS, gap, gap_statements, headline, references, sentence, summarize
 
 FMT = {"tps": "0.000", "gap": "0.0000", "s": "0.000", "ms": "0.000", "int": "0", "tok": "0.0000", "bytes": "0", "gb": "0.000000", "ratio": "0.000"}
 HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
@@ -71,28 +71,22 @@ def _table(ws, headers: Sequence[tuple[str, str | None]], rows: Sequence[Sequenc
         ws.add_table(table)
 
 
-def _colour_gaps(ws, columns: list[int], first_row: int, last_row: int, *, per_method: list[str] | None = None) -> None:
-    """Green (0) to red (the largest) colour scales on gap columns: one scale per column, and with
-    ``per_method`` (the method of each row) one per method, so that one bad method does not wash out the others."""
+def _colour_gaps(ws, columns: list[int], first_row: int, last_row: int) -> None:
+    """One fixed colour scale for every gap cell of every method: green at 0 %, yellow at 1 %, red
+    from 10 % up, so that a colour means the same gap wherever it appears."""
     if last_row < first_row:
         return
-    groups: dict[str, list[int]] = {"": list(range(first_row, last_row + 1))}
-    if per_method:  # a method's rows are not contiguous (grouped by users): one scale over its cells
-        groups = {}
-        for i, m in enumerate(per_method):
-            groups.setdefault(m, []).append(first_row + i)
     for j in columns:
         letter = get_column_letter(j)
-        for rows in groups.values():
-            _scale(ws, " ".join(f"{letter}{r}" for r in rows))
+        _scale(ws, f"{letter}{first_row}:{letter}{last_row}")
 
 
 def _scale(ws, ranges: str) -> None:
     ws.conditional_formatting.add(
         ranges,
         ColorScaleRule(start_type="num", start_value=0, start_color="63BE7B",
-                       mid_type="percentile", mid_value=50, mid_color="FFEB84",
-                       end_type="max", end_color="F8696B"),
+                       mid_type="num", mid_value=1, mid_color="FFEB84",
+                       end_type="num", end_value=10, end_color="F8696B"),
     )
 
 
@@ -100,25 +94,40 @@ def write_report(path: str, book: LoadedWorkbook, records: list[Record], methods
     """Write the report of a study to ``path`` (atomically)."""
     num_users = {s.name: s.num_users for s in book.scenarios}
     wb = Workbook()
-    _summary(wb.active, records, num_users, methods)
+    statements = gap_statements(records, num_users, methods)
+    _summary(wb.active, records, num_users, methods, statements)
+    _gaps(wb.create_sheet("Gaps"), statements)
     _results(wb.create_sheet("Results"), records, num_users)
     _instances(wb.create_sheet("Instances"), book, records, methods)
     _plans(wb.create_sheet("Plans"), book, records)
     _charts(wb.create_sheet("Charts"), wb.create_sheet("Chart data"), records, num_users, methods)
     _run(wb.create_sheet("Run"), run_info)
+    for ws in wb.worksheets:  # print setup: landscape, one page wide, the header row on every page
+        ws.page_setup.orientation = "landscape"
+        ws.sheet_properties.pageSetUpPr.fitToPage = True
+        ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
+        if ws.title not in ("Summary", "Charts"):
+            ws.print_title_rows = "1:1"
     save_atomically(wb, path)
 
 
-def _summary(ws, records, num_users, methods) -> None:
+def _summary(ws, records, num_users, methods, statements) -> None:
+    """The answer first (a sentence per method, :func:`~dipsd.reports.stats.sentence`), a blank row,
+    the headline table, a blank row, the table per number of users."""
     ws.title = "Summary"
+    said = [sentence(st) for st in statements if st.group == "all"]
+    for i, text in enumerate(said, start=1):
+        ws.cell(row=i, column=1).value = text
+        ws.cell(row=i, column=1).data_type = "s"  # text from method names is never a formula
+    offset = len(said) + 1 if said else 0
     top = headline(records, methods)
     head = [("method", None), ("scenarios", "int"), ("with a result", "int"), ("optimum proven", "int"),
             ("hit optimum", "int"), ("mean gap % (proven)", "gap"), ("worst gap %", "gap"), ("worst gap is", None),
             ("worst scenario", None)]
     _table(ws, head, [[h.method, h.scenarios, h.results, h.proven, h.hits, h.gap_mean, h.worst_gap, h.worst_kind,
-                       h.worst_scenario] for h in top], text=[0, 8], freeze=False, name="Headline")
-    _colour_gaps(ws, [6, 7], 2, len(top) + 1)
-    start = len(top) + 3
+                       h.worst_scenario] for h in top], text=[0, 8], freeze=False, name="Headline", start_row=offset + 1)
+    _colour_gaps(ws, [6, 7], offset + 2, offset + len(top) + 1)
+    start = offset + len(top) + 3
     rows = summarize(records, num_users, methods)
     levels = [f"certified gap <= {level:g} %" for level in CERTIFIED_LEVELS]
     headers = [("users", None), ("method", None), ("scenarios", "int"), ("with a result", "int"),
@@ -131,9 +140,22 @@ def _summary(ws, records, num_users, methods) -> None:
              r.gap_max, r.hits, r.gaps_proven, *r.certified, r.certified_max, r.open_certified_mean,
              r.runtime_mean, r.iterations_mean] for r in rows]
     _table(ws, headers, data, start_row=start, freeze=False, name="Summary")
-    ws.freeze_panes = "B2"
     gap_cols = [j for j, (title, _) in enumerate(headers, start=1) if "gap %" in title]
-    _colour_gaps(ws, gap_cols, start + 1, start + len(data), per_method=[r.method for r in rows])
+    _colour_gaps(ws, gap_cols, start + 1, start + len(data))
+
+
+def _gaps(ws, statements) -> None:
+    """How far each method is from optimal, per number of users and overall: proven gaps (to a
+    proven optimum) and certified gaps (where the optimum is open: at most) in separate columns."""
+    headers = [("method", None), ("users", "int"), ("rows", None), ("proven: scenarios", "int"), ("optimal", "int"),
+               ("proven mean gap %", "gap"), ("proven median gap %", "gap"), ("proven max gap %", "gap"),
+               ("certified (optimum open): scenarios", "int"), ("certified mean gap % (at most)", "gap"),
+               ("certified max gap % (at most)", "gap")]
+    data = [[st.method, None if st.group == "all" else int(st.group), "all sizes" if st.group == "all" else "one size",
+             st.proven_n, st.hits, st.proven_mean, st.proven_median, st.proven_max, st.open_n, st.open_mean, st.open_max]
+            for st in statements]
+    _table(ws, headers, data, text=[0, 2], name="Gaps")
+    _colour_gaps(ws, [6, 7, 8, 10, 11], 2, len(data) + 1)
 
 
 def _results(ws, records, num_users) -> None:

@@ -6,7 +6,8 @@ the names): ``scenario``, ``users``, ``method``, ``status`` (categorical), ``thr
 ``upper_bound_tps`` (the method's own certified bound), ``optimum_tps`` (NaN unless some
 method proved it), ``best_bound_tps`` (the best bound any method proved), ``gap_pct`` (to
 the proven optimum), ``certified_gap_pct`` (to the best bound: the true gap is at most
-this), ``num_batches``, ``span_ms``, ``expected_tokens``, ``runtime_s``, ``iterations``,
+this), ``gap_kind`` (``proven`` where the optimum is proven, ``certified`` where only a bound
+is, ``none``), ``num_batches``, ``span_ms``, ``expected_tokens``, ``runtime_s``, ``iterations``,
 ``message``.
 """
 
@@ -20,7 +21,7 @@ from ..solvers.results import Record, Status
 from .stats import gap, references
 
 COLUMNS = ("scenario", "users", "method", "status", "throughput_tps", "upper_bound_tps", "optimum_tps", "best_bound_tps",
-           "gap_pct", "certified_gap_pct", "num_batches", "span_ms", "expected_tokens", "runtime_s", "iterations", "message")
+           "gap_pct", "certified_gap_pct", "gap_kind", "num_batches", "span_ms", "expected_tokens", "runtime_s", "iterations", "message")
 FLOATS = ("throughput_tps", "upper_bound_tps", "optimum_tps", "best_bound_tps", "gap_pct", "certified_gap_pct", "span_ms",
           "expected_tokens", "runtime_s")
 INTS = ("users", "num_batches", "iterations")
@@ -42,7 +43,9 @@ def records_frame(records: list[Record], num_users: dict[str, int]) -> pd.DataFr
             "scenario": r.scenario, "users": num_users.get(r.scenario), "method": r.method, "status": r.status.value,
             "throughput_tps": _num(r.throughput_tps), "upper_bound_tps": _num(r.upper_bound_tps),
             "optimum_tps": _num(ref.optimum if ref else None), "best_bound_tps": _num(ref.bound if ref else None),
-            "gap_pct": _num(g.proven), "certified_gap_pct": _num(g.certified), "num_batches": r.num_batches,
+            "gap_pct": _num(g.proven), "certified_gap_pct": _num(g.certified),
+            "gap_kind": "proven" if g.proven is not None else ("certified" if g.certified is not None else "none"),
+            "num_batches": r.num_batches,
             "span_ms": _num(r.span_ms), "expected_tokens": _num(r.expected_tokens),
             "runtime_s": _num(r.runtime_s), "iterations": r.iterations, "message": r.message,
         })
@@ -84,6 +87,9 @@ def read_report(path: str) -> dict[str, pd.DataFrame]:
     for name, raw in sheets.items():
         if name == "Summary":
             out["Headline"], out["Summary"] = _split_summary(raw)
+            first = raw.iloc[:, 0].tolist()
+            said = first[:first.index("method")]
+            out["Answer"] = pd.DataFrame({"statement": [str(x) for x in said if isinstance(x, str) and x]})
         elif name != "Charts":
             out[name] = _with_header(raw)
     if "Results" in out:
@@ -98,8 +104,10 @@ def _with_header(raw: pd.DataFrame) -> pd.DataFrame:
 
 
 def _split_summary(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Summary holds the headline block, a blank row, then the table per number of users."""
+    """Summary holds the sentences, a blank row, the headline block, a blank row, then the table per
+    number of users."""
     first = raw.iloc[:, 0].astype(str).tolist()
     detail = first.index("users")
-    head = raw.iloc[:detail].dropna(how="all")
+    top = first.index("method")
+    head = raw.iloc[top:detail].dropna(how="all")
     return _with_header(head.dropna(axis=1, how="all")), _with_header(raw.iloc[detail:].dropna(axis=1, how="all"))

@@ -207,3 +207,103 @@ def headline_text(rows: list[Headline]) -> str:
     lines.append("optimal: hits of the scenarios whose optimum is proven; a worst gap marked (<=) is certified: "
                  "the true gap is at most that")
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- the answer, stated
+@dataclass(frozen=True)
+class GapStatement:
+    """How far one method is from optimal over a set of scenarios, proven and certified kept apart.
+
+    Proven gaps are to a proven optimum (``proven_n`` scenarios, users ``proven_users``);
+    certified gaps are to the best bound any method proved, on the scenarios whose optimum is
+    open (``open_n``, users ``open_users``): the true gap is at most that.
+    """
+
+    method: str
+    group: str  # a number of users, or "all"
+    proven_n: int
+    hits: int
+    proven_mean: float | None
+    proven_median: float | None
+    proven_max: float | None
+    proven_users: tuple[int, ...]
+    open_n: int
+    open_mean: float | None
+    open_max: float | None
+    open_users: tuple[int, ...]
+
+
+def gap_statements(records: list[Record], num_users: dict[str, int], methods: list[str]) -> list[GapStatement]:
+    """Per method, per number of users and overall (group ``"all"``), in that order."""
+    refs = references(records)
+    out = []
+    for method in methods:
+        rows = [r for r in records if r.method == method and r.throughput_tps is not None]
+        sizes = sorted({num_users[r.scenario] for r in rows if r.scenario in num_users})
+        for label, chosen in [(str(m), [r for r in rows if num_users.get(r.scenario) == m]) for m in sizes] + [("all", rows)]:
+            proven, open_ = [], []
+            for r in chosen:
+                g = gap(r, refs.get(r.scenario))
+                if g.proven is not None:
+                    proven.append((max(g.proven, 0.0), num_users.get(r.scenario, 0)))
+                elif g.certified is not None:
+                    open_.append((max(g.certified, 0.0), num_users.get(r.scenario, 0)))
+            p, o = [v for v, _ in proven], [v for v, _ in open_]
+            out.append(GapStatement(
+                method, label, len(p), sum(v <= 100.0 * HIT_TOL for v in p),
+                statistics.fmean(p) if p else None, statistics.median(p) if p else None, max(p) if p else None,
+                tuple(sorted({m for _, m in proven})), len(o), statistics.fmean(o) if o else None,
+                max(o) if o else None, tuple(sorted({m for _, m in open_}))))
+    return out
+
+
+def _users(ms: tuple[int, ...]) -> str:
+    if not ms:
+        return ""
+    return f"M {ms[0]}" if ms[0] == ms[-1] else f"M {ms[0]}-{ms[-1]}"
+
+
+def _pct(value: float) -> str:
+    return f"{value:.2g} %" if 0 < value < 0.01 else f"{value:.2f} %"
+
+
+def sentence(st: GapStatement) -> str:
+    """One plain sentence: e.g. "dipsd: optimal on 39 of 46; mean gap 0.31 %, worst 5.90 % (proven,
+    46 scenarios, M 2-12); elsewhere at most 0.70 % from optimal (certified: mean 0.35 %, 10
+    scenarios, M 20-50)"."""
+    parts = []
+    if st.proven_n:
+        parts.append(f"optimal (within 1e-6) on {st.hits} of {st.proven_n}; mean gap {_pct(st.proven_mean)}, worst "
+                     f"{_pct(st.proven_max)} (proven, {st.proven_n} scenario{'s' * (st.proven_n != 1)}, "
+                     f"{_users(st.proven_users)})")
+    if st.open_n:
+        where = "elsewhere" if st.proven_n else "where no optimum is proven"
+        parts.append(f"{where} at most {_pct(st.open_max)} from optimal (certified: mean {_pct(st.open_mean)}, "
+                     f"{st.open_n} scenario{'s' * (st.open_n != 1)}, {_users(st.open_users)})")
+    if not parts:
+        parts.append("no gap known (no proven optimum and no certified bound on its scenarios)")
+    return f"{st.method}: " + "; ".join(parts)
+
+
+def statement_text(statements: list[GapStatement], *, done: int | None = None, total: int | None = None,
+                   interrupted: bool = False) -> str:
+    """The answer for the console: a sentence per method, then the gap per number of users with
+    proven and certified (<=) columns apart; a partial study says how far it got."""
+    lines = []
+    if total is not None and done is not None and (done < total or interrupted):
+        lines.append(f"{done} of {total} scenarios done{' (interrupted)' if interrupted else ''}: the numbers below "
+                     f"cover those")
+    lines += [sentence(st) for st in statements if st.group == "all"]
+    lines.append("")
+    lines.append(f"{'method':<12} {'M':>5}  {'proven: n':>9} {'optimal':>7} {'mean %':>9} {'median %':>9} {'max %':>9}"
+                 f"   {'certified <=: n':>15} {'mean %':>9} {'max %':>9}")
+
+    def num(v):
+        return f"{'-':>9}" if v is None else f"{v:>9.4f}"
+
+    for st in statements:
+        lines.append(f"{st.method:<12} {st.group:>5}  {st.proven_n:>9} {st.hits:>7} {num(st.proven_mean)} "
+                     f"{num(st.proven_median)} {num(st.proven_max)}   {st.open_n:>15} {num(st.open_mean)} {num(st.open_max)}")
+    lines.append("proven: gap to a proven optimum; certified <=: where the optimum is open, the gap to the best "
+                 "certified bound (the true gap is at most that)")
+    return "\n".join(lines)

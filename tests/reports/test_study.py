@@ -50,7 +50,7 @@ def test_study_report_sheets_and_values(small_book, tmp_path, run_cli, monkeypat
     assert header["scenarios_sha256"] == load_workbook(small_book).fingerprint
     assert len(records) == 4 * 5
     wb = openpyxl.load_workbook(report)
-    assert wb.sheetnames == ["Summary", "Results", "Instances", "Plans", "Charts", "Chart data", "Run"]
+    assert wb.sheetnames == ["Summary", "Gaps", "Results", "Instances", "Plans", "Charts", "Chart data", "Run"]
     charts = wb["Charts"]._charts
     assert [len(c.series) for c in charts] == [4, 5, 5]  # gap (exact left out), runtime, throughput
     assert charts[1].y_axis.scaling.logBase == 10  # runtime on a logarithmic axis
@@ -99,7 +99,7 @@ def test_study_report_sheets_and_values(small_book, tmp_path, run_cli, monkeypat
     assert wb["Instances"].conditional_formatting
     # every table has filter buttons (an Excel table each, two on Summary)
     assert {name for ws in wb.worksheets for name in ws.tables} == {
-        "Headline", "Summary", "Results", "Instances", "Plans", "ChartData", "Run"}
+        "Headline", "Summary", "Gaps", "Results", "Instances", "Plans", "ChartData", "Run"}
     # no column of Instances is empty by construction (ad gives no bound, no optimum is open here)
     head, rows = sheet_rows(wb["Instances"])
     assert all(any(row[j] is not None for row in rows) for j in range(len(head)))

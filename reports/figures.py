@@ -1,0 +1,106 @@
+"""The study's answer as a picture: ``REPORT-gaps.png`` (matplotlib), written beside the report.
+
+Left: each heuristic's gap to optimal by number of users, on its own axis (symmetric-log, so
+sub-1 % gaps stay visible next to large ones): where the optimum is proven, the mean gap as a
+line and the worst as a hollow marker; where it is open, a bar up to the worst certified gap
+(the true gap is at most its top).  Right: every method's throughput as a share of the best
+plan any method found, by number of users (baselines included).  Heuristics are the methods
+that return plans and never a bound; methods that prove bounds are the reference.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+
+from ..solvers.results import Record
+from .stats import gap, references
+
+
+def gap_figure(path: str, records: list[Record], num_users: dict[str, int], methods: list[str]) -> None:
+    """Draw the figure to ``path`` (replaced atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    refs = references(records)
+    proves = {r.method for r in records if r.upper_bound_tps is not None}
+    heuristics = [m for m in methods if m not in proves and any(r.method == m and r.has_plan for r in records)]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    markers = ["o", "s", "^", "D", "v", "P", "X", "*"]
+    sizes = sorted({num_users[r.scenario] for r in records if r.scenario in num_users})
+    width = 0.8 / max(1, len(heuristics))
+    for i, method in enumerate(heuristics):
+        colour = f"C{i}"
+        proven: dict[int, list[float]] = {}
+        certified: dict[int, list[float]] = {}
+        for r in records:
+            if r.method != method or r.throughput_tps is None or r.scenario not in num_users:
+                continue
+            g = gap(r, refs.get(r.scenario))
+            if g.proven is not None:
+                proven.setdefault(num_users[r.scenario], []).append(max(g.proven, 0.0))
+            elif g.certified is not None:
+                certified.setdefault(num_users[r.scenario], []).append(max(g.certified, 0.0))
+        xs = sorted(proven)
+        if xs:
+            left.plot(xs, [statistics.fmean(proven[x]) for x in xs], marker=markers[i % len(markers)], color=colour,
+                      label=f"{method}: mean gap (proven)")
+            left.plot(xs, [max(proven[x]) for x in xs], linestyle="none", marker=markers[i % len(markers)],
+                      fillstyle="none", markersize=9, color=colour, label=f"{method}: worst gap (proven)")
+        if certified:
+            cx = sorted(certified)
+            left.bar([x + (i - (len(heuristics) - 1) / 2) * width for x in cx], [max(certified[x]) for x in cx],
+                     width=width, color=colour, alpha=0.35, edgecolor=colour,
+                     label=f"{method}: at most (certified, optimum open)")
+    left.set_yscale("symlog", linthresh=0.01)
+    left.set_ylim(bottom=0)
+    left.set_title("How far from optimal (heuristics)")
+    left.set_xlabel("users M")
+    left.set_ylabel("gap to optimal, %")
+    left.xaxis.set_major_locator(MaxNLocator(integer=True))
+    left.grid(alpha=0.3)
+    if left.get_legend_handles_labels()[0]:
+        left.legend(fontsize=7)
+    else:
+        left.text(0.5, 0.5, "no heuristic with a plan in this study", ha="center", transform=left.transAxes)
+    for i, method in enumerate(methods):
+        shares: dict[int, list[float]] = {}
+        for r in records:
+            ref = refs.get(r.scenario)
+            if r.method == method and r.throughput_tps and ref is not None and ref.best and r.scenario in num_users:
+                shares.setdefault(num_users[r.scenario], []).append(100.0 * r.throughput_tps / ref.best)
+        xs = sorted(shares)
+        if xs:
+            right.plot(xs, [statistics.fmean(shares[x]) for x in xs], marker=markers[i % len(markers)],
+                       linestyle="-" if method in heuristics or method in proves else "--", label=method)
+    right.set_title("Throughput as % of the best plan found (mean)")
+    right.set_xlabel("users M")
+    right.set_ylabel("% of the best plan")
+    right.xaxis.set_major_locator(MaxNLocator(integer=True))
+    right.grid(alpha=0.3)
+    right.legend(fontsize=7)
+    if sizes:
+        for ax in (left, right):
+            ax.set_xlim(min(sizes) - 0.6, max(sizes) + 0.6)
+    fig.tight_layout()
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".dipsd-", suffix=".png", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fig.savefig(fh, dpi=120, format="png")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    finally:
+        plt.close(fig)
+
+
+def gaps_png(report: str) -> str:
+    """The figure's path for a report: ``REPORT-gaps.png`` beside ``REPORT.xlsx``."""
+    return os.path.splitext(report)[0] + "-gaps.png"
