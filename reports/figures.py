@@ -82,7 +82,8 @@ def gap_figure(path: str, records: list[Record], num_users: dict[str, int], meth
     right.set_ylabel("% of the best plan")
     right.xaxis.set_major_locator(MaxNLocator(integer=True))
     right.grid(alpha=0.3)
-    right.legend(fontsize=7)
+    if right.get_legend_handles_labels()[0]:
+        right.legend(fontsize=7)
     if sizes:
         for ax in (left, right):
             ax.set_xlim(min(sizes) - 0.6, max(sizes) + 0.6)
