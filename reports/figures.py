@@ -58,14 +58,7 @@ def gap_figure(path: str, records: list[Record], num_users: dict[str, int], meth
                      label=f"{method}: at most (certified, optimum open)")
     left.set_yscale("symlog", linthresh=0.01)
     left.set_ylim(bottom=0)
-    left.set_title("How far from optimal (heuristics)")
-    left.set_xlabel("users M")
-    left.set_ylabel("gap to optimal, %")
-    left.xaxis.set_major_locator(MaxNLocator(integer=True))
-    left.grid(alpha=0.3)
-    if left.get_legend_handles_labels()[0]:
-        left.legend(fontsize=7)
-    else:
+    if not _frame(left, "How far from optimal (heuristics)", "gap to optimal, %", MaxNLocator):
         left.text(0.5, 0.5, "no heuristic with a plan in this study", ha="center", transform=left.transAxes)
     for i, method in enumerate(methods):
         shares: dict[int, list[float]] = {}
@@ -77,13 +70,7 @@ def gap_figure(path: str, records: list[Record], num_users: dict[str, int], meth
         if xs:
             right.plot(xs, [statistics.fmean(shares[x]) for x in xs], marker=markers[i % len(markers)],
                        linestyle="-" if method in heuristics or method in proves else "--", label=method)
-    right.set_title("Throughput as % of the best plan found (mean)")
-    right.set_xlabel("users M")
-    right.set_ylabel("% of the best plan")
-    right.xaxis.set_major_locator(MaxNLocator(integer=True))
-    right.grid(alpha=0.3)
-    if right.get_legend_handles_labels()[0]:
-        right.legend(fontsize=7)
+    _frame(right, "Throughput as % of the best plan found (mean)", "% of the best plan", MaxNLocator)
     if sizes:
         for ax in (left, right):
             ax.set_xlim(min(sizes) - 0.6, max(sizes) + 0.6)
@@ -100,6 +87,19 @@ def gap_figure(path: str, records: list[Record], num_users: dict[str, int], meth
         raise
     finally:
         plt.close(fig)
+
+
+def _frame(ax, title: str, ylabel: str, locator) -> bool:
+    """Title, axis labels, integer user ticks, grid and a legend if anything is labelled (whether one is)."""
+    ax.set_title(title)
+    ax.set_xlabel("users M")
+    ax.set_ylabel(ylabel)
+    ax.xaxis.set_major_locator(locator(integer=True))
+    ax.grid(alpha=0.3)
+    labelled = bool(ax.get_legend_handles_labels()[0])
+    if labelled:
+        ax.legend(fontsize=7)
+    return labelled
 
 
 def gaps_png(report: str) -> str:
