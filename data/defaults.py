@@ -13,6 +13,9 @@ TARGET_HIDDEN = 5120
 TARGET_FFN_HIDDEN = 25600
 VERIFY_C_MS_PER_FLOP = 1.2077e-11
 VERIFY_BETA_MS = 95.1074
+VERIFY_BETA_FLOOR_MS = 1e-6
+"""Smallest server intercept beta_v accepted: every batch costs at least beta_v, so the span is at
+least this and throughputs stay finite (docs/model.md, "What the numbers promise")."""
 MEMORY_CAP_BYTES = 8.0e10
 
 # draft model on each device

@@ -23,6 +23,13 @@ class TargetModel:
     c_ms_per_flop: float = D.VERIFY_C_MS_PER_FLOP
     beta_ms: float = D.VERIFY_BETA_MS
 
+    def __post_init__(self) -> None:
+        if not (self.c_ms_per_flop > 0 and math.isfinite(self.c_ms_per_flop)):
+            raise ValueError(f"target model: c_ms_per_flop must be a finite number > 0, got {self.c_ms_per_flop}")
+        if not (D.VERIFY_BETA_FLOOR_MS <= self.beta_ms < math.inf):
+            raise ValueError(f"target model: beta_ms must be >= {D.VERIFY_BETA_FLOOR_MS:g} ms (every batch costs at "
+                             f"least beta_v, so the span stays positive), got {self.beta_ms}")
+
     @property
     def parameter_bytes(self) -> float:
         """``Gamma_p = J_v * (8 h1^2 + 4 h1 h2)``."""

@@ -60,8 +60,9 @@ class Column:
         if self.kind == "int":
             hi = f" and <= {int(self.maximum):,}" if self.maximum is not None else ""
             return f"a whole number >= {int(self.minimum or 1)}{hi}{unit}"
+        low = f">= {self.minimum:g}" if self.minimum else "> 0"
         if self.maximum is not None:
-            return f"a number > 0 and <= {self.maximum:g}{unit}"
+            return f"a number {low} and <= {self.maximum:g}{unit}"
         return "a number > 0"
 
     def unusual(self, value) -> bool:
@@ -85,13 +86,15 @@ def _model_columns(prefix: str, what: str, blocks: str, hidden: str, ffn: str, d
     )
 
 
-def _latency_columns(slope: str, intercept: str, where: str, c: str, beta: str, law: str, defaults) -> tuple[Column, ...]:
-    """The latency model ``G(b, F) = c b F + beta`` of a device or the server."""
+def _latency_columns(slope: str, intercept: str, where: str, c: str, beta: str, law: str, defaults,
+                     floor: float | None = None) -> tuple[Column, ...]:
+    """The latency model ``G(b, F) = c b F + beta`` of a device or the server (``floor``: the
+    smallest intercept accepted, if any)."""
     return (
         Column(slope, "float", "ms/FLOP", f"{where} latency slope {c} in {law}", defaults[0], maximum=1e-6,
                typical=(1e-15, 1e-8)),
-        Column(intercept, "float", "ms", f"{where} latency intercept {beta}", defaults[1], maximum=600_000.0,
-               typical=(0.01, 10_000.0)),
+        Column(intercept, "float", "ms", f"{where} latency intercept {beta}", defaults[1], minimum=floor,
+               maximum=600_000.0, typical=(0.01, 10_000.0)),
     )
 
 
@@ -110,7 +113,7 @@ SCENARIO_COLUMNS = (
     Column("scenario", "text", "-", "scenario name, unique in the workbook", required=True),
     *_model_columns("target", "target model", "J_v", "h1_v", "h2_v", (D.TARGET_BLOCKS, D.TARGET_HIDDEN, D.TARGET_FFN_HIDDEN)),
     *_latency_columns("verify_c_ms_per_flop", "verify_beta_ms", "server", "c_v", "beta_v", "G_v(b,F) = c_v*b*F + beta_v",
-                      (D.VERIFY_C_MS_PER_FLOP, D.VERIFY_BETA_MS)),
+                      (D.VERIFY_C_MS_PER_FLOP, D.VERIFY_BETA_MS), floor=D.VERIFY_BETA_FLOOR_MS),
     Column("memory_cap_bytes", "float", "bytes", "server memory cap Gamma_max", D.MEMORY_CAP_BYTES, maximum=1e15,
            typical=(1e9, 1e13)),
     Column("max_draft_length", "int", "tokens", "largest draft length L_ub", D.MAX_DRAFT_LENGTH, minimum=1, maximum=D.MAX_DRAFT_LENGTH_CAP),
@@ -407,7 +410,7 @@ def _parse(raw: Any, col: Column, sheet: str, row: int, problems: _Problems):
         return number
     if col.name == "expected_tokens":
         return number  # range checked against k later
-    if number <= 0 or (col.maximum is not None and number > col.maximum):
+    if number <= 0 or (col.minimum is not None and number < col.minimum) or (col.maximum is not None and number > col.maximum):
         problems.add(sheet, row, col.name, raw, col.allowed())
         return _BAD
     return number

@@ -46,7 +46,8 @@ Constraints
 * verification (3.3): with ``D_kj = f_kj - f_{k-1,j} - f_{k,j-1} + f_{k-1,j-1}``
   (``f_0j = f_{k,-1} = 0``), telescoping gives
   ``b_n f(L_n, I_n) = sum_{k,j} D_kj b_n [L_n >= k][I_n >= P_j]``, so
-  ``t_v_n = beta_v w_n + sum_{k,j} D_kj H_nkj`` (``H_n10 = b_n``).  Every ``D_kj >= 0``
+  ``t_v_n >= beta_v w_n + sum_{k,j} D_kj H_nkj`` (``H_n10 = b_n``; equality at an optimum,
+  ``t_v_n`` lies only on the small side of the span rows).  Every ``D_kj >= 0``
   (F_v increases in L and its mixed difference is ``4 J_v h1_v (P_j - P_{j-1}) > 0``), so
   the objective pushes each H down onto the largest of its lower bounds:
 
@@ -105,13 +106,23 @@ helper from the layout, so the full model and DiP-SD's two step models
   level ``I_n`` are constants (no P, no memory rows, and ``b_n F_v(L_n, I_n)`` is linear in Z
   without H), no symmetry breaking (slots are not interchangeable once fixed), lengths free.
 
+Units
+-----
+Every time coefficient is divided by the layout's span lower bound ``S_min`` (ms), so the
+model's ``S >= 1`` and its coefficients are of the order of one however the latencies are
+scaled (1e-6 ms or 6e5 ms, slopes of 1e-30 ms/FLOP).  A coefficient HiGHS still drops (below
+1e-9 of ``S_min``) sits on the larger side of a ``>=`` row or in a verification time, so
+dropping it only relaxes the model: a dual bound stays valid, and every plan is re-valued in
+closed form anyway (every time row is a ``>=`` whose small side is a time variable).  ``q`` is
+given to the model in tokens per unit.
+
 A builder returns the model and a :class:`Decoder`, which maps a loaded solution to a
 :class:`~dipsd.formulation.plan.Plan` and a plan to MIP-start values; nothing else is kept.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pyomo.environ as pyo
@@ -198,9 +209,15 @@ def full_layout(scenario: Scenario, t: Tables) -> Layout:
 
 
 def build(t: Tables, layout: Layout, *, q: float = 0.0, name: str = "dipsd") -> tuple[pyo.ConcreteModel, "Decoder"]:
-    """The MILP of ``max U - q S`` over the layout's cells (q a mutable Param), and its decoder."""
+    """The MILP of ``max U - q S`` over the layout's cells (q a mutable Param), and its decoder.
+
+    Times are in units of ``layout.min_span`` ms (module docstring, "Units"): the model's ``S``
+    is ``span_ms / unit`` and its ``q`` is ``q_per_ms * unit`` (:attr:`Decoder.unit_ms`), so
+    ``q S`` and the objective are the same numbers as in ms."""
+    unit = layout.min_span
+    t, layout_ms, layout = t.in_units(unit), layout, replace(layout, min_span=1.0)
     model = pyo.ConcreteModel(name=name)
-    model.q = pyo.Param(mutable=True, initialize=float(q), within=pyo.NonNegativeReals)
+    model.q = pyo.Param(mutable=True, initialize=float(q) * unit, within=pyo.NonNegativeReals)
     model.scale = pyo.Param(mutable=True, initialize=1.0, within=pyo.PositiveReals)
     _add_sets(model, layout)
     _add_counts(model, layout)
@@ -212,7 +229,7 @@ def build(t: Tables, layout: Layout, *, q: float = 0.0, name: str = "dipsd") -> 
     _add_ready_times(model, layout, t)
     _add_span(model, layout, t)
     _add_objective(model, layout, t)
-    return model, Decoder(layout, t.num_users, model.A, model.E, model.w)
+    return model, Decoder(layout_ms, t.num_users, model.A, model.E, model.w, unit)
 
 
 def build_model(scenario: Scenario, *, q: float = 0.0, tables: Tables | None = None) -> tuple[pyo.ConcreteModel, "Decoder"]:
@@ -375,15 +392,19 @@ def _add_memory(model, lay: Layout, t: Tables) -> None:
 
 
 def _add_verification(model, lay: Layout, t: Tables) -> None:
-    """``t_v_n = beta_v w_n + sum_{k,j} D_kj H_nkj`` with ``H_nkj = b_n [L_n >= k][I_n >= P_j]``.
+    """``t_v_n >= beta_v w_n + sum_{k,j} D_kj H_nkj`` with ``H_nkj = b_n [L_n >= k][I_n >= P_j]``.
 
     Where the slots hold given batches, ``b_n`` and ``I_n`` are constants and the product is
-    linear as it stands: ``t_v_n = beta_v w_n + b_n sum_{k, j: P_j <= I_n} D_kj Z_nk``
+    linear as it stands: ``t_v_n >= beta_v w_n + b_n sum_{k, j: P_j <= I_n} D_kj Z_nk``
     (``Z_n1 = w_n``), no H.
+
+    ``>=``, not ``=``: ``t_v_n`` only appears on the small side of the span rows, so an optimum
+    has equality anyway, and a time coefficient HiGHS drops (below 1e-9) only relaxes the row
+    (an equality with a dropped term could contradict the ``w_cost`` row: "Units").
     """
     if lay.fixed is not None:
         model.tv = pyo.Var(model.N, domain=pyo.NonNegativeReals)
-        model.verify = pyo.Constraint(model.N, rule=lambda mdl, n: mdl.tv[n] == t.beta_ms * mdl.w[n] + lay.fixed[n][0] * sum(
+        model.verify = pyo.Constraint(model.N, rule=lambda mdl, n: mdl.tv[n] >= t.beta_ms * mdl.w[n] + lay.fixed[n][0] * sum(
             t.increment(k, j) * _zed(mdl, n, k) for k in mdl.K for j in range(lay.fixed[n][1] + 1)))
         return
     cells = [(n, k, j) for n in model.N for k in model.K for j in model.J if (k, j) != (1, 0)]
@@ -407,7 +428,7 @@ def _add_verification(model, lay: Layout, t: Tables) -> None:
     model.h_big_m = pyo.Constraint(cells, rule=big_m)
     model.h_members = pyo.Constraint(cells, rule=members)
     model.tv = pyo.Var(model.N, domain=pyo.NonNegativeReals)
-    model.verify = pyo.Constraint(model.N, rule=lambda mdl, n: mdl.tv[n] == t.beta_ms * mdl.w[n] + t.increment(1, 0) * mdl.b[n]
+    model.verify = pyo.Constraint(model.N, rule=lambda mdl, n: mdl.tv[n] >= t.beta_ms * mdl.w[n] + t.increment(1, 0) * mdl.b[n]
                                   + sum(t.increment(k, j) * mdl.H[n, k, j] for (nn, k, j) in cells if nn == n))
 
 
@@ -543,6 +564,8 @@ class Decoder:
     A: Any
     E: Any
     w: Any
+    unit_ms: float = 1.0
+    """The model's time unit in ms (:func:`build`): set the model's ``q`` to ``q * unit_ms``."""
 
     def plan(self) -> Plan:
         """The plan encoded by the (loaded) counts; batches keep their slot order.

@@ -8,7 +8,7 @@ tables (tokens, ms, batch sizes).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..data.scenario import Scenario
 
@@ -56,6 +56,18 @@ class Tables:
             beta_ms=t.beta_ms,
             room=tuple(scenario.max_batch_size(p) for p in levels),
             classes=tuple(tuple(g) for g in groups.values()),
+        )
+
+    def in_units(self, unit_ms: float) -> "Tables":
+        """The same tables with every time divided by ``unit_ms`` (ready, sequence and
+        ``beta_v`` coefficients in units of ``unit_ms``): the MILP builders measure time in a
+        unit of the order of the span so that no coefficient is tiny or huge next to S
+        (HiGHS drops matrix coefficients below 1e-9; see formulation.milp, "Units")."""
+        return replace(
+            self,
+            ready=tuple(tuple(r / unit_ms for r in row) for row in self.ready),
+            seq_ms=tuple(tuple(v / unit_ms for v in row) for row in self.seq_ms),
+            beta_ms=self.beta_ms / unit_ms,
         )
 
     def class_of(self) -> dict[int, int]:

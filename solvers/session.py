@@ -58,13 +58,14 @@ class MilpSession:
     """A persistent HiGHS instance of ``model`` (from a builder of :mod:`dipsd.formulation.milp`).
 
     ``threads`` is fixed for the session (HiGHS keeps one thread pool per process); ``options``
-    are further HiGHS options; ``tee`` streams HiGHS's log to stderr (never stdout).
+    are further HiGHS options; ``tee`` streams HiGHS's log to stderr (never stdout); by default it
+    does so when this module's logger shows DEBUG lines (``dipsd -vv``).
     """
 
-    def __init__(self, scenario: Scenario, model, decoder, *, threads: int = 1, tee: bool = False,
+    def __init__(self, scenario: Scenario, model, decoder, *, threads: int = 1, tee: bool | None = None,
                  options: dict | None = None):
         self.scenario, self.model, self.decoder = scenario, model, decoder
-        self.threads, self.tee = threads, tee
+        self.threads, self.tee = threads, log.isEnabledFor(logging.DEBUG) if tee is None else tee
         self.options = {**HIGHS_OPTIONS, **(options or {})}
         self.min_span = max(decoder.layout.min_span, 1e-300)
         # u_m is non-decreasing in l: U_max is every user at L_ub
@@ -87,7 +88,7 @@ class MilpSession:
     def solve(self, q: float, clock: Deadline, *, start: Plan | None = None) -> Answer:
         """Solve ``max U - q S`` within the time left on ``clock`` (from ``start``, a MIP start, if given)."""
         scale = self.scale_for(q)
-        self.model.q.set_value(q)
+        self.model.q.set_value(q * self.decoder.unit_ms)
         self.model.scale.set_value(scale)
         self.solver.update_parameters()
         if start is not None:

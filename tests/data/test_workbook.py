@@ -70,7 +70,7 @@ CASES = [
     ("alpha-above-1", _set("users", 3, "alpha", 1.5), "users", 3, "alpha", "[0, 1]"),
     ("alpha-negative", _set("scenarios", 3, "alpha", -0.1), "scenarios", 3, "alpha", "[0, 1]"),
     ("zero-latency", _set("users", 2, "comm_latency_ms", 0), "users", 2, "comm_latency_ms", "> 0"),
-    ("negative-beta", _set("scenarios", 2, "verify_beta_ms", -1), "scenarios", 2, "verify_beta_ms", "> 0"),
+    ("negative-beta", _set("scenarios", 2, "verify_beta_ms", -1), "scenarios", 2, "verify_beta_ms", ">= 1e-06"),
     ("zero-size", _set("users", 2, "draft_hidden", 0), "users", 2, "draft_hidden", ">= 1"),
     ("zero-memory", _set("scenarios", 2, "memory_cap_bytes", 0), "scenarios", 2, "memory_cap_bytes", "> 0"),
     ("lub-zero", _set("scenarios", 2, "max_draft_length", 0), "scenarios", 2, "max_draft_length", "<= 64"),
@@ -94,6 +94,8 @@ CASES = [
     ("prefix-above-range", _set("users", 2, "prefix_len", 10_000_000), "users", 2, "prefix_len", "<= 1,048,576 tokens"),
     ("latency-above-range", _set("users", 2, "comm_latency_ms", 1e20), "users", 2, "comm_latency_ms", "<= 600000 ms"),
     ("slope-above-range", _set("users", 2, "draft_c_ms_per_flop", 1e300), "users", 2, "draft_c_ms_per_flop", "<= 1e-06 ms/FLOP"),
+    ("server-intercept-below-floor", _set("scenarios", 2, "verify_beta_ms", 1e-9), "scenarios", 2, "verify_beta_ms",
+     ">= 1e-06 and <= 600000 ms"),
 ]
 
 

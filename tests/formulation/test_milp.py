@@ -67,7 +67,7 @@ def test_fixed_plan_objective_equals_closed_form(scenario, plan):
     res = SolverFactory("highs").solve(model, threads=1, raise_exception_on_nonoptimal_result=False, load_solutions=True)
     assert res.termination_condition is TerminationCondition.convergenceCriteriaSatisfied, "canonical plan infeasible in the model"
     assert res.incumbent_objective == pytest.approx(ev.expected_tokens - q * ev.span_ms, rel=1e-9, abs=1e-9)
-    assert pyo.value(model.S) == pytest.approx(ev.span_ms, rel=1e-9)
+    assert pyo.value(model.S) * decoder.unit_ms == pytest.approx(ev.span_ms, rel=1e-9)
     back = decoder.plan()
     assert evaluate(scenario, back).ratio == pytest.approx(ev.ratio, rel=1e-12)
     # the same plan up to swapping identical users
@@ -101,5 +101,5 @@ def test_step_models_value_every_plan_in_closed_form(scenario, plan):
             var.fix(value)
         res = SolverFactory("highs").solve(model, threads=1, raise_exception_on_nonoptimal_result=False, load_solutions=True)
         assert res.termination_condition is TerminationCondition.convergenceCriteriaSatisfied, model.name
-        assert pyo.value(model.S) == pytest.approx(evaluate(scenario, p).span_ms, rel=1e-9), model.name
+        assert pyo.value(model.S) * decoder.unit_ms == pytest.approx(evaluate(scenario, p).span_ms, rel=1e-9), model.name
         assert evaluate(scenario, decoder.plan()).ratio == pytest.approx(evaluate(scenario, p).ratio, rel=1e-12)

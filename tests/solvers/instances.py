@@ -121,3 +121,25 @@ def odd_instances(count: int, seed: int) -> list[Scenario]:
         low = int(rng.integers(1, m + 1))
         out.append(s.with_(min_batches=low, max_batches=int(rng.integers(low, m + 1))))
     return out
+
+
+def far_scaled_instances(count: int, seed: int) -> list[Scenario]:
+    """:func:`odd_instances` pushed to the far ends of the time scale the ranges allow: device
+    intercepts, slopes and communication latencies down to the smallest positive float, the
+    server's intercept at its floor (``VERIFY_BETA_FLOOR_MS``) and its slope down to 5e-324, so
+    that HiGHS would drop every time coefficient were they not rescaled (formulation.milp, "Units")."""
+    from dipsd.data import defaults as D
+
+    rng = np.random.default_rng(seed)
+    tiny = (1e-6, 1e-9, 1e-12, 1e-30, 1e-300, 5e-324)
+    out = []
+    for s in odd_instances(count, seed):
+        pick = lambda value: float(rng.choice(tiny)) if rng.random() < 0.6 else value  # noqa: E731
+        users = tuple(dataclasses.replace(u, comm_latency_ms=pick(u.comm_latency_ms),
+                                          draft=dataclasses.replace(u.draft, beta_ms=pick(u.draft.beta_ms),
+                                                                    c_ms_per_flop=pick(u.draft.c_ms_per_flop)))
+                      for u in s.users)
+        target = dataclasses.replace(s.target, beta_ms=D.VERIFY_BETA_FLOOR_MS if rng.random() < 0.6 else s.target.beta_ms,
+                                     c_ms_per_flop=pick(s.target.c_ms_per_flop))
+        out.append(dataclasses.replace(s, name=f"far-{s.name}", users=users, target=target))
+    return out

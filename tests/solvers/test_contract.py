@@ -7,7 +7,8 @@ tiny instances: every method, certify at 0.001 s and 10 s, exact plain and from 
 * ``infeasible`` only where the oracle finds no plan (sd-nobatch: where no all-singleton plan is);
 * no valid input ends in ``error``.
 
-The default run covers 500 instances (seeds below); ``-m slow`` adds a longer sweep.
+The default run covers 550 instances (seeds below; 50 of them at the far ends of the time scale:
+latencies down to 5e-324 ms, the server's intercept at its floor); ``-m slow`` adds a longer sweep.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dipsd.formulation.plan import Plan
 from dipsd.solvers.brute import solve_enumerate
 from dipsd.solvers.registry import Start, run_method
 from dipsd.solvers.results import Status
-from tests.solvers.instances import odd_instances
+from tests.solvers.instances import far_scaled_instances, odd_instances
 
 RUNS = (("dipsd", None), ("dipsd-fixed", None), ("sd-nobatch", None), ("ad", None), ("ad-batch", None),
         ("certify", 0.001), ("certify", 10.0), ("exact", None), ("exact-from-start", None))
@@ -67,6 +68,7 @@ def violations(scenario) -> list[str]:
 
 
 CHUNKS = [(seed, odd_instances(50, seed)) for seed in range(100, 110)]  # 500 instances
+CHUNKS += [(seed, far_scaled_instances(25, seed)) for seed in (110, 111)]  # 50 at the ends of the time scale
 
 
 @pytest.mark.parametrize("seed,instances", CHUNKS, ids=[f"seed{seed}" for seed, _ in CHUNKS])
@@ -80,11 +82,12 @@ def test_contract_on_odd_tiny_instances(seed, instances):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", range(200, 240))
+@pytest.mark.parametrize("seed", range(200, 250))
 def test_contract_long_sweep(seed):
     logging.disable(logging.WARNING)
     try:
-        bad = {s.name: v for s in odd_instances(50, seed) if (v := violations(s))}
+        make = odd_instances if seed < 240 else far_scaled_instances
+        bad = {s.name: v for s in make(50, seed) if (v := violations(s))}
     finally:
         logging.disable(logging.NOTSET)
     assert not bad, bad

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 
 import numpy as np
 import pytest
@@ -253,7 +254,7 @@ def _first_incumbent(scenario, build, start_plan, q=None):
 
     model, decoder = build()
     if q is not None:
-        model.q.set_value(q)
+        model.q.set_value(q * decoder.unit_ms)
     solver = MilpSession(scenario, model, decoder).solver
     assert set_mip_start(solver, decoder.start(start_plan))
     log = io.StringIO()
@@ -354,3 +355,43 @@ def test_a_mip_start_that_highs_maps_wrongly_is_caught_and_the_step_solved_again
     model2, decoder2 = build_length_model(Tables.of(s), plan.batches, q=ev.ratio)
     fresh = D._step(MilpSession(s, model2, decoder2), ev.ratio, Deadline(30), None)
     assert got.ratio == pytest.approx(fresh.ratio, rel=1e-12) and got.ratio > ev.ratio
+
+
+def _step_cases(count, seed):
+    """Odd tiny instances (clones, flat tables, 600,000 ms latencies: near ties) with one batch count
+    and one length vector each, small enough to enumerate."""
+    from tests.solvers.instances import odd_instances
+
+    rng = np.random.default_rng(seed)
+    for s in odd_instances(count, seed):
+        if s.max_draft_length ** s.num_users > 4096:
+            continue
+        n = int(rng.choice(list(s.batch_range)))
+        lengths = tuple(int(rng.integers(1, s.max_draft_length + 1)) for _ in range(s.num_users))
+        yield s, n, lengths
+
+
+@pytest.mark.parametrize("seed", [120, 121])
+def test_steps_return_their_own_optimum_within_the_contract_on_near_ties(seed):
+    """Issue 19, item 4: each step, "solved with gap 0", must return its own problem's optimum
+    within a relative 1e-9 (the x-step's least span for the lengths; the l-step's best ratio for
+    the batches; sd-nobatch is the l-step on singletons), checked by enumeration."""
+    logging.disable(logging.WARNING)
+    try:
+        for s, n, lengths in _step_cases(40, seed):
+            t = Tables.of(s)
+            spans = [e.span_ms for p in rg_partitions(s.num_users, n) if (e := evaluate(s, Plan(p, lengths))).feasible]
+            got = D.x_step(s, t, lengths, n, Deadline(60))
+            assert (got is None) == (not spans), s.name
+            if got is None:
+                continue
+            assert got.span_ms <= min(spans) * (1 + 1e-9), (s.name, got.span_ms, min(spans))
+            for batches in {got.plan.batches, tuple((m,) for m in range(s.num_users))}:
+                start = evaluate(s, Plan(batches, (1,) * s.num_users))
+                if not start.feasible:
+                    continue
+                best = max(evaluate(s, Plan(batches, ls)).ratio
+                           for ls in itertools.product(range(1, s.max_draft_length + 1), repeat=s.num_users))
+                assert D.l_step(s, t, start, Deadline(60)).ratio >= best * (1 - 1e-9), (s.name, batches)
+    finally:
+        logging.disable(logging.NOTSET)
