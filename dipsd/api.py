@@ -77,7 +77,7 @@ def run_study(source, methods: Sequence[str] | None = None, *, time_limit: float
     if out is None:
         with tempfile.TemporaryDirectory(prefix="dipsd-") as tmp:
             outcome = run(book, methods, time_limit=time_limit, checkpoint_path=os.path.join(tmp, "study.jsonl"),
-                          workers=workers, scheduler=scheduler, on_done=progress_fn)
+                          workers=workers, scheduler=scheduler, on_done=progress_fn, on_tick=progress_fn.tick)
         return records_frame(outcome.records, num_users)
     inputs = [book.path] if os.path.exists(book.path) else []
     report = check_output(out, inputs=inputs, what="out")
@@ -94,5 +94,5 @@ def run_study(source, methods: Sequence[str] | None = None, *, time_limit: float
         gap_figure(png, outcome.records, num_users, methods)
 
     outcome = run(book, methods, time_limit=time_limit, checkpoint_path=report + ".jsonl", workers=workers,
-                  scheduler=scheduler, resume=resume, fresh=fresh, on_done=progress_fn, finish=finish)
+                  scheduler=scheduler, resume=resume, fresh=fresh, on_done=progress_fn, on_tick=progress_fn.tick, finish=finish)
     return records_frame(outcome.records, num_users)

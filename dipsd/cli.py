@@ -29,7 +29,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="dipsd", description="Exact and heuristic optimization of distributed pipelined speculative decoding (DiP-SD).")
-    p.add_argument("-v", "--verbose", action="count", default=0, help="log progress (-vv for solver detail)")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="log progress (-vv: solver logs, -vvv: library debug)")
     p.add_argument("--version", action="version", version=f"dipsd {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -57,15 +57,38 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_paper(sub)
     for command in sub.choices.values():  # -v also after the command; SUPPRESS keeps one given before it
         command.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
-                             help="log progress (-vv for solver detail)")
+                             help="log progress (-vv: solver logs, -vvv: library debug)")
     return p
+
+
+LIBRARIES = ("pyomo", "distributed", "tornado", "asyncio", "bokeh", "matplotlib", "PIL", "fsspec")
+"""Loggers of the libraries dipsd runs on: quiet up to ``-v``, INFO at ``-vv``, everything at ``-vvv``."""
+
+
+def configure_logging(verbose: int) -> None:
+    """Logging on stderr by verbosity: warnings by default; ``-v`` dipsd's progress (a line per task
+    started and finished, per Dinkelbach iteration, certify round and DiP-SD round); ``-vv`` also
+    dipsd's debug lines and the solvers' own logs (HiGHS's, on stderr) and the libraries' INFO
+    lines (Dask's cluster, Pyomo's); ``-vvv`` every library's debug lines (Pyomo's model
+    construction)."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
+    libraries = logging.WARNING if verbose < 2 else logging.INFO if verbose == 2 else logging.DEBUG
+    for name in LIBRARIES:
+        logging.getLogger(name).setLevel(libraries)
+
+    def keep(record: logging.LogRecord) -> bool:
+        # a library may reset its loggers' levels when imported (Dask does): filter at the handler too
+        return record.levelno >= libraries or not record.name.split(".")[0] in LIBRARIES
+
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(keep)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    configure_logging(args.verbose)
     from . import commands
     try:
         return getattr(commands, "run_" + args.command)(args)

@@ -273,7 +273,7 @@ def run_study(args: argparse.Namespace) -> int:
         gap_figure(png, outcome.records, {s.name: s.num_users for s in book.scenarios}, methods)
 
     outcome = run(book, methods, time_limit=args.time_limit, checkpoint_path=checkpoint, workers=args.workers,
-                  scheduler=args.scheduler, resume=args.resume, fresh=args.fresh, on_done=Progress(args.quiet),
+                  scheduler=args.scheduler, resume=args.resume, fresh=args.fresh, on_done=(progress := Progress(args.quiet or args.verbose > 0)), on_tick=progress.tick,
                   finish=finish)
     from .reports.stats import gap_statements, headline, headline_text, statement_text
 
@@ -342,7 +342,7 @@ def run_paper(args: argparse.Namespace) -> int:
         figure(png, outcome.records, alphas, args.max_users, methods)
 
     outcome = run(book, methods, time_limit=args.time_limit, checkpoint_path=checkpoint, workers=args.workers,
-                  resume=args.resume, fresh=args.fresh, on_done=Progress(args.quiet), finish=finish)
+                  resume=args.resume, fresh=args.fresh, on_done=(progress := Progress(args.quiet or args.verbose > 0)), on_tick=progress.tick, finish=finish)
     table, _ = ratio_table(outcome.records, alphas, args.max_users)
     print(table)
     print(f"\nwrote {args.out}, {png} and the scenarios {scenarios_path}")

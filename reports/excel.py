@@ -130,16 +130,16 @@ def _summary(ws, records, num_users, methods, statements) -> None:
     start = offset + len(top) + 3
     rows = summarize(records, num_users, methods)
     levels = [f"certified gap <= {level:g} %" for level in CERTIFIED_LEVELS]
-    headers = [("users", None), ("method", None), ("scenarios", "int"), ("with a result", "int"),
+    headers = [("users", "int"), ("rows", None), ("method", None), ("scenarios", "int"), ("with a result", "int"),
                ("optimum proven (any method)", "int"), ("optimum open", "int"),
                ("mean gap % (proven)", "gap"), ("median gap %", "gap"), ("p95 gap %", "gap"), ("max gap %", "gap"),
                ("hit optimum (gap <= 1e-6)", "int"), ("gaps proven", "int")] + [(lv, "int") for lv in levels] + [
                ("max certified gap %", "gap"), ("mean certified gap % (optimum open)", "gap"),
                ("mean runtime s", "s"), ("mean iterations", "tok")]
-    data = [[r.group, r.method, r.scenarios, r.with_result, r.proven, r.open, r.gap_mean, r.gap_median, r.gap_p95,
+    data = [[None if r.group == "all" else int(r.group), "all sizes" if r.group == "all" else "one size", r.method, r.scenarios, r.with_result, r.proven, r.open, r.gap_mean, r.gap_median, r.gap_p95,
              r.gap_max, r.hits, r.gaps_proven, *r.certified, r.certified_max, r.open_certified_mean,
              r.runtime_mean, r.iterations_mean] for r in rows]
-    _table(ws, headers, data, start_row=start, freeze=False, name="Summary")
+    _table(ws, headers, data, start_row=start, text=[1, 2], freeze=False, name="Summary")
     gap_cols = [j for j, (title, _) in enumerate(headers, start=1) if "gap %" in title]
     _colour_gaps(ws, gap_cols, start + 1, start + len(data))
 
@@ -233,46 +233,82 @@ def _plans(ws, book, records) -> None:
 
 
 def _charts(ws, data_ws, records, num_users, methods) -> None:
-    """Three charts by number of users (mean gap to the proven optimum, mean runtime on a log
-    axis, mean throughput); their numbers are one table on the ``Chart data`` sheet (a row per
-    number of users, a column per method and measure), which pandas reads as it stands."""
+    """Three charts by number of users; their numbers are one table on the ``Chart data`` sheet (a
+    row per number of users, a column per method and measure), which pandas reads as it stands.
+
+    1. How far from optimal, the heuristics only (:func:`~dipsd.reports.stats.heuristics`):
+       bars up to the worst certified gap where the optimum is open (the true gap is at most
+       that), lines for the mean gap where it is proven.
+    2. Mean runtime, every method, on a log axis.
+    3. Throughput as a share of the best plan any method found (mean), every method: the
+       baselines' ratios, on their own chart so that they do not flatten the heuristics' gaps.
+    """
     by_m: dict[int, dict[str, list[Record]]] = {}
     for r in records:
-        by_m.setdefault(num_users[r.scenario], {}).setdefault(r.method, []).append(r)
+        if r.scenario in num_users:
+            by_m.setdefault(num_users[r.scenario], {}).setdefault(r.method, []).append(r)
     refs = references(records)
     sizes = sorted(by_m)
-    blocks = [("mean gap % to proven optimum", "mean gap %", "gap",
-               lambda rs: _mean([gap(r, refs.get(r.scenario)).proven for r in rs])),
-              ("mean runtime s", "mean runtime s", "s", lambda rs: _mean([r.runtime_s for r in rs])),
-              ("mean throughput tok/s", "mean tok/s", "tps", lambda rs: _mean([r.throughput_tps for r in rs]))]
-    headers, columns, spans = [("users", "int")], [sizes], []
-    for title, short, fmt, fn in blocks:
-        shown = [m for m in methods if not (title.startswith("mean gap") and m == "exact")]
-        spans.append((title, len(headers) + 1, len(headers) + len(shown)))
+    judged = stats.heuristics(records, methods)
+
+    def certified(rs):
+        values = [g.certified for r in rs if (g := gap(r, refs.get(r.scenario))).proven is None and g.certified is not None]
+        return max(values) if values else None
+
+    def share(rs):
+        return _mean([100.0 * r.throughput_tps / ref.best for r in rs
+                      if r.throughput_tps and (ref := refs.get(r.scenario)) is not None and ref.best])
+
+    blocks = [("bars", judged, "worst certified gap % (optimum open)", "gap", certified),
+              ("lines", judged, "mean gap % (proven)", "gap", lambda rs: _mean([gap(r, refs.get(r.scenario)).proven for r in rs])),
+              ("runtime", methods, "mean runtime s", "s", lambda rs: _mean([r.runtime_s for r in rs])),
+              ("share", methods, "mean % of best plan", "gap", share)]
+    headers, columns, spans = [("users", "int")], [sizes], {}
+    for key, shown, short, fmt, fn in blocks:
+        spans[key] = (len(headers) + 1, len(headers) + len(shown))
         for m in shown:
             headers.append((f"{m} {short}", fmt))
             columns.append([fn(by_m[size].get(m, [])) for size in sizes])
     rows = [list(row) for row in zip(*columns)]
     _table(data_ws, headers, rows, name="ChartData")
     last = 1 + len(rows)
-    for (title, first_col, last_col), anchor in zip(spans, ["A1", "A19", "A37"]):
-        chart = LineChart() if not title.startswith("mean runtime") else BarChart()
-        chart.title = f"{title} by number of users"
+
+    def series_of(chart, key):
+        first, final = spans[key]
+        if final >= first:
+            chart.add_data(Reference(data_ws, min_col=first, max_col=final, min_row=1, max_row=last), titles_from_data=True)
+            chart.set_categories(Reference(data_ws, min_col=1, min_row=2, max_row=last))
+
+    def frame(chart, title, ytitle):
+        chart.title = title
         chart.x_axis.title = "users"
-        chart.y_axis.title = title
+        chart.y_axis.title = ytitle
         chart.height, chart.width = 8, 16
-        chart.add_data(Reference(data_ws, min_col=first_col, max_col=last_col, min_row=1, max_row=last), titles_from_data=True)
-        chart.set_categories(Reference(data_ws, min_col=1, min_row=2, max_row=last))
-        for series in chart.series:
-            series.smooth = False  # straight segments: a smoothed line would invent values between sizes
         chart.y_axis.number_format = "General"
         chart.y_axis.delete = False
         chart.x_axis.delete = False
-        if title.startswith("mean runtime"):
-            chart.y_axis.scaling.logBase = 10
-            chart.y_axis.number_format = "0.0E+0"
-            chart.y_axis.title = "mean runtime s (log scale)"
-        ws.add_chart(chart, anchor)
+
+    bars, lines = BarChart(), LineChart()
+    series_of(bars, "bars")
+    series_of(lines, "lines")
+    for series in lines.series:
+        series.smooth = False  # straight segments: a smoothed line would invent values between sizes
+    frame(bars, "How far from optimal (heuristics): bars = at most (certified), lines = mean (proven)", "gap to optimal, %")
+    bars.y_axis.scaling.min = 0
+    bars += lines  # one plot, one axis: certified bars and proven lines in the same percent
+    ws.add_chart(bars, "A1")
+    runtime = BarChart()
+    series_of(runtime, "runtime")
+    frame(runtime, "mean runtime s by number of users", "mean runtime s (log scale)")
+    runtime.y_axis.scaling.logBase = 10
+    runtime.y_axis.number_format = "0.0E+0"
+    ws.add_chart(runtime, "A19")
+    ratio = LineChart()
+    series_of(ratio, "share")
+    for series in ratio.series:
+        series.smooth = False
+    frame(ratio, "throughput as % of the best plan found (mean), every method", "% of the best plan")
+    ws.add_chart(ratio, "A37")
 
 
 def _mean(values):

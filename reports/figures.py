@@ -16,6 +16,7 @@ import tempfile
 
 from ..solvers.results import Record
 from .stats import gap, references
+from .stats import heuristics as judged
 
 
 def gap_figure(path: str, records: list[Record], num_users: dict[str, int], methods: list[str]) -> None:
@@ -28,7 +29,7 @@ def gap_figure(path: str, records: list[Record], num_users: dict[str, int], meth
 
     refs = references(records)
     proves = {r.method for r in records if r.upper_bound_tps is not None}
-    heuristics = [m for m in methods if m not in proves and any(r.method == m and r.has_plan for r in records)]
+    heuristics = judged(records, methods)
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     markers = ["o", "s", "^", "D", "v", "P", "X", "*"]
     sizes = sorted({num_users[r.scenario] for r in records if r.scenario in num_users})

@@ -65,6 +65,13 @@ def references(records: list[Record]) -> dict[str, Reference]:
     return {name: reference(rs) for name, rs in by_scenario.items()}
 
 
+def heuristics(records: list[Record], methods: list[str]) -> list[str]:
+    """The methods judged against the reference: those that return plans and never a bound
+    (methods that prove bounds, exact and certify, are the reference)."""
+    proves = {r.method for r in records if r.upper_bound_tps is not None}
+    return [m for m in methods if m not in proves and any(r.method == m and r.has_plan for r in records)]
+
+
 @dataclass(frozen=True)
 class Gap:
     """A method's distance to what is known about the optimum of one scenario, in percent."""

@@ -483,9 +483,17 @@ def solve_certify(scenario: Scenario, *, time_limit: float = 60.0, start_plan: P
             splits += 1
         return True
 
+    def milestone(rounds: int) -> None:
+        """One INFO line per round (``dipsd -v``): plan, bound, certified gap so far."""
+        bound_now = max(([boxes[0][2].bound] if boxes else []) + [r_best()])
+        gap_now = 100 * max(0.0, 1 - r_best() / bound_now) if bound_now > 0 else 0.0
+        log.info("%s: certify round %d: plan %.6g tok/s, bound %.6g tok/s, gap <= %.3g %% (%.1fs)", scenario.name,
+                 rounds, 1000 * r_best(), 1000 * bound_now, gap_now, time.perf_counter() - t0)
+
     tried: set[tuple] = set()
     finished = refine()
     plan_rounds = stale = 0
+    milestone(0)  # round 0: the column-generation bound and the start plan
     plan_started = time.perf_counter()
 
     def searching() -> bool:
@@ -522,8 +530,9 @@ def solve_certify(scenario: Scenario, *, time_limit: float = 60.0, start_plan: P
             boxes[:] = kept
             heapq.heapify(boxes)
         finished = refine() and time.perf_counter() <= deadline
+        milestone(plan_rounds)
     for _, _, box in heapq.nsmallest(3, boxes):
-        log.info("%s: open box S in [%.6g, %.6g] N in %d..%d: bound %.6g tok/s (LP batches %.3f), plan %.6g",
+        log.debug("%s: open box S in [%.6g, %.6g] N in %d..%d: bound %.6g tok/s (LP batches %.3f), plan %.6g",
                  scenario.name, box.a, box.b, box.low, box.high, 1000 * box.bound, box.n, 1000 * r_best())
     stopped = not finished or bounder.timed_out
     bound_ratio = max([entry[2].bound for entry in boxes] + [r_best()])

@@ -138,6 +138,8 @@ def _for_n(scenario, tables, n, clock, *, fixed_lengths: bool, trace: list, star
             new = l_step(scenario, tables, after_x, clock)
             settled.add(_key(new.plan))
         trace.append(Round(n, after_x.throughput_tps, new.throughput_tps, new.plan.lengths))
+        log.info("%s: DiP-SD N=%d round %d: x-step %.6g tok/s, l-step %.6g tok/s (%.1fs left)", scenario.name, n,
+                 sum(1 for r in trace if r.num_batches == n), after_x.throughput_tps, new.throughput_tps, clock.remaining())
         previous = current
         if current is None or new.ratio > current.ratio:
             current = new

@@ -68,9 +68,10 @@ _banner_spent = False
 def spend_banner() -> None:
     """HiGHS prints its banner ("Running HiGHS ... Copyright") on the C-level stdout once per
     process, when the first ``Highs`` object is made, whatever its options.  Make that first
-    object here with file descriptor 1 pointed at stderr, so that stdout holds only what a
-    command promises (tables, JSON lines).  Idempotent and cheap after the first call; called
-    before every HiGHS object dipsd makes."""
+    object here with file descriptor 1 pointed away from stdout, so that stdout holds only what
+    a command promises (tables, JSON lines): to the null device, or to stderr where solver logs
+    are shown (dipsd's logger at DEBUG, ``dipsd -vv``).  Idempotent and cheap after the first
+    call; called before every HiGHS object dipsd makes."""
     global _banner_spent
     if _banner_spent:
         return
@@ -83,13 +84,20 @@ def spend_banner() -> None:
     except OSError:  # no stdout at all: nothing to protect
         highspy.Highs()
         return
+    shown = logging.getLogger("dipsd").isEnabledFor(logging.DEBUG)
     try:
-        os.dup2(2, 1)
+        sink = 2 if shown else os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        sink = 2
+    try:
+        os.dup2(sink, 1)
         highspy.Highs()
         _flush_c_stdio()
     finally:
         os.dup2(saved, 1)
         os.close(saved)
+        if sink != 2:
+            os.close(sink)
 
 
 def _flush_c_stdio() -> None:

@@ -255,8 +255,8 @@ class _LocalBackend:
         self.pool_of[future] = self.pool
         return future
 
-    def wait(self, futures):
-        done, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
+    def wait(self, futures, timeout: float):
+        done, _ = cf.wait(futures, timeout=timeout, return_when=cf.FIRST_COMPLETED)
         return done
 
     def result(self, future, task: Task) -> Record | None:
@@ -299,9 +299,12 @@ class _DaskBackend:
     def submit(self, task: Task):
         return self.client.submit(run_task, task, pure=False)
 
-    def wait(self, futures):
+    def wait(self, futures, timeout: float):
         from distributed import wait
-        return wait(list(futures), return_when="FIRST_COMPLETED").done
+        try:
+            return wait(list(futures), timeout=timeout, return_when="FIRST_COMPLETED").done
+        except TimeoutError:  # distributed's wait raises on a timeout (a subclass of TimeoutError)
+            return set()
 
     def result(self, future, task: Task) -> Record:
         try:
@@ -313,6 +316,24 @@ class _DaskBackend:
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+
+
+TICK_S = 1.0
+"""The study loop wakes at least this often (seconds) to report what is running."""
+
+
+@dataclass(frozen=True)
+class Running:
+    """What a study is doing, for a progress display: ``tasks`` in flight as (scenario, method,
+    seconds since start), ``done`` of ``total`` finished, ``slots`` in parallel, and
+    ``left_at_most_s``, the time the rest takes if every task used its whole time limit
+    (remaining limits of the running tasks plus the limits of the others, over the slots)."""
+
+    tasks: tuple[tuple[str, str, float], ...]
+    done: int
+    total: int
+    slots: int
+    left_at_most_s: float
 
 
 def _worker_init(parent: int) -> None:
@@ -391,10 +412,13 @@ SOLVER_OPTIONS = ("HiGHS mip_rel_gap=0 mip_abs_gap=0 threads=1 per worker proces
 def run_study(book: LoadedWorkbook, methods: list[str], *, time_limit: float, checkpoint_path: str,
               workers: int = 1, scheduler: str | None = None, resume: bool = False, fresh: bool = False,
               on_done: Callable[[Record, int, int], None] | None = None,
+              on_tick: Callable[["Running"], None] | None = None,
               finish: Callable[[StudyOutcome], None] | None = None) -> StudyOutcome:
     """Run every (scenario, method) task; see the module docstring.
 
-    ``finish`` (for example: write the report) runs while the checkpoint is still locked.
+    ``on_done(record, done, total)`` is called as each task finishes; ``on_tick`` at least once a
+    second with what is running (:class:`Running`).  ``finish`` (for example: write the report)
+    runs while the checkpoint is still locked.  Each task start and finish is logged at INFO.
     """
     from .registry import METHODS
 
@@ -429,13 +453,16 @@ def run_study(book: LoadedWorkbook, methods: list[str], *, time_limit: float, ch
         try:
             alone: dict = {}  # future -> whether its task ran with no other task in flight
             suspects: set[tuple[str, str]] = set()  # in flight when a worker died: run alone next time
+            started: dict = {}  # future -> when it was submitted (a free slot runs it at once)
             while queue or pending or waiting:
-                while queue and len(pending) < 2 * slots:
+                while queue and len(pending) < slots:
                     if queue[0].key in suspects and pending:
                         break  # a suspect runs alone, so that a death is its own
                     task = queue.pop(0)
                     future = backend.submit(task)
                     pending[future] = task
+                    started[future] = time.monotonic()
+                    log.info("%s × %s: started (time limit %gs)", task.scenario.name, task.method, task.time_limit)
                     alone[future] = task.key in suspects
                     if alone[future]:
                         break
@@ -444,8 +471,17 @@ def run_study(book: LoadedWorkbook, methods: list[str], *, time_limit: float, ch
                         queue.extend(held)
                     waiting.clear()
                     continue
-                for future in backend.wait(pending):
+                finished_now = backend.wait(pending, TICK_S)
+                if on_tick is not None:
+                    now = time.monotonic()
+                    later = [t for t in queue] + [t for held in waiting.values() for t in held]
+                    on_tick(Running(tuple((t.scenario.name, t.method, now - started[f]) for f, t in pending.items()),
+                                    done, total, slots,
+                                    (sum(t.time_limit for t in later)
+                                     + sum(max(0.0, t.time_limit - (now - started[f])) for f, t in pending.items())) / slots))
+                for future in finished_now:
                     task = pending.pop(future)
+                    started.pop(future, None)
                     record = backend.result(future, task)
                     ran_alone = alone.pop(future, False)
                     if record is None:  # a worker died (OOM killer, kill -9): run it again, a few times
@@ -461,6 +497,8 @@ def run_study(book: LoadedWorkbook, methods: list[str], *, time_limit: float, ch
                                                      f"out-of-memory killer or a signal?); --resume runs it again")
                     ckpt.add(record)
                     done += 1
+                    log.info("%s × %s: %s%s in %.2fs", record.scenario, record.method, record.status.value,
+                             "" if record.throughput_tps is None else f", {record.throughput_tps:.6g} tok/s", record.runtime_s)
                     if on_done:
                         on_done(record, done, total)
                     released = waiting.pop(task.key, [])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -158,3 +159,27 @@ def test_json_output_parses_line_by_line_in_a_fresh_process(method):
     lines = run.stdout.splitlines()
     assert lines and all(isinstance(json.loads(line), dict) for line in lines)
     assert "Running HiGHS" not in run.stdout
+
+
+def test_verbose_shows_tasks_and_milestones_and_keeps_libraries_quiet(tmp_path):
+    """``-v``: a line per task started and finished, per DiP-SD round, certify round and Dinkelbach
+    iteration; no Pyomo or Dask lines (those start at -vv / -vvv); stdout holds only the answer."""
+    import subprocess
+
+    from dipsd.data.generate import generate
+    from dipsd.data.writer import save_scenarios
+
+    book = tmp_path / "g.xlsx"
+    save_scenarios(book, generate([4], 1, seed=3, max_draft_length=4))
+    out = tmp_path / "r.xlsx"
+    run = subprocess.run([sys.executable, "-m", "dipsd.cli", "-v", "study", str(book), "--out", str(out), "--methods",
+                          "dipsd,certify,exact", "--workers", "1", "--time-limit", "30"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    err = run.stderr
+    for method in ("dipsd", "certify", "exact"):
+        assert f"× {method}: started" in err and re.search(rf"× {method}: (optimal|feasible)", err), method
+    assert "DiP-SD N=" in err and "certify round 0" in err and re.search("Dinkelbach q=|exact: the incumbent", err)
+    assert "HiGHS" not in err  # its banner goes to the null device unless solver logs are asked for (-vv)
+    assert "pyomo" not in err and "Constructing" not in err and "distributed" not in err
+    assert "INFO" not in run.stdout and run.stdout.startswith("dipsd: ")

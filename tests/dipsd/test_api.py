@@ -39,7 +39,7 @@ def test_readme_three_line_recipe_reproduces_the_summary(tmp_path, monkeypatch):
     exec(compile(block.replace("df.groupby", "table = df.groupby"), "README.md", "exec"), scope)
     table = scope["table"]
     summary = dipsd.read_report("dipsd-report.xlsx")["Summary"]
-    overall = summary[summary["users"].astype(str) == "all"].set_index("method")
+    overall = summary[summary["rows"] == "all sizes"].set_index("method")
     for method in ("dipsd", "certify", "ad"):
         assert table.loc[method, "mean"] == pytest.approx(overall.loc[method, "mean gap % (proven)"], abs=1e-9)
         assert table.loc[method, "max"] == pytest.approx(overall.loc[method, "max gap %"], abs=1e-9)

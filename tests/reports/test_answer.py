@@ -73,3 +73,25 @@ def test_a_study_states_the_answer_everywhere(tmp_path, run_cli):
     gaps = frames["Gaps"]
     assert set(gaps.method) == {"dipsd", "exact", "ad-batch"} and {3, 4} <= set(gaps.users.dropna().astype(int))
     assert set(frames["Results"].gap_kind) == {"proven"}
+
+
+def test_native_gap_chart_has_certified_bars_and_proven_lines():
+    """The workbook's gap chart (reports.excel._charts) by hand: heuristic h only; at M = 4 a proven
+    mean gap of 2.5 % and no bar; at M = 8 (optimum open) a bar up to the worst certified gap, 10 %."""
+    from openpyxl import Workbook
+
+    from dipsd.reports.excel import _charts
+
+    wb = Workbook()
+    charts, data = wb.active, wb.create_sheet("Chart data")
+    _charts(charts, data, _records(), USERS, ["h", "exact", "certify"])
+    rows = list(data.iter_rows(values_only=True))
+    table = {row[0]: dict(zip(rows[0], row)) for row in rows[1:]}
+    assert table[4]["h worst certified gap % (optimum open)"] is None
+    assert table[4]["h mean gap % (proven)"] == pytest.approx(2.5)
+    assert table[8]["h worst certified gap % (optimum open)"] == pytest.approx(10.0)
+    assert table[8]["h mean gap % (proven)"] is None
+    assert "exact mean gap % (proven)" not in rows[0]  # methods that prove bounds are the reference
+    gap_chart = charts._charts[0]
+    assert type(gap_chart).__name__ == "BarChart" and len(gap_chart.series) == 1
+    assert [type(c).__name__ for c in gap_chart._charts] == ["BarChart", "LineChart"]

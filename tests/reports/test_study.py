@@ -52,7 +52,10 @@ def test_study_report_sheets_and_values(small_book, tmp_path, run_cli, monkeypat
     wb = openpyxl.load_workbook(report)
     assert wb.sheetnames == ["Summary", "Gaps", "Results", "Instances", "Plans", "Charts", "Chart data", "Run"]
     charts = wb["Charts"]._charts
-    assert [len(c.series) for c in charts] == [4, 5, 5]  # gap (exact left out), runtime, throughput
+    # gap chart: the heuristics only (exact and enumerate prove bounds; ad and ad-batch are target-only
+    # decoding, no plan of the model: their ratios are on the third chart), certified bars + proven lines
+    assert [len(c.series) for c in charts] == [1, 5, 5]
+    assert [len(c.series) for c in charts[0]._charts] == [1, 1]
     assert charts[1].y_axis.scaling.logBase == 10  # runtime on a logarithmic axis
     head, rows = sheet_rows(wb["Instances"])
     col = {h: i for i, h in enumerate(head)}
@@ -75,9 +78,9 @@ def test_study_report_sheets_and_values(small_book, tmp_path, run_cli, monkeypat
         assert r[head.index("draft length tokens")] == rec["draft_lengths"][r[2]]
     frames = read_report(str(report))
     summary = frames["Summary"]
-    exact_all = summary[(summary["users"].astype(str) == "all") & (summary["method"] == "exact")].iloc[0]
+    exact_all = summary[(summary["rows"] == "all sizes") & (summary["method"] == "exact")].iloc[0]
     assert exact_all["optimum proven (any method)"] == 4 and exact_all["max gap %"] == 0
-    dip_all = summary[(summary["users"].astype(str) == "all") & (summary["method"] == "dipsd")].iloc[0]
+    dip_all = summary[(summary["rows"] == "all sizes") & (summary["method"] == "dipsd")].iloc[0]
     assert dip_all["gaps proven"] == 4
     # certified gaps are at least the proven ones, so the counts are consistent with them
     assert dip_all["certified gap <= 1 %"] <= dip_all["with a result"]
@@ -106,11 +109,15 @@ def test_study_report_sheets_and_values(small_book, tmp_path, run_cli, monkeypat
     assert "ad upper bound tok/s" not in head and "dipsd gap to best plan % (optimum open)" not in head
     # the charts' numbers are one table pandas reads as it stands
     chart_data = frames["Chart data"]
-    assert list(chart_data["users"]) == [3, 4] and "dipsd mean tok/s" in chart_data
+    assert list(chart_data["users"]) == [3, 4] and "dipsd mean % of best plan" in chart_data
+    assert chart_data["dipsd worst certified gap % (optimum open)"].isna().all()  # every optimum proven here
     for m in (3, 4):
-        dips = [records[(s, "dipsd")]["throughput_tps"] for (s, meth) in records if meth == "dipsd" and f"M{m}" in s]
-        got = chart_data.set_index("users").loc[m, "dipsd mean tok/s"]
-        assert got == pytest.approx(sum(dips) / len(dips), rel=1e-12)
+        shares = [100 * records[(s, "dipsd")]["throughput_tps"] / records[(s, "exact")]["throughput_tps"]
+                  for (s, meth) in records if meth == "dipsd" and f"M{m}" in s]
+        got = chart_data.set_index("users").loc[m, "dipsd mean % of best plan"]
+        assert got == pytest.approx(sum(shares) / len(shares), rel=1e-12)
+        gaps = [100 - x for x in shares]
+        assert chart_data.set_index("users").loc[m, "dipsd mean gap % (proven)"] == pytest.approx(sum(gaps) / len(gaps), abs=1e-9)
     # numeric headers carry their unit
     head, _ = sheet_rows(wb["Plans"])
     units = ("tokens", "users", " ms", " s", "tok/s", "%", "GB (1e9 bytes)", "(re-evaluated)", "(verification order)",
@@ -521,3 +528,44 @@ def test_study_prints_a_headline_per_method_naming_the_worst_scenario(small_book
     worst = max(gaps, key=gaps.get)
     assert lines["ad"].rstrip().endswith(worst) and f"{gaps[worst]:.4f}" in lines["ad"]
     assert "4 of 4" in lines["exact"] and "(12 tasks;" in stdout
+
+
+def _sleepy(scenario, time_limit, start):
+    """A method that takes 2.5 s (the ad baseline, late): long enough for the study to tick."""
+    import time as _time
+
+    from dipsd.solvers.baselines import solve_ad
+
+    import dataclasses
+
+    _time.sleep(2.5)
+    return dataclasses.replace(solve_ad(scenario), method="sleepy")
+
+
+def test_progress_ticks_every_second_and_says_what_runs(small_book, tmp_path, monkeypatch):
+    """on_tick is called at least once a second while a task runs, names the running task with its
+    elapsed time, and bounds what is left by the remaining time limits."""
+    import dataclasses
+    import time as _time
+
+    from dipsd.data.workbook import load_workbook
+    from dipsd.progress import Progress
+    from dipsd.solvers.registry import METHODS, Method
+    from dipsd.solvers.study import run_study
+
+    monkeypatch.setitem(METHODS, "sleepy", Method("sleepy", "sleeps, then ad", _sleepy))
+    book = load_workbook(small_book)
+    book = dataclasses.replace(book, scenarios=book.scenarios[:1])
+    ticks = []
+    t0 = _time.monotonic()
+    outcome = run_study(book, ["sleepy"], time_limit=7.0, checkpoint_path=str(tmp_path / "c.jsonl"), workers=1,
+                        on_tick=lambda running: ticks.append((_time.monotonic() - t0, running)))
+    assert len(outcome.records) == 1 and outcome.records[0].status.value == "feasible"
+    times = [t for t, _ in ticks]
+    assert len(ticks) >= 2 and all(b - a < 1.6 for a, b in zip([0.0] + times, times))
+    running = [r for _, r in ticks if r.tasks]
+    assert running and running[-1].tasks[0][:2] == (book.scenarios[0].name, "sleepy")
+    assert running[-1].tasks[0][2] >= 1.0 and running[-1].left_at_most_s <= 7.0 - 1.0 + 0.5
+    assert running[-1].done == 0 and running[-1].total == 1
+    line = Progress(False).line(running[-1])
+    assert f"{book.scenarios[0].name} × sleepy" in line and "0/1 done" in line and "left (time limits)" in line
