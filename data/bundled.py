@@ -7,8 +7,14 @@ from importlib import resources
 EXAMPLES = ("heterogeneous.xlsx", "paper.xlsx")
 
 
-def example_path(name: str = "heterogeneous.xlsx") -> str:
-    """Path of a bundled example workbook (``paper.xlsx`` or ``heterogeneous.xlsx``)."""
-    if name not in EXAMPLES:
-        raise ValueError(f"no bundled example {name!r}; choose from {', '.join(EXAMPLES)}")
-    return str(resources.files("dipsd.data").joinpath("examples", name))
+def example_path(name: str = "heterogeneous") -> str:
+    """Path of a bundled example workbook: ``"heterogeneous"`` or ``"paper"`` (with or without
+    ``.xlsx``); another name is an :class:`~dipsd.errors.InputError` with a "did you mean"."""
+    from ..errors import InputError, did_you_mean
+
+    file = name if str(name).endswith(".xlsx") else f"{name}.xlsx"
+    if file not in EXAMPLES:
+        stems = [e[:-5] for e in EXAMPLES]
+        raise InputError(f"no bundled example {str(name)[:60]!r}{did_you_mean(str(name).removesuffix('.xlsx'), stems)}; "
+                         f"choose from {', '.join(stems)}")
+    return str(resources.files("dipsd.data").joinpath("examples", file))

@@ -80,10 +80,16 @@ class User:
     comm_latency_ms: float = D.COMM_LATENCY_MS
     draft: DraftModel = field(default_factory=DraftModel)
     acceptance: tuple[float, ...] | None = None
+    max_draft_length: int | None = field(default=None, repr=False)
+    """The longest draft this device may send (None: the scenario's ``max_draft_length``).  Left
+    out of ``repr`` (which fingerprints workbooks) so that 0.3 checkpoints still resume; the
+    fingerprint adds the limits where a user has one."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.alpha <= 1.0 or math.isnan(self.alpha):
             raise ValueError(f"user {self.name!r}: alpha must be in [0, 1], got {self.alpha}")
+        if self.max_draft_length is not None and not (isinstance(self.max_draft_length, int) and self.max_draft_length >= 1):
+            raise ValueError(f"user {self.name!r}: max_draft_length must be a whole number >= 1, got {self.max_draft_length!r}")
         if self.prefix_len < 1:
             raise ValueError(f"user {self.name!r}: prefix_len must be >= 1")
         if not self.comm_latency_ms > 0:
@@ -140,12 +146,27 @@ class Scenario:
         if len(set(names)) != len(names):
             raise ValueError(f"scenario {self.name!r}: duplicate user names")
         for u in self.users:
-            if u.acceptance is not None and len(u.acceptance) != self.max_draft_length:
-                raise ValueError(f"user {u.name!r}: acceptance table must have {self.max_draft_length} entries")
+            if u.max_draft_length is not None and u.max_draft_length > self.max_draft_length:
+                raise ValueError(f"user {u.name!r}: max_draft_length {u.max_draft_length} is above the scenario's "
+                                 f"{self.max_draft_length}")
+            limit = self.max_draft_length if u.max_draft_length is None else u.max_draft_length
+            if u.acceptance is not None and len(u.acceptance) != limit:
+                raise ValueError(f"user {u.name!r}: acceptance table must have {limit} entries (1..its max_draft_length)")
+        object.__setattr__(self, "_limits", tuple(
+            self.max_draft_length if u.max_draft_length is None else u.max_draft_length for u in self.users))
 
     @property
     def num_users(self) -> int:
         return len(self.users)
+
+    @property
+    def limits(self) -> tuple[int, ...]:
+        """Each user's longest allowed draft length: its own ``max_draft_length``, else the scenario's."""
+        return self._limits
+
+    def clipped(self, length: int) -> tuple[int, ...]:
+        """Every user at ``length``, or at its own limit where that is shorter."""
+        return tuple(min(length, limit) for limit in self._limits)
 
     @property
     def batch_range(self) -> range:

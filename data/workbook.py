@@ -15,15 +15,17 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 import unicodedata
 import zipfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import CellProblem, WorkbookError, did_you_mean
+from ..errors import CellProblem, InputError, WorkbookError, did_you_mean
 from . import defaults as D
 from . import xlsx
+from .plans import NamedPlan
 from .scenario import DraftModel, Scenario, TargetModel, User
 from .text import plural
 
@@ -126,7 +128,11 @@ SCENARIO_COLUMNS = (
 USERS_SHEET_COLUMNS = (
     Column("scenario", "text", "-", "the scenario this user belongs to", required=True),
     Column("user", "text", "-", "user name, unique within its scenario", required=True),
-) + tuple(_ranged(c, f"{c.help} (blank: the scenario's value)") for c in USER_COLUMNS)
+) + tuple(_ranged(c, f"{c.help} (blank: the scenario's value)") for c in USER_COLUMNS) + (
+    Column("max_draft_length", "int", "tokens", "this device's longest draft, at most the scenario's max_draft_length "
+           "(blank: the scenario's); its acceptance table, if any, covers 1..this", None, minimum=1,
+           maximum=D.MAX_DRAFT_LENGTH_CAP),
+)
 
 ACCEPTANCE_COLUMNS = (
     Column("scenario", "text", "-", "scenario of the user", required=True),
@@ -136,8 +142,19 @@ ACCEPTANCE_COLUMNS = (
     Column("expected_tokens", "float", "tokens", "expected tokens per round u(k), in [1, k+1], non-decreasing in k", required=True),
 )
 
-SHEETS = {"scenarios": SCENARIO_COLUMNS, "users": USERS_SHEET_COLUMNS, "acceptance": ACCEPTANCE_COLUMNS}
-OPTIONAL_SHEETS = frozenset({"acceptance"})
+PLANS_COLUMNS = (
+    Column("scenario", "text", "-", "scenario of the plan", required=True),
+    Column("plan", "text", "-", "plan name (a study runs it as method plan:NAME)", required=True),
+    Column("user", "text", "-", "a user of the scenario (each user once per plan)", required=True),
+    Column("batch", "int", "-", "the user's batch; batch numbers give the verification order", required=True, minimum=1,
+           maximum=10_000),
+    Column("draft_length", "int", "tokens", "the user's draft length (1..max_draft_length)", required=True, minimum=1,
+           maximum=D.MAX_DRAFT_LENGTH_CAP),
+)
+
+SHEETS = {"scenarios": SCENARIO_COLUMNS, "users": USERS_SHEET_COLUMNS, "acceptance": ACCEPTANCE_COLUMNS,
+          "plans": PLANS_COLUMNS}
+OPTIONAL_SHEETS = frozenset({"acceptance", "plans"})
 
 
 # ----------------------------------------------------------------------------- results
@@ -149,17 +166,36 @@ class LoadedWorkbook:
     sha256: str
     scenarios: tuple[Scenario, ...]
     notes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    plans: tuple[NamedPlan, ...] = ()
+    """The user's plans (sheet ``plans``), in sheet order."""
 
     @property
     def fingerprint(self) -> str:
-        """SHA-256 of the validated scenarios (not of the file's bytes, which change on every save)."""
-        return hashlib.sha256(repr(self.scenarios).encode()).hexdigest()
+        """SHA-256 of the validated scenarios and plans (not of the file's bytes, which change on
+        every save); a workbook without plans keeps the fingerprint of the scenarios alone."""
+        content = repr(self.scenarios) if not self.plans else repr((self.scenarios, self.plans))
+        limits = [(s.name, u.name, u.max_draft_length) for s in self.scenarios for u in s.users if u.max_draft_length is not None]
+        if limits:
+            content += repr(limits)
+        return hashlib.sha256(content.encode()).hexdigest()
 
     def scenario(self, name: str) -> Scenario:
+        """The scenario called ``name``; :class:`~dipsd.errors.InputError` (with a "did you mean")
+        if there is none."""
         for s in self.scenarios:
             if s.name == name:
                 return s
-        raise KeyError(name)
+        raise InputError(f"no scenario {name!r} in {os.path.basename(self.path)}"
+                         f"{did_you_mean(name, [s.name for s in self.scenarios])}")
+
+    @property
+    def plan_methods(self) -> list[str]:
+        """``plan:NAME`` for every plan name, in order of first appearance."""
+        return list(dict.fromkeys(p.method for p in self.plans))
+
+    def plans_of(self, scenario: str) -> dict[str, NamedPlan]:
+        """The plans of one scenario by method name (``plan:NAME``)."""
+        return {p.method: p for p in self.plans if p.scenario == scenario}
 
 
 @dataclass
@@ -199,6 +235,9 @@ def _show(value: Any) -> str:
 
 # ----------------------------------------------------------------------------- reading
 _CONTROL = frozenset({"Cc", "Zl", "Zp", "Cs"})
+MAX_NAME = 255
+"""Longest scenario, user or plan name accepted (characters)."""
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
 """Unicode categories a name may not contain: control characters, line and paragraph breaks."""
 MAX_TEXT = 80
 """Longest value shown in a message (longer ones are cut, with their length)."""
@@ -375,9 +414,16 @@ def _parse(raw: Any, col: Column, sheet: str, row: int, problems: _Problems):
             return _BAD
         if isinstance(raw, float) and raw.is_integer():
             return str(int(raw))
-        text = str(raw).strip()
+        text = unicodedata.normalize("NFC", str(raw).strip())  # 'café' typed two ways is one name
         if any(unicodedata.category(ch) in _CONTROL for ch in text):
             problems.add(sheet, row, col.name, raw, "text without line breaks, tabs or control characters")
+            return _BAD
+        if any(unicodedata.category(ch) == "Cf" for ch in text):  # zero-width and bidi controls: look-alike names
+            problems.add(sheet, row, col.name, raw, "text without invisible or direction-changing characters "
+                                                    "(zero-width spaces, bidi overrides)")
+            return _BAD
+        if len(text) > MAX_NAME:
+            problems.add(sheet, row, col.name, raw, f"text of at most {MAX_NAME} characters (got {len(text):,})")
             return _BAD
         return text
     if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
@@ -385,9 +431,12 @@ def _parse(raw: Any, col: Column, sheet: str, row: int, problems: _Problems):
         return _BAD
     if isinstance(raw, str):
         try:
+            if not _PLAIN_NUMBER.fullmatch(raw.strip()):  # no '1_024', no non-ASCII digits, no separators
+                raise ValueError(raw)
             number = float(raw.strip())
         except ValueError:
-            problems.add(sheet, row, col.name, raw, f"not a number; {col.allowed()}")
+            problems.add(sheet, row, col.name, raw, f"not a number written plainly (ASCII digits, optional sign, "
+                                                    f"point and exponent); {col.allowed()}")
             return _BAD
     else:
         number = float(raw)
@@ -438,10 +487,66 @@ def load_workbook(path: str | os.PathLike) -> LoadedWorkbook:
         sheets[sheet] = rows
     problems.raise_if_any()
     scenarios, notes = _assemble(sheets, problems)
+    plans = _assemble_plans(sheets.get("plans") or [], {s.name: s for s in scenarios}, problems)
     problems.raise_if_any()
     with open(path, "rb") as fh:
         digest = hashlib.sha256(fh.read()).hexdigest()
-    return LoadedWorkbook(path=path, sha256=digest, scenarios=tuple(scenarios), notes=notes)
+    return LoadedWorkbook(path=path, sha256=digest, scenarios=tuple(scenarios), notes=notes, plans=plans)
+
+
+def _assemble_plans(rows: list[_Row], scenarios: dict[str, Scenario], problems: _Problems) -> tuple[NamedPlan, ...]:
+    """Sheet ``plans``: every user of the scenario once per plan, lengths within the scenario's
+    L_ub; batch numbers are the verification order (gaps allowed).  Feasibility (memory, number
+    of batches) is the evaluator's to judge, with its reason, not a loading error."""
+    grouped: dict[tuple[str, str], list[_Row]] = defaultdict(list)
+    for row in rows:
+        v = row.values
+        if any(v.get(c) is None for c in ("scenario", "plan", "user", "batch", "draft_length")):
+            continue  # a blank required cell is reported by the sheet reader
+        if v["scenario"] not in scenarios:
+            problems.add("plans", row.number, "scenario", v["scenario"], _known("a scenario of sheet 'scenarios'", v["scenario"], scenarios))
+            continue
+        grouped[(v["scenario"], v["plan"])].append(row)
+    out = []
+    for (sname, pname), prow in grouped.items():
+        s = scenarios[sname]
+        users = {u.name: u for u in s.users}
+        seen: dict[str, int] = {}
+        ok = True
+        for row in prow:
+            v = row.values
+            if v["user"] not in users:
+                problems.add("plans", row.number, "user", v["user"], _known(f"a user of scenario '{sname}'", v["user"], users))
+                ok = False
+            elif v["user"] in seen:
+                problems.add("plans", row.number, "user", v["user"],
+                             f"each user once per plan (plan '{pname}' of '{sname}': already in row {seen[v['user']]})")
+                ok = False
+            else:
+                seen[v["user"]] = row.number
+            if v["draft_length"] > s.max_draft_length:
+                problems.add("plans", row.number, "draft_length", v["draft_length"],
+                             f"a draft length in 1..{s.max_draft_length} (max_draft_length of '{sname}'; plan '{pname}')")
+                ok = False
+        missing = [u for u in users if u not in seen]
+        if missing:
+            shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+            problems.add("plans", prow[0].number, "user", f"missing {shown}",
+                         f"every user of scenario '{sname}' once in plan '{pname}' ({plural(len(missing), 'user')} missing)")
+            ok = False
+        if not ok:
+            continue
+        by_batch: dict[int, list[_Row]] = defaultdict(list)
+        for row in prow:
+            by_batch[row.values["batch"]].append(row)
+        order = sorted(by_batch)
+        out.append(NamedPlan(
+            scenario=sname, name=pname,
+            batches=tuple(tuple(r.values["user"] for r in by_batch[b]) for b in order),
+            lengths=tuple((r.values["user"], int(r.values["draft_length"])) for r in prow),
+            rows=tuple(tuple(r.number for r in by_batch[b]) for b in order),
+        ))
+    return tuple(out)
 
 
 def _assemble(sheets, problems: _Problems):
@@ -562,13 +667,21 @@ def _build_scenario(name, srow: _Row, urows: list[_Row], acceptance, problems: _
             problems.add("users", urow.number, "prefix_len", prefix,
                          f"a prefix whose KV cache fits the memory cap alone (at most {room} tokens under memory_cap_bytes={cap:.6g})")
             ok = False
-        table = _acceptance_table(name, uname, lub, acceptance.get((name, uname), []), problems)
+        limit = urow.values.get("max_draft_length")
+        if limit is not None and limit > lub:
+            problems.add("users", urow.number, "max_draft_length", limit,
+                         f"a whole number in 1..{lub} (the max_draft_length of scenario '{name}'), or blank")
+            ok = False
+            limit = None
+        table = _acceptance_table(name, uname, limit or lub, acceptance.get((name, uname), []), problems,
+                                  own=limit is not None)
         if table is _BAD:
             ok = False
             table = None
         try:
             users.append(User(name=uname, alpha=upick("alpha"), prefix_len=prefix,
-                              comm_latency_ms=upick("comm_latency_ms"), draft=draft, acceptance=table))
+                              comm_latency_ms=upick("comm_latency_ms"), draft=draft, acceptance=table,
+                              max_draft_length=limit))
         except ValueError as exc:  # pragma: no cover - columns are validated above
             problems.add("users", urow.number, None, None, str(exc))
             ok = False
@@ -584,6 +697,9 @@ def _build_scenario(name, srow: _Row, urows: list[_Row], acceptance, problems: _
     if unusual:
         shown = "; ".join(unusual[:5]) + (f"; and {len(unusual) - 5} more" if len(unusual) > 5 else "")
         notes.append(f"WARNING unusual values (allowed, outside the typical range in the README): {shown}")
+    if scenario.max_batches < scenario.num_users:
+        notes.append(f"WARNING max_batches {scenario.max_batches} is below the {scenario.num_users} users: plans with more "
+                     f"batches are excluded (sd-nobatch, every user alone, is infeasible); leave it blank for the number of users")
     if defaulted:
         notes.append("defaults for " + ", ".join(defaulted))
     per_user = [f"{name} ({n}/{m})" for name, n in user_defaulted.items() if n]
@@ -592,7 +708,9 @@ def _build_scenario(name, srow: _Row, urows: list[_Row], acceptance, problems: _
     return scenario, tuple(notes)
 
 
-def _acceptance_table(sname, uname, lub, rows: list[_Row], problems: _Problems):
+def _acceptance_table(sname, uname, lub, rows: list[_Row], problems: _Problems, own: bool = False):
+    """The measured table u(1..lub) of one user (``lub`` its own limit when ``own``)."""
+    whose = f"max_draft_length of user '{uname}'" if own else f"max_draft_length of '{sname}'; user '{uname}'"
     if not rows:
         return None
     by_k: dict[int, _Row] = {}
@@ -600,7 +718,7 @@ def _acceptance_table(sname, uname, lub, rows: list[_Row], problems: _Problems):
     for row in rows:
         k, val = row.values["draft_length"], row.values["expected_tokens"]
         if k > lub:
-            problems.add("acceptance", row.number, "draft_length", k, f"a draft length in 1..{lub} (max_draft_length of '{sname}'; user '{uname}')")
+            problems.add("acceptance", row.number, "draft_length", k, f"a draft length in 1..{lub} ({whose})")
             bad = True
             continue
         if k in by_k:

@@ -22,17 +22,24 @@ __all__ = [
     "DraftModel", "Scenario", "TargetModel", "User", "paper_scenario", "LoadedWorkbook", "load_workbook",
     "DipsdError", "InputError", "PlanError", "WorkbookError", "Evaluation", "evaluate", "Plan",
     "ad_throughput_tps", "ad_batch_throughput_tps", "example_path", "run_study", "read_report", "results_frame",
-    "solve", "SolveResult", "Status", "__version__",
+    "solve", "SolveResult", "Status", "register_method", "NamedPlan", "__version__",
 ]
 
 _LAZY = {
     "run_study": ("dipsd.api", "run_study"),
     "read_report": ("dipsd.reports.frames", "read_report"),
     "results_frame": ("dipsd.reports.frames", "results_frame"),
-    "solve": ("dipsd.solvers.registry", "solve"),
+    "solve": ("dipsd.solvers.catalog", "solve"),
+    "register_method": ("dipsd.solvers.catalog", "register_method"),
+    "NamedPlan": ("dipsd.data.plans", "NamedPlan"),
     "SolveResult": ("dipsd.solvers.results", "SolveResult"),
     "Status": ("dipsd.solvers.results", "Status"),
 }
+
+
+def __dir__() -> list[str]:
+    """``dir(dipsd)`` lists the public API, the lazily loaded names included."""
+    return sorted(set(__all__) | {n for n in globals() if not n.startswith("_")})
 
 
 def __getattr__(name: str):

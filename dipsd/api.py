@@ -18,7 +18,7 @@ from .data.bundled import example_path
 from .data.scenario import Scenario
 from .data.workbook import LoadedWorkbook, load_workbook
 from .errors import InputError
-from .outputs import check_output, set_aside
+from .outputs import check_output, claim, set_aside, writing
 from .progress import Progress
 from .reports.frames import read_report, records_frame, results_frame
 
@@ -26,13 +26,14 @@ __all__ = ["run_study", "read_report", "results_frame", "example_path", "DEFAULT
 
 
 def _default_methods() -> list[str]:
-    from .solvers.registry import METHODS
+    from .solvers.catalog import default_methods
 
-    return [m for m in METHODS if m != "enumerate"]
+    return default_methods()
 
 
 DEFAULT_METHODS = tuple(_default_methods())
-"""Every method except ``enumerate`` (brute force, tiny instances only)."""
+"""Every built-in method except ``enumerate`` (brute force, tiny instances only); a study's default
+also has the registered methods and the workbook's plans."""
 
 
 def _book(source) -> LoadedWorkbook:
@@ -61,16 +62,20 @@ def run_study(source, methods: Sequence[str] | None = None, *, time_limit: float
     from .reports.excel import write_report
     from .reports.figures import gap_figure, gaps_png
     from .reports.metadata import run_metadata
-    from .solvers.registry import METHODS
+    from .solvers.catalog import check_methods, default_methods
     from .solvers.study import run_study as run
 
-    methods = list(methods) if methods is not None else list(DEFAULT_METHODS)
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown or not methods:
-        raise InputError(f"methods: unknown method {unknown[0] if unknown else '(none)'!r}; choose from {', '.join(METHODS)}")
-    if not time_limit > 0:
-        raise InputError(f"time_limit must be > 0, got {time_limit!r}")
+    if isinstance(methods, str):
+        methods = [methods]
+    if isinstance(time_limit, bool) or not (isinstance(time_limit, (int, float)) and 0 < time_limit < float("inf")):
+        raise InputError(f"time_limit: a finite number of seconds > 0, as on the command line; got {time_limit!r}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise InputError(f"workers: a whole number >= 1, got {workers!r}")
     book = _book(source)
+    if methods is None:
+        methods = default_methods() + book.plan_methods
+    else:
+        methods = check_methods(list(methods), plans=book.plan_methods)
     workers = workers or os.cpu_count() or 1
     progress_fn = Progress(quiet=not progress)
     num_users = {s.name: s.num_users for s in book.scenarios}
@@ -83,6 +88,7 @@ def run_study(source, methods: Sequence[str] | None = None, *, time_limit: float
     report = check_output(out, inputs=inputs, what="out")
     check_output(report + ".jsonl", inputs=inputs, suffix=".jsonl", what="checkpoint")
     png = check_output(gaps_png(report), inputs=inputs, suffix=".png", what="figure")
+    claim([report, png], report + ".jsonl", resume=resume, fresh=fresh)
 
     def finish(outcome) -> None:
         info = run_metadata(book, methods, outcome, time_limit=time_limit, workers=workers, scheduler=scheduler,
@@ -90,8 +96,10 @@ def run_study(source, methods: Sequence[str] | None = None, *, time_limit: float
         if fresh:
             set_aside(report)  # the earlier study's report goes with its checkpoint, never overwritten
             set_aside(png)
-        write_report(report, book, outcome.records, methods, info)
-        gap_figure(png, outcome.records, num_users, methods)
+        with writing(report, report + ".jsonl"):
+            write_report(report, book, outcome.records, methods, info)
+        with writing(png, report + ".jsonl"):
+            gap_figure(png, outcome.records, num_users, methods)
 
     outcome = run(book, methods, time_limit=time_limit, checkpoint_path=report + ".jsonl", workers=workers,
                   scheduler=scheduler, resume=resume, fresh=fresh, on_done=progress_fn, on_tick=progress_fn.tick, finish=finish)

@@ -18,6 +18,8 @@ def int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
     if not values or any(v < 1 for v in values):
         raise argparse.ArgumentTypeError(f"expected whole numbers >= 1, got {text!r}")
+    if len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"each number once, got {text!r}")
     return values
 
 
@@ -37,6 +39,17 @@ def _positive(kind):
 
 
 positive_int, positive_float = _positive(int), _positive(float)
+
+
+def seed(text: str) -> int:
+    """A random seed: a whole number in 0 .. 2**32 - 1 (what numpy's generators take)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text[:40]!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"expected a whole number in 0..{2**32 - 1}, got {text[:40]!r}")
+    return value
 
 _ADDRESS = re.compile(r"^tcp://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-_]+):(\d{1,5})$")
 

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
+import threading
 import sys
 
-from .argtypes import int_list
+from .argtypes import int_list, seed
 from .data.bundled import example_path
 
 __all__ = ["main", "build_parser", "example_path"]
 from . import __version__
-from .errors import InputError
+from .errors import EXIT_OUTPUT, InputError, OutputError
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT = 0, 1, 2
 
@@ -38,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("workbook", nargs="?", default=None, help="scenario workbook (.xlsx); default: the bundled heterogeneous example")
 
     t = sub.add_parser("template", help="write a ready-to-edit workbook with the paper defaults",
-                       description="Write a workbook with the paper defaults, 6 users, an acceptance table for one user and a README sheet.")
+                       description="Write a workbook with the paper defaults, 6 users, an acceptance table for one user, "
+                                   "two example plans (sheet 'plans') and a README sheet; max_batches is left blank "
+                                   "(= the number of users).")
     t.add_argument("path", help="where to write the .xlsx (an existing file is not overwritten)")
     t.add_argument("--force", action="store_true", help="overwrite an existing file")
 
@@ -48,11 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--force", action="store_true", help="overwrite an existing file")
     g.add_argument("--users", type=int_list, default=[3, 4, 5, 6], help="comma-separated numbers of users (default 3,4,5,6)")
     g.add_argument("--per-size", type=int, default=3, help="scenarios per number of users (default 3)")
-    g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    g.add_argument("--seed", type=seed, default=0, help="random seed, 0..2**32-1 (default 0)")
     g.add_argument("--profile", choices=["paper", "heterogeneous"], default="heterogeneous", help="paper: homogeneous paper defaults; heterogeneous: varied users (default)")
 
     from . import commands
     commands.add_solve(sub)
+    commands.add_evaluate(sub)
     commands.add_study(sub)
     commands.add_paper(sub)
     for command in sub.choices.values():  # -v also after the command; SUPPRESS keeps one given before it
@@ -72,8 +78,14 @@ def configure_logging(verbose: int) -> None:
     lines (Dask's cluster, Pyomo's); ``-vvv`` every library's debug lines (Pyomo's model
     construction)."""
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
     libraries = logging.WARNING if verbose < 2 else logging.INFO if verbose == 2 else logging.DEBUG
+    root = logging.getLogger()
+    root.setLevel(level)
+    handler = next((h for h in root.handlers if isinstance(h, _StderrHandler)), None)
+    if handler is None:  # one handler of ours, whatever else (a test's log capture) is attached
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
     for name in LIBRARIES:
         logging.getLogger(name).setLevel(libraries)
 
@@ -81,8 +93,39 @@ def configure_logging(verbose: int) -> None:
         # a library may reset its loggers' levels when imported (Dask does): filter at the handler too
         return record.levelno >= libraries or not record.name.split(".")[0] in LIBRARIES
 
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(keep)
+    handler.filters = [keep]
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of the record (so a redirected or captured
+    stderr gets the lines), never to stdout."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):  # StreamHandler.__init__ sets it; the property always follows sys.stderr
+        pass
+
+
+EXIT_TERMINATED = 143
+"""Exit code after SIGTERM (128 + 15), as after Ctrl-C (130) the finished work is kept."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (sent by ``timeout``, Slurm, Docker, systemd): handled like Ctrl-C."""
+
+
+_sigterm = {"received": False}
+
+
+def _on_sigterm(signum, frame):
+    _sigterm["received"] = True
+    raise Terminated()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,15 +133,37 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging(args.verbose)
     from . import commands
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    _sigterm["received"] = False
     try:
-        return getattr(commands, "run_" + args.command)(args)
+        code = getattr(commands, "run_" + args.command)(args)
+        # a study stopped by SIGTERM wrote its report and said how to resume, like after Ctrl-C
+        return EXIT_TERMINATED if code == 130 and _sigterm["received"] else code
+    except Terminated:
+        print("dipsd: terminated (SIGTERM; studies: run the same command with --resume to continue)", file=sys.stderr)
+        return EXIT_TERMINATED
     except InputError as exc:
         for line in str(exc).splitlines():
             print(f"dipsd: error: {line}", file=sys.stderr)
         return EXIT_INPUT
+    except OutputError as exc:
+        print(f"dipsd: error: {exc}", file=sys.stderr)
+        return EXIT_OUTPUT
+    except BrokenPipeError:  # stdout closed early (`dipsd ... | head`): stop quietly, as Unix tools do
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 1
     except KeyboardInterrupt:
         print("dipsd: interrupted (studies: run the same command with --resume to continue)", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

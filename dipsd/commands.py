@@ -15,7 +15,7 @@ from .data.text import plural
 from .data.workbook import load_workbook
 from .data.writer import save_scenarios
 from .errors import InputError, did_you_mean
-from .outputs import check_output, set_aside
+from .outputs import check_output, claim, set_aside, shown, writing
 from .progress import Progress
 
 
@@ -30,6 +30,10 @@ def describe(scenario: Scenario, notes: tuple[str, ...] = ()) -> str:
     tables = sum(u.acceptance is not None for u in s.users)
     if tables:
         parts.append(plural(tables, "acceptance table"))
+    own = [(u.name, lim) for u, lim in zip(s.users, s.limits) if u.max_draft_length is not None]
+    if own:
+        shown = ", ".join(f"{n} {lim}" for n, lim in own[:6]) + (" ..." if len(own) > 6 else "")
+        parts.append(f"per-user draft limits: {shown}")
     parts.extend(n for n in notes if not n.startswith("WARNING "))
     warn = [n[len("WARNING "):] for n in notes if n.startswith("WARNING ")]
     shortest = min(u.prefix_len for u in s.users)
@@ -57,7 +61,21 @@ def run_check(args: argparse.Namespace) -> int:
     print(f"{book.path}: {plural(len(book.scenarios), 'scenario')}, sha256 {book.sha256[:12]}")
     for s in book.scenarios:
         print("  " + describe(s, book.notes.get(s.name, ())))
+        for named in book.plans_of(s.name).values():
+            print("    " + _plan_line(s, named))
     return 0
+
+
+def _plan_line(scenario: Scenario, named) -> str:
+    """One line of ``check`` per plan of sheet 'plans': feasible with its throughput, or why not."""
+    from .solvers.catalog import run_named_plan
+    from .solvers.results import Status
+
+    result = run_named_plan(scenario, named)
+    if result.status is Status.FEASIBLE:
+        return (f"plan {named.name!r}: feasible, {plural(len(named.batches), 'batch', 'batches')}, "
+                f"{result.throughput_tps:.3f} tok/s")
+    return f"WARNING {result.message}"
 
 
 def template_scenario() -> Scenario:
@@ -78,9 +96,24 @@ def _new_workbook_path(args: argparse.Namespace) -> str:
     return path
 
 
+def template_plans(scenario: Scenario):
+    """Two example plans of the template's scenario (sheet ``plans``): three users per batch at
+    length 3, and every user alone at length 4."""
+    from .data.plans import NamedPlan
+
+    names = [u.name for u in scenario.users]
+    half = len(names) // 2
+    return [
+        NamedPlan(scenario.name, "two-batches", (tuple(names[:half]), tuple(names[half:])), tuple((n, 3) for n in names)),
+        NamedPlan(scenario.name, "one-per-user", tuple((n,) for n in names), tuple((n, 4) for n in names)),
+    ]
+
+
 def run_template(args: argparse.Namespace) -> int:
     path = _new_workbook_path(args)
-    save_scenarios(path, [template_scenario()])
+    scenario = template_scenario()
+    # max_batches blank: the number of users, so that users added later keep every plan allowed
+    save_scenarios(path, [scenario], plans=template_plans(scenario), blank={"max_batches", "min_batches"})
     print(f"wrote {args.path}")
     return 0
 
@@ -97,8 +130,9 @@ def run_generate(args: argparse.Namespace) -> int:
 
 def add_solve(sub) -> None:
     """Register ``dipsd solve``."""
-    from .solvers.registry import METHODS
+    from .solvers.catalog import METHODS, load_plugins
 
+    load_plugins()
     names = ", ".join(f"{m.name} ({m.help})" for m in METHODS.values())
     p = sub.add_parser("solve", help="solve scenarios of a workbook with one method",
                        description=f"Solve scenarios with one method. Methods: {names}.")
@@ -113,12 +147,32 @@ def add_solve(sub) -> None:
 
 def _method_name(text: str) -> str:
     """An argparse type: a registered method or 'all', with a suggestion for a typo."""
-    from .solvers.registry import METHODS
+    from .solvers.catalog import check_methods
 
-    if text == "all" or text in METHODS:
+    if text == "all":
         return text
-    raise argparse.ArgumentTypeError(f"unknown method {text[:60]!r}{did_you_mean(text, list(METHODS) + ['all'])} "
-                                     f"(methods: {', '.join(METHODS)}, all)")
+    try:
+        return check_methods([text], what="--method")[0]
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--method: ") + ", all") from None
+
+
+def select_scenarios(book, patterns):
+    """The workbook with only the scenarios matching one of ``patterns`` (names or shell-style
+    patterns such as ``het-M2*``), in workbook order; every pattern must match something."""
+    if not patterns:
+        return book
+    import dataclasses
+    import fnmatch
+
+    names = [s.name for s in book.scenarios]
+    for pattern in patterns:
+        if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
+            shown = ", ".join(names[:20]) + (" ..." if len(names) > 20 else "")
+            raise InputError(f"--scenario: no scenario matches {pattern[:60]!r}{did_you_mean(pattern, names)} (known: {shown})")
+    keep = tuple(s for s in book.scenarios if any(fnmatch.fnmatchcase(s.name, p) for p in patterns))
+    kept = {s.name for s in keep}
+    return dataclasses.replace(book, scenarios=keep, plans=tuple(p for p in book.plans if p.scenario in kept))
 
 
 def _pick(book, names):
@@ -153,14 +207,15 @@ TABLE_HEADER = (f"{'scenario':<16} {'method':<11} {'status':<11} {'tokens/s':>10
 
 def run_solve(args: argparse.Namespace) -> int:
     from .reports.stats import gap, gap_statements, headline, headline_text, reference, statement_text
-    from .solvers.registry import METHODS, run_method, start_from
+    from .solvers.catalog import METHODS, default_methods
+    from .solvers.registry import run_method, start_from
     from .solvers.results import Status
 
     book = load_workbook(args.workbook or example_path())
     scenarios = _pick(book, args.scenario)
     if not args.json:
         print(TABLE_HEADER)
-    methods = [m for m in METHODS if m != "enumerate"] if args.method == "all" else [args.method]
+    methods = default_methods() if args.method == "all" else [args.method]
     failures = total = 0
     everything = []
     for s in scenarios:
@@ -196,11 +251,82 @@ def _print_result(args, result, scenario, record: dict, gap_pct: float | None) -
         print(format_row(result, scenario, gap_pct), flush=True)
 
 
+def add_evaluate(sub) -> None:
+    """Register ``dipsd evaluate``."""
+    p = sub.add_parser("evaluate", help="evaluate the plans of a workbook's sheet 'plans' (and their gaps)",
+                       description="Evaluate every plan of the workbook's sheet 'plans' in closed form: throughput, span, "
+                                   "expected tokens, feasibility (the reason when infeasible); with --against, the gap "
+                                   "to what that method proves (proven when it proves the optimum, else at most, certified).")
+    p.add_argument("workbook", help="scenario workbook (.xlsx) with a sheet 'plans'")
+    p.add_argument("--scenario", action="append", default=None, metavar="NAME",
+                   help="only scenarios of this name or shell-style pattern (repeatable; default: all)")
+    p.add_argument("--against", choices=["certify", "exact"], default=None,
+                   help="also run this method on each scenario and give each plan's gap to it")
+    p.add_argument("--time-limit", type=positive_float, default=60.0, metavar="SECONDS",
+                   help="time limit of the --against method per scenario in seconds (default 60)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line and plan instead of a table")
+
+
+EVALUATE_HEADER = (f"{'scenario':<16} {'plan':<14} {'status':<10} {'tokens/s':>10} {'span_ms':>10} {'tokens':>8} "
+                   f"{'N':>3} {'gap%':>9} {'kind':<10} reason")
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from .reports.stats import gap, reference
+    from .solvers.catalog import run_named_plan
+    from .solvers.registry import run_method
+    from .solvers.results import Status
+
+    book = select_scenarios(load_workbook(args.workbook), args.scenario)
+    if not book.plans:
+        raise InputError(f"{args.workbook}: no plans to evaluate (sheet 'plans': scenario, plan, user, batch, "
+                         f"draft_length; see dipsd template)")
+    if not args.json:
+        print(EVALUATE_HEADER)
+    for s in book.scenarios:
+        plans = list(book.plans_of(s.name).values())
+        if not plans:
+            continue
+        results = [run_named_plan(s, p) for p in plans]
+        against = run_method(args.against, s, time_limit=args.time_limit) if args.against else None
+        records = [r.record(s) for r in results] + ([against.record(s)] if against is not None else [])
+        ref = reference(records) if against is not None else None
+        for named, result, record in zip(plans, results, records):
+            g = gap(record, ref) if ref is not None else None
+            kind, value = (None, None)
+            if g is not None and g.proven is not None:
+                kind, value = "proven", g.proven
+            elif g is not None and g.certified is not None:
+                kind, value = "certified", g.certified
+            row = {"scenario": s.name, "plan": named.name, "status": result.status.value,
+                   "feasible": result.status is Status.FEASIBLE, "throughput_tps": result.throughput_tps,
+                   "span_ms": result.span_ms, "expected_tokens": result.expected_tokens,
+                   "num_batches": len(named.batches), "gap_pct": value, "gap_kind": kind,
+                   "against": None if against is None else {"method": against.method, "status": against.status.value,
+                                                            "throughput_tps": against.throughput_tps,
+                                                            "upper_bound_tps": against.upper_bound_tps},
+                   "reason": "feasible" if result.status is Status.FEASIBLE else result.message}
+            if args.json:
+                print(json.dumps(row), flush=True)
+            else:
+                def num(v, width, fmt):
+                    return f"{'-':>{width}}" if v is None else format(v, f"{width}{fmt}")
+                shown = "" if kind is None else ("<= " if kind == "certified" else "")
+                print(f"{s.name:<16} {named.name:<14} {result.status.value:<10} {num(result.throughput_tps, 10, '.3f')} "
+                      f"{num(result.span_ms, 10, '.2f')} {num(result.expected_tokens, 8, '.3f')} {len(named.batches):>3} "
+                      f"{(shown + format(value, '.4f')) if value is not None else '-':>9} {kind or '-':<10} {row['reason']}",
+                      flush=True)
+    if args.against and not args.json:
+        print(f"\ngap% = 100 (R* - R) / R*: proven where {args.against} proved the optimum; '<=' certified: at most "
+              f"that, to {args.against}'s bound")
+    return 0
+
+
 def add_study(sub) -> None:
     """Register ``dipsd study``."""
-    from .solvers.registry import METHODS
+    from .solvers.catalog import default_methods as defaults
 
-    default_methods = [m for m in METHODS if m != "enumerate"]
+    default_methods = defaults()
     p = sub.add_parser(
         "study", help="run scenarios x methods in parallel and write an Excel gap report",
         description="Run every method on every scenario of a workbook (default: the bundled heterogeneous example), "
@@ -208,8 +334,11 @@ def add_study(sub) -> None:
                     "charts and run metadata. Finished tasks are checkpointed to REPORT.xlsx.jsonl.")
     p.add_argument("workbook", nargs="?", default=None, help="scenario workbook (.xlsx); default: the bundled heterogeneous example")
     p.add_argument("--out", default="dipsd-report.xlsx", help="report path (default dipsd-report.xlsx in the current directory)")
-    p.add_argument("--methods", default=",".join(default_methods),
-                   help=f"comma-separated methods (default {','.join(default_methods)}; also: enumerate)")
+    p.add_argument("--methods", default=None,
+                   help=f"comma-separated methods (default {','.join(default_methods)} and plan:NAME for every plan "
+                        f"of the workbook's sheet 'plans'; also: enumerate)")
+    p.add_argument("--scenario", action="append", default=None, metavar="NAME",
+                   help="only scenarios of this name or shell-style pattern, e.g. 'het-M2*' (repeatable; default: all)")
     p.add_argument("--time-limit", type=positive_float, default=60.0, metavar="SECONDS",
                    help="time limit per task in seconds (default 60)")
     p.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
@@ -222,8 +351,9 @@ def add_study(sub) -> None:
 def _add_checkpoint_options(p) -> None:
     again = p.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true",
-                       help="continue the study in the checkpoint REPORT.xlsx.jsonl: skip its finished tasks, re-run its errors "
-                            "(refused if the workbook, methods, time limit or versions changed)")
+                       help="continue the study in the checkpoint REPORT.xlsx.jsonl: skip its finished tasks, re-run its errors; "
+                            "methods may be added and the time limit raised (tasks stopped by the old limit run again); "
+                            "refused if the workbook, versions or anything else changed")
     again.add_argument("--fresh", action="store_true",
                        help="start again although a checkpoint exists: it is moved aside (REPORT.xlsx.jsonl.old-TIME), never deleted")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -252,25 +382,28 @@ def _interrupted(checkpoint: str) -> None:
 def run_study(args: argparse.Namespace) -> int:
     from .reports.excel import write_report
     from .reports.figures import gap_figure, gaps_png
-    from .solvers.registry import METHODS
+    from .solvers.catalog import check_methods, default_methods
     from .solvers.study import run_study as run
     from .solvers.results import Status
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown or not methods:
-        raise InputError(f"--methods: unknown method {unknown[0] if unknown else '(none)'!r}; choose from {', '.join(METHODS)}")
     source = args.workbook or example_path()
     report, checkpoint = _study_outputs(args.out, [source])
     png = check_output(gaps_png(report), inputs=[source], suffix=".png", what="figure")
-    book = load_workbook(source)
+    claim([report, png], checkpoint, resume=args.resume, fresh=args.fresh)
+    book = select_scenarios(load_workbook(source), args.scenario)
+    if args.methods is None:
+        methods = default_methods() + book.plan_methods
+    else:
+        methods = check_methods([m for m in args.methods.split(",") if m.strip()], plans=book.plan_methods, what="--methods")
 
     def finish(outcome) -> None:
         if args.fresh:
             set_aside(report)  # the earlier study's report goes with its checkpoint, never overwritten
             set_aside(png)
-        write_report(report, book, outcome.records, methods, run_info(args, book, methods, outcome))
-        gap_figure(png, outcome.records, {s.name: s.num_users for s in book.scenarios}, methods)
+        with writing(report, checkpoint):
+            write_report(report, book, outcome.records, methods, run_info(args, book, methods, outcome))
+        with writing(png, checkpoint):
+            gap_figure(png, outcome.records, {s.name: s.num_users for s in book.scenarios}, methods)
 
     outcome = run(book, methods, time_limit=args.time_limit, checkpoint_path=checkpoint, workers=args.workers,
                   scheduler=args.scheduler, resume=args.resume, fresh=args.fresh, on_done=(progress := Progress(args.quiet or args.verbose > 0)), on_tick=progress.tick,
@@ -285,7 +418,7 @@ def run_study(args: argparse.Namespace) -> int:
     print()
     print(headline_text(headline(outcome.records, methods)))
     n = len(outcome.records)
-    print(f"wrote {args.out} ({plural(n, 'task')}; gaps per scenario in its Summary and Instances sheets) and {png}")
+    print(f"wrote {shown(args.out)} ({plural(n, 'task')}; gaps per scenario in its Summary and Instances sheets) and {shown(png)}")
     if outcome.interrupted:
         _interrupted(checkpoint)
         return 130
@@ -325,27 +458,41 @@ def run_paper(args: argparse.Namespace) -> int:
         raise InputError(f"--alphas: expected comma-separated numbers, got {args.alphas!r}") from None
     if not alphas or any(not 0.0 <= a <= 1.0 for a in alphas):
         raise InputError(f"--alphas: every alpha must be in [0, 1], got {args.alphas!r}")
+    if len(set(alphas)) != len(alphas):
+        raise InputError(f"--alphas: each alpha once, got {args.alphas!r}")
     if args.max_users < 2:
         raise InputError(f"--max-users must be at least 2, got {args.max_users}")
     methods = ["dipsd", "dipsd-fixed", "sd-nobatch", "ad", "ad-batch", "exact"]
     report, checkpoint = _study_outputs(args.out, [])
     scenarios_path = check_output(report + ".scenarios.xlsx", what="scenarios workbook")
     png = check_output(os.path.splitext(report)[0] + ".png", suffix=".png", what="figure")
-    save_scenarios(scenarios_path, paper_scenarios(args.max_users, alphas))
-    book = load_workbook(scenarios_path)
+    claim([report, png, scenarios_path], checkpoint, resume=args.resume, fresh=args.fresh)
+    wanted = paper_scenarios(args.max_users, alphas)
+    if os.path.exists(scenarios_path) and not args.fresh:  # resuming: the study's own input, kept as it is
+        book = load_workbook(scenarios_path)
+        if book.scenarios != tuple(wanted):
+            raise InputError(f"{scenarios_path} holds other scenarios than --max-users {args.max_users} --alphas "
+                             f"{args.alphas} give; run with the study's settings, or --fresh to start again")
+    else:
+        if args.fresh:
+            set_aside(scenarios_path)
+        save_scenarios(scenarios_path, wanted)
+        book = load_workbook(scenarios_path)
 
     def finish(outcome) -> None:
         if args.fresh:
             set_aside(report)
             set_aside(png)
-        write_report(report, book, outcome.records, methods, run_info(args, book, methods, outcome))
-        figure(png, outcome.records, alphas, args.max_users, methods)
+        with writing(report, checkpoint):
+            write_report(report, book, outcome.records, methods, run_info(args, book, methods, outcome))
+        with writing(png, checkpoint):
+            figure(png, outcome.records, alphas, args.max_users, methods)
 
     outcome = run(book, methods, time_limit=args.time_limit, checkpoint_path=checkpoint, workers=args.workers,
                   resume=args.resume, fresh=args.fresh, on_done=(progress := Progress(args.quiet or args.verbose > 0)), on_tick=progress.tick, finish=finish)
     table, _ = ratio_table(outcome.records, alphas, args.max_users)
     print(table)
-    print(f"\nwrote {args.out}, {png} and the scenarios {scenarios_path}")
+    print(f"\nwrote {shown(args.out)}, {shown(png)} and the scenarios {shown(scenarios_path)}")
     if outcome.interrupted:
         _interrupted(checkpoint)
         return 130

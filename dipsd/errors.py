@@ -74,3 +74,23 @@ class TooLargeError(InputError):
 
 class SolverError(DipsdError):
     """A solver failed in a way that is not a status (crash, wrong answer)."""
+
+
+class OutputError(DipsdError):
+    """An output could not be written (disk full, file too large, read-only file system, ...):
+    exit code :data:`EXIT_OUTPUT`; what was written before (checkpoint, earlier report) is intact."""
+
+
+EXIT_OUTPUT = 74
+"""Exit code when an output cannot be written (sysexits' EX_IOERR)."""
+
+
+def output_failure(path: str, exc: BaseException) -> OutputError:
+    """An :class:`OutputError` naming ``path`` and the operating system's reason (the first
+    ``OSError`` in the chain: a library may report a later consequence, e.g. 'seek of closed file')."""
+    cause, seen = exc, set()
+    while cause is not None and not isinstance(cause, OSError) and id(cause) not in seen:
+        seen.add(id(cause))
+        cause = cause.__context__ or cause.__cause__
+    reason = (cause.strerror or str(cause)) if isinstance(cause, OSError) else f"{type(exc).__name__}: {exc}"
+    return OutputError(f"could not write {path}: {reason}")

@@ -96,6 +96,8 @@ class Pricer:
         self.t = t
         M = t.num_users
         self.ready = np.array(t.ready, dtype=float)  # (M, L), increasing in l
+        for m in range(M):  # a length above a user's own limit is never ready: no column takes it
+            self.ready[m, t.limit(m):] = np.inf
         # tokens with a leading -inf: index 0 means "no feasible length"
         self.tokens = np.concatenate([np.full((M, 1), -np.inf), np.array(t.tokens, dtype=float)], axis=1)
         self.level = np.array(t.level_of)

@@ -157,6 +157,9 @@ class Layout:
     min_span: float
     fixed: tuple[tuple[int, int], ...] | None = None
     """Where each slot holds a given batch (the l-step): its size and prefix level."""
+    tops: tuple[int, ...] = ()
+    """Per class, the longest length its users may draft (their own limit; empty: ``max_length``
+    for every class).  A free-length class's counts above it are bounded to 0."""
     untimed: frozenset[int] = frozenset()
     """Classes whose ready times never set the span (no ready rows, no per-class span cut): such
     a class may join users who differ only in ready time or acceptance (see
@@ -171,8 +174,10 @@ class Layout:
         return len(self.classes[c])
 
     def top(self, c: int) -> int:
-        """The longest length class c can have."""
-        return self.max_length if self.lengths[c] is None else self.lengths[c]
+        """The longest length class c can have (its fixed length, else its users' limit)."""
+        if self.lengths[c] is not None:
+            return self.lengths[c]
+        return min(self.max_length, self.tops[c]) if self.tops else self.max_length
 
     def own_ks(self, c: int) -> range:
         """The k with a variable ``A_cnk`` of its own (k = 1 only when the length is fixed)."""
@@ -203,6 +208,7 @@ def full_layout(scenario: Scenario, t: Tables) -> Layout:
     fewest = max(scenario.min_batches, len(packed) if packed is not None else slots + 1)
     return Layout(
         classes=t.classes, lengths=(None,) * len(t.classes), max_length=t.max_length, slots=slots,
+        tops=tuple(t.limit(members[0]) for members in t.classes),
         pairs=growth_pairs(t.classes, slots), min_count=fewest, max_count=slots,
         bbar=slot_room(t, scenario.min_batches, slots), symmetric=True, min_span=t.span_lower_bound(scenario.min_batches),
     )
@@ -285,7 +291,9 @@ def _add_sets(model, lay: Layout) -> None:
 
 def _add_counts(model, lay: Layout) -> None:
     """Counts, their indicators, batch sizes, slot use and the range of N."""
-    model.A = pyo.Var(model.CNK, domain=pyo.NonNegativeIntegers, bounds=lambda mdl, c, n, k: (0, lay.size(c)))
+    # a length above the class's limit (its users' own max_draft_length) is not allowed: count 0
+    model.A = pyo.Var(model.CNK, domain=pyo.NonNegativeIntegers,
+                      bounds=lambda mdl, c, n, k: (0, lay.size(c) if k <= lay.top(c) or lay.lengths[c] is not None else 0))
     model.EIDX = pyo.Set(dimen=3, initialize=[(c, n, k) for (c, n, k) in model.CNK if lay.size(c) > 1])
     model.E = pyo.Var(model.EIDX, domain=pyo.Binary)
     model.w = pyo.Var(model.N, domain=pyo.Binary)

@@ -22,7 +22,8 @@ class Plan:
         return len(self.batches)
 
     def validate(self, scenario: Scenario) -> None:
-        """Raise :class:`PlanError` unless every user is in exactly one non-empty batch with a length in 1..L_ub."""
+        """Raise :class:`PlanError` unless every user is in exactly one non-empty batch with a length in 1..its limit
+        (the user's own ``max_draft_length``, else L_ub)."""
         m = scenario.num_users
         if len(self.lengths) != m:
             raise PlanError(f"plan has {len(self.lengths)} draft lengths for {m} users")
@@ -36,8 +37,8 @@ class Plan:
             twice = sorted({i for i in seen if seen.count(i) > 1})
             raise PlanError(f"plan is not a partition of the users (missing {missing}, repeated {twice})")
         for i, l in enumerate(self.lengths):
-            if not (isinstance(l, int) and 1 <= l <= scenario.max_draft_length):
-                raise PlanError(f"user {scenario.users[i].name!r}: draft length {l!r} outside 1..{scenario.max_draft_length}")
+            if not (isinstance(l, int) and 1 <= l <= scenario.limits[i]):
+                raise PlanError(f"user {scenario.users[i].name!r}: draft length {l!r} outside 1..{scenario.limits[i]}")
 
     def named(self, scenario: Scenario) -> tuple[list[list[str]], dict[str, int]]:
         """Batches as lists of user names and lengths as a name -> length dict."""

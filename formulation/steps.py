@@ -91,6 +91,7 @@ def length_layout(tables: Tables, batches: tuple[tuple[int, ...], ...]) -> Layou
             raise ValueError(f"batch {n} holds {size} users, the memory cap allows {t.room[level]} at its prefix")
     return Layout(
         classes=tuple(classes), lengths=(None,) * len(classes), max_length=t.max_length, slots=N,
+        tops=tuple(t.limit(members[0]) for members in classes),
         pairs=tuple(pairs), min_count=N, max_count=N, bbar=tuple(len(b) for b in batches),
         symmetric=False, min_span=t.span_lower_bound(N), fixed=fixed,
     )

@@ -34,6 +34,14 @@ class Tables:
     beta_ms: float
     room: tuple[int, ...]
     classes: tuple[tuple[int, ...], ...]
+    limits: tuple[int, ...] = ()
+    """Each user's longest allowed length (``Scenario.limits``).  Above it, ``tokens`` repeat the
+    value at the limit and ``ready`` follows the formula (finite numbers for the models'
+    coefficients); every model forbids those lengths (the MILPs fix their indicators to 0, the
+    pricer treats them as never ready)."""
+
+    def limit(self, m: int) -> int:
+        return self.limits[m] if self.limits else self.max_length
 
     @classmethod
     def of(cls, scenario: Scenario) -> "Tables":
@@ -42,13 +50,14 @@ class Tables:
         levels = tuple(sorted({u.prefix_len for u in users}))
         index = {p: j for j, p in enumerate(levels)}
         groups: dict[tuple, list[int]] = {}
+        limits = scenario.limits
         for m, u in enumerate(users):
-            key = (u.alpha, u.prefix_len, u.comm_latency_ms, u.draft, u.acceptance)
+            key = (u.alpha, u.prefix_len, u.comm_latency_ms, u.draft, u.acceptance, limits[m])
             groups.setdefault(key, []).append(m)
         return cls(
             num_users=len(users),
             max_length=lub,
-            tokens=tuple(tuple(u.expected_tokens(k) for k in range(1, lub + 1)) for u in users),
+            tokens=tuple(tuple(u.expected_tokens(min(k, limits[m])) for k in range(1, lub + 1)) for m, u in enumerate(users)),
             ready=tuple(tuple(u.ready_ms(k) for k in range(1, lub + 1)) for u in users),
             levels=levels,
             level_of=tuple(index[u.prefix_len] for u in users),
@@ -56,6 +65,7 @@ class Tables:
             beta_ms=t.beta_ms,
             room=tuple(scenario.max_batch_size(p) for p in levels),
             classes=tuple(tuple(g) for g in groups.values()),
+            limits=limits,
         )
 
     def in_units(self, unit_ms: float) -> "Tables":

@@ -117,8 +117,7 @@ def _summary(ws, records, num_users, methods, statements) -> None:
     ws.title = "Summary"
     said = [sentence(st) for st in statements if st.group == "all"]
     for i, text in enumerate(said, start=1):
-        ws.cell(row=i, column=1).value = text
-        ws.cell(row=i, column=1).data_type = "s"  # text from method names is never a formula
+        set_text(ws.cell(row=i, column=1), text)  # text from method names is never a formula
     offset = len(said) + 1 if said else 0
     top = headline(records, methods)
     head = [("method", None), ("scenarios", "int"), ("with a result", "int"), ("optimum proven", "int"),

@@ -13,6 +13,8 @@ is, ``none``), ``num_batches``, ``span_ms``, ``expected_tokens``, ``runtime_s``,
 
 from __future__ import annotations
 
+import zipfile
+
 import math
 
 import pandas as pd
@@ -82,7 +84,21 @@ def read_report(path: str) -> dict[str, pd.DataFrame]:
     """A study report read back: ``Results`` (tidy, typed as :func:`records_frame`), ``Headline``,
     ``Summary``, ``Instances``, ``Plans``, ``Chart data`` (a row per number of users) and ``Run``
     (key -> value)."""
-    sheets = pd.read_excel(path, sheet_name=None, header=None)
+    from ..errors import InputError
+
+    REPORT_SHEETS = {"Summary", "Results", "Run"}
+    try:
+        sheets = pd.read_excel(path, sheet_name=None, header=None)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise InputError(f"{path}: cannot be read as an Excel workbook ({type(exc).__name__}: {str(exc)[:200]})") from None
+    run = sheets.get("Run")
+    ok = REPORT_SHEETS <= set(sheets) and run is not None and run.shape[1] >= 2 and "command line" in set(run.iloc[:, 0].astype(str))
+    if ok:
+        first = sheets["Summary"].iloc[:, 0].astype(str).tolist()
+        ok = "method" in first and "users" in first
+    if not ok:
+        raise InputError(f"{path} is not a dipsd study report (it lacks the sheets {', '.join(sorted(REPORT_SHEETS))} "
+                         f"as dipsd writes them); read scenario workbooks with dipsd.load_workbook")
     out: dict[str, pd.DataFrame] = {}
     for name, raw in sheets.items():
         if name == "Summary":

@@ -238,6 +238,8 @@ class GapStatement:
     open_mean: float | None
     open_max: float | None
     open_users: tuple[int, ...]
+    without: tuple[tuple[str, int], ...] = ()
+    """Scenarios where the method gave no throughput, by status (e.g. ``(("infeasible", 1),)``)."""
 
 
 def gap_statements(records: list[Record], num_users: dict[str, int], methods: list[str]) -> list[GapStatement]:
@@ -245,8 +247,13 @@ def gap_statements(records: list[Record], num_users: dict[str, int], methods: li
     refs = references(records)
     out = []
     for method in methods:
-        rows = [r for r in records if r.method == method and r.throughput_tps is not None]
+        mine = [r for r in records if r.method == method]
+        rows = [r for r in mine if r.throughput_tps is not None]
         sizes = sorted({num_users[r.scenario] for r in rows if r.scenario in num_users})
+        missing: dict[str, int] = {}
+        for r in mine:
+            if r.throughput_tps is None:
+                missing[r.status.value] = missing.get(r.status.value, 0) + 1
         for label, chosen in [(str(m), [r for r in rows if num_users.get(r.scenario) == m]) for m in sizes] + [("all", rows)]:
             proven, open_ = [], []
             for r in chosen:
@@ -260,7 +267,8 @@ def gap_statements(records: list[Record], num_users: dict[str, int], methods: li
                 method, label, len(p), sum(v <= 100.0 * HIT_TOL for v in p),
                 statistics.fmean(p) if p else None, statistics.median(p) if p else None, max(p) if p else None,
                 tuple(sorted({m for _, m in proven})), len(o), statistics.fmean(o) if o else None,
-                max(o) if o else None, tuple(sorted({m for _, m in open_}))))
+                max(o) if o else None, tuple(sorted({m for _, m in open_})),
+                tuple(sorted(missing.items())) if label == "all" else ()))
     return out
 
 
@@ -287,8 +295,11 @@ def sentence(st: GapStatement) -> str:
         where = "elsewhere" if st.proven_n else "where no optimum is proven"
         parts.append(f"{where} at most {_pct(st.open_max)} from optimal (certified: mean {_pct(st.open_mean)}, "
                      f"{st.open_n} scenario{'s' * (st.open_n != 1)}, {_users(st.open_users)})")
-    if not parts:
+    if not parts and not st.without:
         parts.append("no gap known (no proven optimum and no certified bound on its scenarios)")
+    if st.without:
+        n = sum(k for _, k in st.without)
+        parts.append(f"no plan on {n} scenario{'s' * (n != 1)} ({', '.join(f'{status}: {k}' for status, k in st.without)})")
     return f"{st.method}: " + "; ".join(parts)
 
 

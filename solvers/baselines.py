@@ -51,7 +51,7 @@ def solve_sd_nobatch(scenario: Scenario, *, time_limit: float = 60.0) -> SolveRe
     if m > scenario.max_batches:
         return SolveResult(scenario.name, "sd-nobatch", Status.INFEASIBLE, None, None, None, 0.0,
                            message=f"needs {plural(m, 'batch', 'batches')} but max_batches is {scenario.max_batches}")
-    start = evaluate(scenario, Plan(tuple((i,) for i in range(m)), (scenario.start_length,) * m))
+    start = evaluate(scenario, Plan(tuple((i,) for i in range(m)), scenario.clipped(scenario.start_length)))
     if not start.feasible:  # a user alone breaks the memory cap, or N = M is outside the batch range
         return SolveResult(scenario.name, "sd-nobatch", Status.INFEASIBLE, None, None, None, time.perf_counter() - clock.start,
                            message=f"every user alone is infeasible: {start.reason}")

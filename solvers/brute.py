@@ -13,6 +13,7 @@ Instances whose enumeration would not finish in about a minute are refused with
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -49,27 +50,35 @@ def partitions(m: int, n_min: int, n_max: int):
         yield from rec(0, 0)
 
 
-def _count_partitions(m: int, n_min: int, n_max: int) -> int:
-    # Stirling numbers of the second kind, summed over the batch range
-    s = [[0] * (m + 1) for _ in range(m + 1)]
-    s[0][0] = 1
+def _count_partitions(m: int, n_min: int, n_max: int, cap: int) -> int:
+    """Partitions of m users into n_min..n_max blocks (Stirling numbers of the second kind),
+    counted row by row with every value capped at ``cap + 1``: memory O(n_max), and no number
+    larger than the cap is ever built (3,000 users: no gigabytes of big integers)."""
+    row = [1] + [0] * n_max  # S(0, k)
     for i in range(1, m + 1):
-        for k in range(1, i + 1):
-            s[i][k] = k * s[i - 1][k] + s[i - 1][k - 1]
-    return sum(s[m][k] for k in range(n_min, n_max + 1))
+        new = [0] * (n_max + 1)
+        for k in range(1, min(i, n_max) + 1):
+            new[k] = min(k * row[k] + row[k - 1], cap + 1)
+        row = new
+    return min(sum(row[k] for k in range(n_min, n_max + 1)), cap + 1)
 
 
 def check_size(scenario: Scenario) -> int:
-    """The number of (partition, lengths) pairs to evaluate; raises if too large."""
+    """The number of (partition, lengths) pairs to evaluate; raises if too large (before anything
+    proportional to the size is built)."""
     m, lub = scenario.num_users, scenario.max_draft_length
-    grid = lub ** m
-    cells = _count_partitions(m, scenario.min_batches, scenario.max_batches) * grid
-    if grid > MAX_GRID or cells > MAX_CELLS:
+
+    def refuse(what: str):
         raise TooLargeError(
-            f"scenario {scenario.name!r}: enumeration needs {cells:.3g} evaluations "
-            f"({plural(m, 'user')}, L_ub {lub}); 'enumerate' handles at most {MAX_CELLS:.0e} "
-            f"(and L_ub^M <= {MAX_GRID:.0e}); use method 'exact'"
-        )
+            f"scenario {scenario.name!r}: enumeration needs {what} evaluations ({plural(m, 'user')}, L_ub {lub}); "
+            f"'enumerate' handles at most {MAX_CELLS:.0e} (and L_ub^M <= {MAX_GRID:.0e}); use method 'exact'")
+
+    if m * math.log10(lub) > math.log10(MAX_GRID):  # L_ub^M, judged by its logarithm
+        refuse(f"more than {MAX_GRID:.0e} length vectors per partition, about 1e{m * math.log10(lub):.0f}" if lub > 1 else "")
+    grid = lub ** m
+    cells = _count_partitions(m, scenario.min_batches, scenario.max_batches, MAX_CELLS) * grid
+    if grid > MAX_GRID or cells > MAX_CELLS:
+        refuse(f"more than {MAX_CELLS:.0e}")
     return cells
 
 
@@ -81,7 +90,9 @@ def solve_enumerate(scenario: Scenario) -> SolveResult:
     m, lub = scenario.num_users, scenario.max_draft_length
     ks = np.arange(1, lub + 1)
     # per-user tables straight from the section-3 formulas
-    tokens = [np.array([u.expected_tokens(int(k)) for k in ks]) for u in users]
+    # a length above the user's own limit is not allowed: -inf tokens, so no such plan is ever best
+    tokens = [np.array([u.expected_tokens(int(k)) if k <= limit else -np.inf for k in ks])
+              for u, limit in zip(users, scenario.limits)]
     ready = [np.array([u.ready_ms(int(k)) for k in ks]) for u in users]
 
     def axis(values: np.ndarray, i: int) -> np.ndarray:

@@ -92,7 +92,7 @@ def l_step(scenario: Scenario, tables: Tables, current: Evaluation, clock: Deadl
     from 2.35 s to 0.35 s)."""
     best = current
     for length in range(1, scenario.max_draft_length + 1):
-        ev = evaluate(scenario, Plan(current.plan.batches, (length,) * scenario.num_users))
+        ev = evaluate(scenario, Plan(current.plan.batches, scenario.clipped(length)))
         if ev.ratio > best.ratio * (1 + IMPROVE_RTOL):
             best = ev
     model, decoder = build_length_model(tables, current.plan.batches, q=best.ratio)
@@ -122,7 +122,7 @@ def split_to(batches, n: int) -> tuple[tuple[int, ...], ...] | None:
 
 
 def _for_n(scenario, tables, n, clock, *, fixed_lengths: bool, trace: list, start) -> Evaluation | None:
-    lengths = (scenario.start_length,) * scenario.num_users
+    lengths = scenario.clipped(scenario.start_length)
     current: Evaluation | None = None
     settled: set = set()  # (partition, lengths) an l-step returned: those lengths are optimal for it
     for _ in range(MAX_ROUNDS):
@@ -169,7 +169,7 @@ def bound_for_n(tables: Tables, n: int) -> float:
     base = n * tables.beta_ms
     q = 0.0
     for _ in range(100):
-        pick = [max(range(L), key=lambda k: (tables.tokens[m][k] - q * own[m][k], -k)) for m in range(M)]
+        pick = [max(range(tables.limit(m)), key=lambda k: (tables.tokens[m][k] - q * own[m][k], -k)) for m in range(M)]
         u = sum(tables.tokens[m][pick[m]] for m in range(M))
         a = base + sum(own[m][pick[m]] for m in range(M))
         if u / a <= q * (1 + 1e-12):

@@ -19,11 +19,11 @@ from .tolerances import IMPROVE_RTOL
 
 
 def _neighbours(scenario: Scenario, plan: Plan, lengths_only: bool, steps: tuple[int, ...] | None):
-    lub = scenario.max_draft_length
     for m, length in enumerate(plan.lengths):
-        options = range(1, lub + 1) if steps is None else (length + d for d in steps)
+        top = scenario.limits[m]
+        options = range(1, top + 1) if steps is None else (length + d for d in steps)
         for new in options:
-            if 1 <= new <= lub and new != length:
+            if 1 <= new <= top and new != length:
                 yield Plan(plan.batches, plan.lengths[:m] + (new,) + plan.lengths[m + 1:])
     if lengths_only:
         return

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 from ..data.scenario import Scenario
-from ..errors import DipsdError, InputError, did_you_mean
+from ..errors import DipsdError
 from ..formulation.plan import Plan
 from .baselines import solve_ad, solve_ad_batch, solve_sd_nobatch
 from .brute import solve_enumerate
@@ -45,6 +45,11 @@ class Method:
     help: str
     run: Callable[[Scenario, float, Start | None], SolveResult]
     starts_from: tuple[str, ...] = ()
+    ref: str | None = None
+    """``"module:function"`` of a user's method (:mod:`dipsd.solvers.catalog`): how a spawned
+    worker finds it; None for the built-ins."""
+    gives_bound: bool = True
+    """Whether an ``upper_bound_tps`` of its results is a proven bound (a user declares it)."""
 
     def start_source(self, methods: Sequence[str]) -> str | None:
         """The method of ``methods`` this one starts from (the first it declares that is there)."""
@@ -52,14 +57,23 @@ class Method:
 
 
 def _exact(scenario: Scenario, time_limit: float, start: Start | None) -> SolveResult:
-    """Dinkelbach from the start's plan and bound; without one, from DiP-SD's plan (its time counts, at most half the limit)."""
+    """Dinkelbach from the start's plan and bound.  Without a start (``exact`` run alone) it first
+    does what a study does: DiP-SD (at most a quarter of the limit), then certify from DiP-SD's
+    plan (up to half the limit in all), and starts from certify's plan and bound; their time
+    counts in exact's runtime and the message says so."""
     clock = Deadline(time_limit)
     note = ""
     if start is None or start.plan is None:
-        heuristic = solve_dipsd(scenario, time_limit=clock.remaining() / 2)
-        stopped = ", stopped by its time share" if heuristic.status is Status.TIME_LIMIT else ""
-        note = f"; started from DiP-SD ({heuristic.runtime_s:.2f}s{stopped}, included)"
-        start = Start(heuristic.plan, start.bound_tps if start else None, "dipsd")
+        heuristic = solve_dipsd(scenario, time_limit=clock.remaining() / 4)
+        cert = solve_certify(scenario, time_limit=max(time_limit / 2 - clock.elapsed(), 0.01), start_plan=heuristic.plan)
+        usable = cert.status is not Status.ERROR
+        plan = cert.plan if usable and cert.plan is not None else heuristic.plan
+        bound = cert.upper_bound_tps if usable else None
+        if start is not None and start.bound_tps is not None:
+            bound = start.bound_tps if bound is None else min(bound, start.bound_tps)
+        note = (f"; started from DiP-SD ({heuristic.runtime_s:.2f}s) and certify ({cert.runtime_s:.2f}s, "
+                f"{cert.status.value}), both included")
+        start = Start(plan, bound, "certify")
     result = solve_exact(scenario, time_limit=max(clock.remaining(), 0.01), start_plan=start.plan,
                          known_bound_tps=start.bound_tps)
     return replace(result, runtime_s=clock.elapsed(), message=result.message + note)
@@ -115,10 +129,3 @@ def run_method(name: str, scenario: Scenario, *, time_limit: float = 60.0, start
         log.warning("%s/%s failed: %s: %s", scenario.name, name, type(exc).__name__, exc)
         return SolveResult(scenario.name, name, Status.ERROR, None, None, None, time.perf_counter() - t0,
                            message=f"{type(exc).__name__}: {str(exc)[:300]}")
-
-
-def solve(scenario: Scenario, method: str = "certify", *, time_limit: float = 60.0, start_plan: Plan | None = None) -> SolveResult:
-    """Run one method on one scenario (the Python twin of ``dipsd solve``); see :data:`METHODS`."""
-    if method not in METHODS:
-        raise InputError(f"unknown method {method!r}{did_you_mean(method, METHODS)} (methods: {', '.join(METHODS)})")
-    return run_method(method, scenario, time_limit=time_limit, start_plan=start_plan)

@@ -69,7 +69,7 @@ class MilpSession:
         self.options = {**HIGHS_OPTIONS, **(options or {})}
         self.min_span = max(decoder.layout.min_span, 1e-300)
         # u_m is non-decreasing in l: U_max is every user at L_ub
-        self.max_tokens = sum(u.expected_tokens(scenario.max_draft_length) for u in scenario.users)
+        self.max_tokens = sum(u.expected_tokens(limit) for u, limit in zip(scenario.users, scenario.limits))
         self.solver = self._instance()
 
     def _instance(self):

@@ -24,6 +24,6 @@ def simple_plan(scenario: Scenario) -> Plan | None:
         largest = max(range(len(batches)), key=lambda n: (len(batches[n]), -n))
         batches.append([batches[largest].pop()])
     parts = tuple(tuple(sorted(b)) for b in batches)
-    candidates = [Plan(parts, (length,) * scenario.num_users) for length in range(1, scenario.max_draft_length + 1)]
-    best = max(candidates, key=lambda p: (evaluate(scenario, p).ratio, p.lengths[0] == scenario.start_length))
+    candidates = [Plan(parts, scenario.clipped(length)) for length in range(1, scenario.max_draft_length + 1)]
+    best = max(candidates, key=lambda p: (evaluate(scenario, p).ratio, max(p.lengths) == scenario.start_length))
     return best if evaluate(scenario, best).feasible else None

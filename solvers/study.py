@@ -24,14 +24,16 @@ import json
 import logging
 import multiprocessing
 import os
+import stat
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 from ..data.scenario import Scenario
 from ..data.text import plural
+from ..data.plans import NamedPlan, plan_name
 from ..data.workbook import LoadedWorkbook
-from ..errors import InputError
+from ..errors import InputError, output_failure
 from ..formulation.plan import Plan
 from ..outputs import atomic_write, set_aside
 from .audit import audit, conflicts, record_problem
@@ -51,6 +53,10 @@ class Task:
     method: str
     time_limit: float
     start: Record | None = None  # the finished record of the method this one starts from
+    plan: NamedPlan | None = None  # method plan:NAME: the workbook's plan for this scenario
+    ref: str | None = None  # a user's method: "module:function", for a worker that lacks it
+    gives_bound: bool = False
+    starts_from: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:
@@ -59,10 +65,14 @@ class Task:
 
 def run_task(task: Task) -> Record:
     """Run one task in a worker; always returns a record, never raises."""
+    from .catalog import ensure_method, run_named_plan
     from .registry import Start, run_method
 
     t0 = time.perf_counter()
     try:
+        if task.plan is not None:
+            return run_named_plan(task.scenario, task.plan).record(task.scenario)
+        ensure_method(task.method, task.ref, task.gives_bound, task.starts_from)
         start = None
         why = None if task.start is None else record_problem(task.start, task.scenario)
         if why is not None:
@@ -114,7 +124,7 @@ class Checkpoint:
                 moved = set_aside(path)
                 log.warning("moved the earlier checkpoint to %s", moved)
             if resume and os.path.exists(path):
-                self._read(header)
+                header = self._read(header)
             with atomic_write(path) as fh:
                 fh.write(json.dumps({"checkpoint": CHECKPOINT_VERSION, **header}) + "\n")
                 for record in self.records.values():
@@ -133,20 +143,30 @@ class Checkpoint:
         except OSError:
             return 0
 
-    def _read(self, header: dict) -> None:
-        with open(self.path, encoding="utf-8") as fh:
-            lines = fh.read().split("\n")
+    def _read(self, header: dict) -> dict:
+        """Load the records (see the class docstring); the header to write back (with the history
+        of the settings the study ran under)."""
+        with open(self.path, "rb") as fh:
+            raw = fh.read().split(b"\n")
+        lines = []
+        for number, chunk in enumerate(raw, start=1):
+            try:
+                lines.append(chunk.decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                raise InputError(f"{self.path}, line {number}: not UTF-8 text (byte {exc.start + 1}); not a checkpoint "
+                                 f"line; move the file aside (--fresh) to start again") from None
         if lines and lines[-1]:  # a line cut short by a kill: that task runs again
             log.warning("%s: the last line is incomplete (a task cut short); its task runs again", self.path)
             lines = lines[:-1]
         numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]
         if not numbered:
-            return
+            return header
         line_of: dict[tuple[str, str], int] = {}
+        longer = False
         for number, line in numbered:
             try:
                 data = json.loads(line)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):  # malformed, too deeply nested, or an integer beyond the digit limit
                 data = None
             first = number == numbered[0][0]
             if first:
@@ -154,16 +174,26 @@ class Checkpoint:
                     raise InputError(f"{self.path}, line {number}: not a checkpoint header; "
                                      f"move the file aside (--fresh) to start again")
                 self._compare(data, header)
+                new_limit, old_limit = header.get("time_limit"), data.get("time_limit")
+                longer = all(isinstance(v, (int, float)) for v in (new_limit, old_limit)) and new_limit > old_limit
+                history = list(data.get("history", [])) + [{k: data.get(k) for k in ("methods", "time_limit")}]
+                if data.get("methods") != header.get("methods") or longer:
+                    header = {**header, "history": history}
+                elif "history" in data:
+                    header = {**header, "history": data["history"]}
                 continue
             try:
                 record = Record.from_json(data)
-            except ValueError as exc:
+            except (ValueError, TypeError, KeyError, OverflowError, RecursionError) as exc:
                 raise InputError(f"{self.path}, line {number}: not a task record ({exc}); "
                                  f"move the file aside (--fresh) to start again") from None
+            if longer and record.status in (Status.TIME_LIMIT, Status.NO_PLAN):
+                continue  # stopped by the old time limit: runs again with the longer one
             if record.status is not Status.ERROR:
                 self.records[(record.scenario, record.method)] = record
                 line_of[(record.scenario, record.method)] = number
         self._audit(line_of)
+        return header
 
     def _audit(self, line_of: dict[tuple[str, str], int]) -> None:
         """Drop the records that do not survive the closed-form re-check (module :mod:`.audit`)."""
@@ -184,18 +214,31 @@ class Checkpoint:
                 drop((record.scenario, record.method), why)
 
     def _compare(self, old: dict, new: dict) -> None:
-        """Refuse to resume under settings that change results, naming each difference."""
+        """Refuse to resume under settings that change results, naming each difference.  Two
+        changes are allowed: more methods (the old ones' records are kept, the new ones run) and
+        a longer time limit (records stopped by the old limit, ``time_limit`` or ``no_plan``, run
+        again; finished and proven ones are kept)."""
+        def allowed(key, was, now) -> bool:
+            if key == "methods":
+                return isinstance(was, list) and set(was) <= set(now)
+            if key == "time_limit":
+                return isinstance(was, (int, float)) and now >= was
+            return False
+
         diffs = [f"{key}: checkpoint {old.get(key)!r}, this run {value!r}" for key, value in new.items()
-                 if key in HEADER_KEYS_THAT_MATTER and old.get(key) != value]
+                 if key in HEADER_KEYS_THAT_MATTER and old.get(key) != value and not allowed(key, old.get(key), value)]
         if diffs:
             raise InputError(f"{self.path}: cannot resume, the study changed ({'; '.join(diffs)}); "
                              f"run with the same settings, or with --fresh to start again")
 
     def add(self, record: Record) -> None:
         self.records[(record.scenario, record.method)] = record
-        self._fh.write(json.dumps(record.to_json()) + "\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        try:
+            self._fh.write(json.dumps(record.to_json()) + "\n")
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+        except OSError as exc:  # disk full, file too large: stop, saying so (the lines before are intact)
+            raise output_failure(self.path, exc) from None
 
     def close(self) -> None:
         if self._fh is not None:
@@ -205,7 +248,8 @@ class Checkpoint:
 
 
 HEADER_KEYS_THAT_MATTER = ("scenarios_sha256", "methods", "time_limit", "dipsd", "pyomo", "highspy", "solver_options")
-"""Header fields that must match for ``--resume`` (they change the results)."""
+"""Header fields that must match for ``--resume`` (they change the results); ``methods`` may grow
+and ``time_limit`` rise (:meth:`Checkpoint._compare`)."""
 
 
 class _Lock:
@@ -217,7 +261,14 @@ class _Lock:
             import fcntl
         except ImportError:  # pragma: no cover - not POSIX: no lock
             return
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:  # never through a symbolic link; a folder, FIFO or device there is refused, not waited on
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0), 0o644)
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise IsADirectoryError(path)
+        except OSError as exc:
+            raise InputError(f"the lock file {path} cannot be created as a regular file ({type(exc).__name__}: "
+                             f"{exc.strerror or 'not a regular file'}); move it aside or choose another --out") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -272,6 +323,14 @@ class _LocalBackend:
         except Exception as exc:
             return _crash_record(task, f"{type(exc).__name__}: {exc}")
 
+    def stop(self, future) -> None:
+        """Stop a task that gives no answer: its pool's workers are killed (a process pool cannot
+        kill one task), so every task in flight ends as a dead worker and runs again; the hung
+        one is recorded as such by the caller."""
+        pool = self.pool_of.get(future, self.pool)
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.kill()
+
     def close(self, cancel: bool = False):
         if cancel:  # Ctrl-C: stop the workers now; what they were doing is lost, nothing else
             for process in list(getattr(self.pool, "_processes", {}).values()):
@@ -295,6 +354,9 @@ class _DaskBackend:
             except OSError as exc:
                 raise InputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
         self.workers = workers
+        self.stopped = set()
+
+    stopped: set
 
     def submit(self, task: Task):
         return self.client.submit(run_task, task, pure=False)
@@ -306,16 +368,31 @@ class _DaskBackend:
         except TimeoutError:  # distributed's wait raises on a timeout (a subclass of TimeoutError)
             return set()
 
-    def result(self, future, task: Task) -> Record:
+    def result(self, future, task: Task) -> Record | None:
+        if future in self.stopped:
+            return None
         try:
             return future.result()
         except Exception as exc:
             return _crash_record(task, f"{type(exc).__name__}: {exc}")
 
+    def stop(self, future) -> None:
+        """Give up on a task that gives no answer (Dask cannot kill a running task; its worker
+        goes on until the cluster closes): the caller records it."""
+        self.stopped.add(future)
+        future.cancel()
+
     def close(self, cancel: bool = False):
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+
+
+def grace(time_limit: float) -> float:
+    """How long past its time limit a task may run before the watchdog stops it: 60 s plus half
+    the limit (methods stop at their limit but may finish the step they are in: a MILP build, a
+    last LP)."""
+    return 60.0 + 0.5 * time_limit
 
 
 TICK_S = 1.0
@@ -344,6 +421,7 @@ def _worker_init(parent: int) -> None:
     import threading
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's SIGTERM handler is the parent's
     try:
         import ctypes
 
@@ -385,7 +463,20 @@ class StudyOutcome:
 
 
 def plan_tasks(book: LoadedWorkbook, methods: list[str], time_limit: float) -> list[Task]:
-    return [Task(s, m, time_limit) for s in book.scenarios for m in methods]
+    """One task per scenario and method; a ``plan:NAME`` method only where the scenario has that plan."""
+    from .catalog import METHODS
+
+    tasks = []
+    for s in book.scenarios:
+        plans = book.plans_of(s.name)
+        for m in methods:
+            if plan_name(m) is not None:
+                if m in plans:
+                    tasks.append(Task(s, m, time_limit, plan=plans[m]))
+                continue
+            spec = METHODS[m]
+            tasks.append(Task(s, m, time_limit, ref=spec.ref, gives_bound=spec.gives_bound, starts_from=spec.starts_from))
+    return tasks
 
 
 def package_version(name: str) -> str:
@@ -420,7 +511,7 @@ def run_study(book: LoadedWorkbook, methods: list[str], *, time_limit: float, ch
     second with what is running (:class:`Running`).  ``finish`` (for example: write the report)
     runs while the checkpoint is still locked.  Each task start and finish is logged at INFO.
     """
-    from .registry import METHODS
+    from .catalog import METHODS
 
     outcome = StudyOutcome(records=[])
     ckpt = Checkpoint(checkpoint_path, study_header(book, methods, time_limit), resume=resume, fresh=fresh,
@@ -430,7 +521,7 @@ def run_study(book: LoadedWorkbook, methods: list[str], *, time_limit: float, ch
         tasks = [t for t in plan_tasks(book, methods, time_limit) if t.key not in ckpt.records]
         total = len(tasks) + sum(1 for k in ckpt.records if k[1] in methods)
         # a method that starts from another waits for that one's record of the same scenario
-        source = {m: METHODS[m].start_source(methods) for m in methods}
+        source = {m: METHODS[m].start_source(methods) if m in METHODS else None for m in methods}
         waiting: dict[tuple[str, str], list[Task]] = {}
         queue: list[Task] = []
         # a chain first (a method others start from, or one that starts from another: DiP-SD unlocks
@@ -454,6 +545,8 @@ def run_study(book: LoadedWorkbook, methods: list[str], *, time_limit: float, ch
             alone: dict = {}  # future -> whether its task ran with no other task in flight
             suspects: set[tuple[str, str]] = set()  # in flight when a worker died: run alone next time
             started: dict = {}  # future -> when it was submitted (a free slot runs it at once)
+            hung: dict[tuple[str, str], float] = {}  # tasks the watchdog stopped, with their seconds
+            collateral: set[tuple[str, str]] = set()  # tasks in flight in a pool the watchdog killed
             while queue or pending or waiting:
                 while queue and len(pending) < slots:
                     if queue[0].key in suspects and pending:
@@ -471,7 +564,18 @@ def run_study(book: LoadedWorkbook, methods: list[str], *, time_limit: float, ch
                         queue.extend(held)
                     waiting.clear()
                     continue
-                finished_now = backend.wait(pending, TICK_S)
+                finished_now = set(backend.wait(pending, TICK_S))
+                now = time.monotonic()
+                for future, task in pending.items():  # the watchdog: no answer long after the time limit
+                    if future not in finished_now and task.key not in hung and now - started[future] > task.time_limit + grace(task.time_limit):
+                        hung[task.key] = now - started[future]
+                        log.warning("%s/%s: no answer after %.0f s (time limit %g s + grace %.0f s); stopping it", *task.key,
+                                    hung[task.key], task.time_limit, grace(task.time_limit))
+                        backend.stop(future)
+                        if isinstance(backend, _DaskBackend):
+                            finished_now.add(future)
+                        else:  # the pool's other tasks die with it and run again
+                            collateral.update(t.key for f, t in pending.items() if f is not future)
                 if on_tick is not None:
                     now = time.monotonic()
                     later = [t for t in queue] + [t for held in waiting.values() for t in held]
@@ -484,6 +588,15 @@ def run_study(book: LoadedWorkbook, methods: list[str], *, time_limit: float, ch
                     started.pop(future, None)
                     record = backend.result(future, task)
                     ran_alone = alone.pop(future, False)
+                    if record is None and task.key in hung:
+                        seconds = hung.pop(task.key)
+                        record = _crash_record(task, f"no answer after {seconds:.0f} s (time limit {task.time_limit:g} s "
+                                                     f"+ grace {grace(task.time_limit):.0f} s): stopped; --resume runs it "
+                                                     f"again", seconds)
+                    elif record is None and task.key in collateral:  # stopped with a hung one: not its fault
+                        collateral.discard(task.key)
+                        queue.insert(0, task)
+                        continue
                     if record is None:  # a worker died (OOM killer, kill -9): run it again, a few times
                         # every task in flight sees the pool break; only a death while running alone counts
                         if ran_alone:

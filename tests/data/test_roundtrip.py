@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import tempfile
 from pathlib import Path
 
@@ -14,7 +16,9 @@ from dipsd.data.writer import save_scenarios
 
 positive = st.floats(min_value=1e-13, max_value=1e3, allow_nan=False, allow_infinity=False)
 slope = st.floats(min_value=1e-16, max_value=1e-6, allow_nan=False, allow_infinity=False)  # the columns' range
-names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zs", "Zl", "Zp")), min_size=1, max_size=12)
+# names as the loader keeps them: no invisible or direction-changing characters (Cf), NFC-normalized
+names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Cf", "Zs", "Zl", "Zp")), min_size=1,
+                max_size=12).map(lambda t: unicodedata.normalize("NFC", t))
 
 
 @st.composite

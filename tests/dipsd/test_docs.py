@@ -89,3 +89,14 @@ def test_worked_example_has_the_shape_the_study_prints():
     first = block.splitlines()[0]
     assert re.match(r"dipsd: optimal \(within 1e-6\) on \d+ of \d+; mean gap [\d.]+ %, worst [\d.]+ % \(proven, \d+ scenarios, M [\d-]+\)$", first)
     assert any(line.split()[:2] == ["method", "M"] and "certified <=: n" in line for line in block.splitlines())
+
+
+def test_own_heuristic_example_runs_as_written(capsys):
+    from dipsd.solvers.registry import METHODS
+
+    block = next(body for lang, body in _blocks(_read("README.md")) if lang == "python" and "register_method" in body)
+    try:
+        exec(compile(block, "README.md", "exec"), {})
+    finally:
+        METHODS.pop("packed", None)
+    assert capsys.readouterr().out.strip() == "Status.FEASIBLE"

@@ -569,3 +569,30 @@ def test_progress_ticks_every_second_and_says_what_runs(small_book, tmp_path, mo
     assert running[-1].done == 0 and running[-1].total == 1
     line = Progress(False).line(running[-1])
     assert f"{book.scenarios[0].name} × sleepy" in line and "0/1 done" in line and "left (time limits)" in line
+
+
+def test_resume_may_add_methods_and_raise_the_time_limit(small_book, tmp_path):
+    """Records stopped by the old limit run again, finished ones are kept, the header keeps the history."""
+    from dipsd.data.workbook import load_workbook
+    from dipsd.solvers import study
+
+    book = load_workbook(small_book)
+    path = str(tmp_path / "c.jsonl")
+    first = study.run_study(book, ["dipsd", "ad"], time_limit=1e-4, checkpoint_path=path, workers=1)
+    stopped = {(r.scenario, r.method) for r in first.records if r.status.value in ("time_limit", "no_plan")}
+    kept = {(r.scenario, r.method): r for r in first.records if r.status.value not in ("time_limit", "no_plan", "error")}
+    assert stopped, "the tiny limit should stop DiP-SD somewhere"
+    again = study.run_study(book, ["dipsd", "ad", "ad-batch"], time_limit=30, checkpoint_path=path, workers=1, resume=True)
+    by = {(r.scenario, r.method): r for r in again.records}
+    assert len(by) == 3 * len(book.scenarios)
+    for key in stopped:
+        assert by[key].status.value == "feasible"  # ran again under the longer limit
+    for key, record in kept.items():
+        assert by[key] == record  # kept as it was
+    header, _ = read_checkpoint(path)
+    assert header["time_limit"] == 30 and header["methods"] == ["dipsd", "ad", "ad-batch"]
+    assert header["history"] == [{"methods": ["dipsd", "ad"], "time_limit": 1e-4}]
+    from dipsd.errors import InputError
+
+    with pytest.raises(InputError, match="time_limit"):
+        study.run_study(book, ["dipsd", "ad", "ad-batch"], time_limit=10, checkpoint_path=path, workers=1, resume=True)

@@ -143,3 +143,20 @@ def far_scaled_instances(count: int, seed: int) -> list[Scenario]:
                                      c_ms_per_flop=pick(s.target.c_ms_per_flop))
         out.append(dataclasses.replace(s, name=f"far-{s.name}", users=users, target=target))
     return out
+
+
+def limited_instances(count: int, seed: int) -> list[Scenario]:
+    """:func:`odd_instances` where some users have their own, shorter draft limit (sheet 'users',
+    column max_draft_length), their measured tables (if any) cut to it."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for s in odd_instances(count, seed):
+        users = []
+        for u in s.users:
+            if s.max_draft_length > 1 and rng.random() < 0.6:
+                limit = int(rng.integers(1, s.max_draft_length))
+                table = None if u.acceptance is None else u.acceptance[:limit]
+                u = dataclasses.replace(u, max_draft_length=limit, acceptance=table)
+            users.append(u)
+        out.append(dataclasses.replace(s, name=f"lim-{s.name}", users=tuple(users)))
+    return out

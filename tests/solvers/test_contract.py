@@ -7,8 +7,9 @@ tiny instances: every method, certify at 0.001 s and 10 s, exact plain and from 
 * ``infeasible`` only where the oracle finds no plan (sd-nobatch: where no all-singleton plan is);
 * no valid input ends in ``error``.
 
-The default run covers 550 instances (seeds below; 50 of them at the far ends of the time scale:
-latencies down to 5e-324 ms, the server's intercept at its floor); ``-m slow`` adds a longer sweep.
+The default run covers 600 instances (seeds below; 50 of them at the far ends of the time scale:
+latencies down to 5e-324 ms, the server's intercept at its floor; 50 with per-user draft limits);
+``-m slow`` adds a longer sweep.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dipsd.formulation.plan import Plan
 from dipsd.solvers.brute import solve_enumerate
 from dipsd.solvers.registry import Start, run_method
 from dipsd.solvers.results import Status
-from tests.solvers.instances import far_scaled_instances, odd_instances
+from tests.solvers.instances import far_scaled_instances, limited_instances, odd_instances
 
 RUNS = (("dipsd", None), ("dipsd-fixed", None), ("sd-nobatch", None), ("ad", None), ("ad-batch", None),
         ("certify", 0.001), ("certify", 10.0), ("exact", None), ("exact-from-start", None))
@@ -45,6 +46,8 @@ def violations(scenario) -> list[str]:
             found.append(f"{label}: error ({r.message[:200]})")
             continue
         if r.plan is not None:
+            if any(length > limit for length, limit in zip(r.plan.lengths, scenario.limits)):
+                found.append(f"{label}: a length above a user's own limit")
             ev = evaluate(scenario, r.plan)
             if not ev.feasible:
                 found.append(f"{label}: infeasible plan ({ev.reason})")
@@ -69,6 +72,7 @@ def violations(scenario) -> list[str]:
 
 CHUNKS = [(seed, odd_instances(50, seed)) for seed in range(100, 110)]  # 500 instances
 CHUNKS += [(seed, far_scaled_instances(25, seed)) for seed in (110, 111)]  # 50 at the ends of the time scale
+CHUNKS += [(seed, limited_instances(25, seed)) for seed in (112, 113)]  # 50 with per-user draft limits
 
 
 @pytest.mark.parametrize("seed,instances", CHUNKS, ids=[f"seed{seed}" for seed, _ in CHUNKS])

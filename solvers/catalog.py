@@ -1,0 +1,251 @@
+"""Which methods exist, and the one check of method names every front door uses.
+
+Four kinds of method, one calling convention (:class:`~dipsd.solvers.registry.Method`):
+
+* the built-ins of :data:`~dipsd.solvers.registry.METHODS` (DiP-SD, the baselines, certify,
+  exact, enumerate);
+* functions a user registers: :func:`register_method` (``fn(scenario, time_limit, start)``
+  returns a :class:`~dipsd.formulation.plan.Plan`, a :class:`SolveResult` or None);
+* functions an installed package declares in the entry-point group ``dipsd.methods``
+  (``name = "package.module:function"``), registered on first use of this catalog;
+* the plans of a workbook (sheet ``plans``): method ``plan:NAME``, one plan per scenario,
+  evaluated in closed form (:func:`run_named_plan`).
+
+What a user's function returns is never trusted: a plan is evaluated in closed form (an
+infeasible one is an ``error`` result naming why), a SolveResult is re-checked like a resumed
+record (:func:`~dipsd.solvers.audit.record_problem`), and a bound is kept only from a method
+registered with ``gives_bound=True``.  An exception is an ``error`` result, never a crash.
+
+Studies run user methods in worker processes: a forked worker inherits the registration; a
+spawned or Dask worker re-imports the function from its reference ``"module:function"``
+(:func:`ensure_method`), so a registered function must be importable by that name (not a
+lambda or a function of ``__main__`` there).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata as md
+import logging
+import time
+import traceback
+from dataclasses import replace
+from typing import Callable, Iterable
+
+from ..data.plans import PLAN_METHOD_PREFIX, NamedPlan
+from ..data.scenario import Scenario
+from ..errors import InputError, PlanError, did_you_mean
+from ..formulation.evaluate import evaluate
+from ..formulation.plan import Plan
+from .audit import record_problem
+from .registry import METHODS, Method, Start
+from .results import SolveResult, Status
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "dipsd.methods"
+BUILT_IN = frozenset(METHODS)
+_plugins_loaded = False
+
+
+def register_method(name: str, fn: Callable | str, *, starts_from: Iterable[str] = (), gives_bound: bool = False,
+                    help: str = "") -> None:
+    """Make ``fn`` a method called ``name`` for ``solve``, ``run_study`` and ``dipsd study``.
+
+    ``fn(scenario, time_limit, start)`` gets a :class:`~dipsd.Scenario`, the time limit in
+    seconds and a :class:`~dipsd.solvers.registry.Start` (the plan and bound of the first
+    method of ``starts_from`` in the run, or None), and returns a :class:`~dipsd.Plan`, a
+    :class:`~dipsd.SolveResult` or None (no plan).  ``fn`` may also be given as
+    ``"module:function"``.  ``gives_bound=True`` declares that the ``upper_bound_tps`` of its
+    results is a proven upper bound on the optimum (it then enters every certified gap);
+    otherwise a bound it returns is dropped.  A name of a built-in method, or one starting with
+    ``plan:``, is refused.
+    """
+    if not isinstance(name, str) or not name.strip() or "," in name or name != name.strip():
+        raise InputError(f"method name: non-empty text without commas or surrounding spaces, got {name!r}")
+    if name in BUILT_IN or name.startswith(PLAN_METHOD_PREFIX) or name == "all":
+        raise InputError(f"method name {name!r} is taken (built-in methods: {', '.join(sorted(BUILT_IN))}; "
+                         f"'{PLAN_METHOD_PREFIX}...' names a workbook's plan)")
+    starts = tuple(starts_from)
+    ref = fn if isinstance(fn, str) else _reference(fn)
+    function = _resolve(fn) if isinstance(fn, str) else fn
+    if not callable(function):
+        raise InputError(f"method {name!r}: {fn!r} is not callable")
+    METHODS[name] = Method(name, help or f"user method {ref or name}", _wrap(name, function, gives_bound), starts,
+                           ref=ref, gives_bound=gives_bound)
+
+
+def _reference(fn: Callable) -> str | None:
+    module, qual = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
+    if not module or module == "__main__" or "<" in qual:
+        return None  # a lambda, a nested function or a script's function: only forked workers have it
+    return f"{module}:{qual}"
+
+
+def _resolve(ref: str) -> Callable:
+    module, _, attr = ref.partition(":")
+    if not module or not attr:
+        raise InputError(f"method reference {ref!r}: expected 'module:function'")
+    try:
+        obj = importlib.import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise InputError(f"method reference {ref!r} cannot be imported: {type(exc).__name__}: {exc}") from None
+    return obj
+
+
+def _wrap(name: str, fn: Callable, gives_bound: bool) -> Callable[[Scenario, float, Start | None], SolveResult]:
+    def run(scenario: Scenario, time_limit: float, start: Start | None) -> SolveResult:
+        t0 = time.perf_counter()
+
+        def failed(why: str) -> SolveResult:
+            return SolveResult(scenario.name, name, Status.ERROR, None, None, None, time.perf_counter() - t0, message=why)
+
+        try:
+            out = fn(scenario, time_limit, start)
+        except Exception as exc:  # a user's method failing is a result, never a crash
+            log.debug("%s/%s raised:\n%s", scenario.name, name, traceback.format_exc())
+            return failed(f"the method raised {type(exc).__name__}: {str(exc)[:300]}")
+        runtime = time.perf_counter() - t0
+        if out is None:
+            return SolveResult(scenario.name, name, Status.NO_PLAN, None, None, None, runtime, message="the method returned no plan")
+        if isinstance(out, Plan):
+            return _checked_plan(scenario, name, out, runtime, "the method")
+        if isinstance(out, SolveResult):
+            bound = out.upper_bound_tps if gives_bound else None
+            result = replace(out, scenario=scenario.name, method=name, upper_bound_tps=bound,
+                             runtime_s=out.runtime_s or runtime)
+            if result.plan is not None:
+                checked = _checked_plan(scenario, name, result.plan, runtime, "the method")
+                if checked.status is Status.ERROR:
+                    return checked
+                if result.evaluation is None:  # a plan without its value: the closed form gives it
+                    result = replace(result, evaluation=checked.evaluation)
+            try:
+                why = record_problem(result.record(scenario), scenario)
+            except Exception as exc:  # a result too malformed to record
+                why = f"{type(exc).__name__}: {exc}"
+            if why is not None:
+                return failed(f"the method's result cannot be believed: {why}")
+            return result
+        return failed(f"the method returned {type(out).__name__}; expected a Plan, a SolveResult or None")
+
+    return run
+
+
+def _checked_plan(scenario: Scenario, name: str, plan: Plan, runtime: float, who: str) -> SolveResult:
+    try:
+        ev = evaluate(scenario, plan)
+    except (PlanError, TypeError, ValueError, IndexError) as exc:
+        return SolveResult(scenario.name, name, Status.ERROR, None, None, None, runtime,
+                           message=f"{who} returned a malformed plan: {exc}")
+    if not ev.feasible:
+        return SolveResult(scenario.name, name, Status.ERROR, None, None, None, runtime,
+                           message=f"{who} returned an infeasible plan: {ev.reason}")
+    return SolveResult(scenario.name, name, Status.FEASIBLE, plan, ev, None, runtime, message="plan evaluated in closed form")
+
+
+def run_named_plan(scenario: Scenario, named: NamedPlan) -> SolveResult:
+    """A workbook's plan as a result: ``feasible`` with its closed-form value, or ``infeasible``
+    naming the plan, the batch, its Excel rows and the reason."""
+    t0 = time.perf_counter()
+    try:
+        plan = Plan.from_names(scenario, named.batches, named.length_of())
+        ev = evaluate(scenario, plan)
+    except PlanError as exc:  # the loader checks the same: only a plan built in Python gets here
+        return SolveResult(scenario.name, named.method, Status.ERROR, None, None, None, time.perf_counter() - t0,
+                           message=f"plan {named.name!r}: {exc}")
+    if not ev.feasible:
+        where = []
+        for n, rows in enumerate(named.rows, start=1):
+            if f"batch {n} " in ev.reason + " ":
+                where.append(f"batch {n} is sheet 'plans' rows {_rows(rows)}")
+        detail = f" ({'; '.join(where)})" if where else ""
+        return SolveResult(scenario.name, named.method, Status.INFEASIBLE, None, None, None, time.perf_counter() - t0,
+                           message=f"plan {named.name!r} is infeasible: {ev.reason}{detail}")
+    return SolveResult(scenario.name, named.method, Status.FEASIBLE, plan, ev, None, time.perf_counter() - t0,
+                       message=f"plan {named.name!r} from the workbook, evaluated in closed form")
+
+
+def _rows(rows: tuple[int, ...]) -> str:
+    return ", ".join(map(str, rows[:8])) + (" ..." if len(rows) > 8 else "")
+
+
+def load_plugins() -> None:
+    """Register the methods installed packages declare in the ``dipsd.methods`` entry-point group
+    (once per process); a plugin that fails to load is skipped with a warning."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for ep in md.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in METHODS:
+            continue
+        try:
+            fn = ep.load()
+            spec = getattr(fn, "dipsd_method", {})  # optional: {"starts_from": [...], "gives_bound": bool, "help": "..."}
+            register_method(ep.name, ep.value if ":" in ep.value else fn, starts_from=spec.get("starts_from", ()),
+                            gives_bound=bool(spec.get("gives_bound", False)),
+                            help=spec.get("help", "") or f"plugin {ep.value}")
+        except Exception as exc:  # a broken plugin must not take dipsd down
+            log.warning("method plugin %r (%s) not loaded: %s: %s", ep.name, ep.value, type(exc).__name__, exc)
+
+
+def ensure_method(name: str, ref: str | None, gives_bound: bool = False, starts_from: tuple[str, ...] = ()) -> None:
+    """In a worker: make sure ``name`` is registered (plugins, else re-import ``ref``)."""
+    if name in METHODS or name.startswith(PLAN_METHOD_PREFIX):
+        return
+    load_plugins()
+    if name not in METHODS and ref:
+        register_method(name, ref, gives_bound=gives_bound, starts_from=starts_from)
+
+
+def default_methods() -> list[str]:
+    """Every method except ``enumerate`` (brute force, tiny instances only): built-ins, then
+    registered and plugin methods."""
+    load_plugins()
+    return [m for m in METHODS if m != "enumerate"]
+
+
+def check_methods(names: Iterable[str], *, plans: Iterable[str] = (), what: str = "methods") -> list[str]:
+    """``names`` validated (known, each once) in the order given; ``plans`` are the ``plan:NAME``
+    methods of the workbook.  :class:`InputError` with a "did you mean" otherwise."""
+    load_plugins()
+    names = [n.strip() if isinstance(n, str) else n for n in names]
+    known = list(METHODS) + list(plans)
+    if not names:
+        raise InputError(f"{what}: no method given; choose from {', '.join(known)}")
+    seen: set[str] = set()
+    for n in names:
+        if not isinstance(n, str) or n not in known:
+            shown = repr(n)[:62]
+            hint = did_you_mean(n, known) if isinstance(n, str) else ""
+            plan_hint = "" if not isinstance(n, str) or not n.startswith(PLAN_METHOD_PREFIX) else \
+                " (plan:NAME methods come from the workbook's sheet 'plans')"
+            raise InputError(f"{what}: unknown method {shown}{hint}{plan_hint}; choose from {', '.join(known)}")
+        if n in seen:
+            raise InputError(f"{what}: method {n!r} is listed twice")
+        seen.add(n)
+    return names
+
+
+def solve(scenario: Scenario, method: str = "certify", *, time_limit: float = 60.0,
+          start_plan: Plan | None = None) -> "SolveResult | dict[str, SolveResult]":
+    """Run one method on one scenario (the Python twin of ``dipsd solve``).
+
+    ``method="all"`` runs every default method (:func:`default_methods`) in order, each started
+    from the result it declares (certify from DiP-SD, exact from certify), and returns their
+    results by name; otherwise the one :class:`SolveResult`.  An unknown name is an
+    :class:`~dipsd.errors.InputError` with a "did you mean"."""
+    from .registry import run_method, start_from
+
+    if method == "all":
+        methods = default_methods()
+        done: dict[str, SolveResult] = {}
+        for m in methods:
+            source = METHODS[m].start_source(methods)
+            done[m] = run_method(m, scenario, time_limit=time_limit, start=start_from(done.get(source)))
+        return done
+    check_methods([method], what="method")
+    return run_method(method, scenario, time_limit=time_limit, start_plan=start_plan)

@@ -1,0 +1,237 @@
+"""Hostile environments, round 3 (issue 20): planted symlinks, files that are not ours, malformed
+checkpoints, odd output paths, unsafe text, duplicates, sizes, look-alike names, API/CLI
+agreement, SIGTERM.  Each test reproduces a failure the issue reports and holds the promise."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import openpyxl
+import pytest
+
+import dipsd
+from dipsd import InputError, load_workbook
+from dipsd.data.generate import generate
+from dipsd.data.writer import save_scenarios
+from dipsd.outputs import atomic_write
+from tests.conftest import good_sheets, write_book
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+@pytest.fixture
+def tiny_book(tmp_path):
+    path = tmp_path / "tiny.xlsx"
+    save_scenarios(path, generate([3], 2, seed=1, max_draft_length=3))
+    return str(path)
+
+
+# 1. predictable temporary files ------------------------------------------------------------
+def test_a_planted_symlink_is_never_followed(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    target = tmp_path / "out.jsonl"
+    for pid in range(os.getpid() - 2, os.getpid() + 3):  # every name the old scheme would have used
+        os.symlink(victim, tmp_path / f".out.jsonl.{pid}.tmp")
+    with atomic_write(str(target)) as fh:
+        fh.write("new")
+    assert victim.read_text() == "precious" and target.read_text() == "new" and not target.is_symlink()
+    link = tmp_path / "link.jsonl"
+    os.symlink(victim, link)
+    with pytest.raises(InputError, match="not a regular file"):
+        with atomic_write(str(link)) as fh:
+            fh.write("x")
+    assert victim.read_text() == "precious"
+
+
+# 2. overwriting what is not ours -------------------------------------------------------------
+def test_an_unrelated_file_at_out_is_never_replaced(tiny_book, tmp_path, run_cli):
+    mine = tmp_path / "mydata.xlsx"
+    mine.write_bytes(b"my own workbook")
+    code, _, err = run_cli("study", tiny_book, "--out", str(mine), "--methods", "ad", "--quiet")
+    assert code == 2 and "is not the output of a study here" in err and "--fresh" in err
+    assert mine.read_bytes() == b"my own workbook" and not (tmp_path / "mydata.xlsx.jsonl").exists()
+    code, _, err = run_cli("study", tiny_book, "--out", str(mine), "--methods", "ad", "--quiet", "--fresh")
+    assert code == 0, err
+    (aside,) = tmp_path.glob("mydata.xlsx.old-*")
+    assert aside.read_bytes() == b"my own workbook"
+
+
+def test_paper_never_rewrites_its_scenarios_before_a_refusal(tmp_path, run_cli):
+    out = tmp_path / "P.xlsx"
+    other = tmp_path / "P.xlsx.scenarios.xlsx"
+    other.write_bytes(b"someone else's")
+    code, _, err = run_cli("paper", "--out", str(out), "--max-users", "2", "--alphas", "0.7", "--quiet")
+    assert code == 2 and other.read_bytes() == b"someone else's"
+    code, _, err = run_cli("paper", "--out", str(out), "--max-users", "2", "--alphas", "0.7,0.7", "--quiet")
+    assert code == 2 and "each alpha once" in err
+
+
+# 4. malformed checkpoint lines ---------------------------------------------------------------
+@pytest.mark.parametrize("line,fragment", [
+    (b"\xff\xfe not utf-8\n", "not UTF-8"),
+    (b"[" * 100_000 + b"\n", "task record"),
+    (b'{"scenario": "x", "method": "ad", "status": "feasible", "throughput_tps": ' + b"9" * 5000 + b"}\n", "task record"),
+])
+def test_malformed_checkpoint_lines_are_refused_naming_the_line(tiny_book, tmp_path, run_cli, line, fragment):
+    out = str(tmp_path / "r.xlsx")
+    assert run_cli("study", tiny_book, "--out", out, "--methods", "ad", "--quiet")[0] == 0
+    with open(out + ".jsonl", "ab") as fh:
+        fh.write(line)
+    kept = open(out + ".jsonl", "rb").read()
+    code, _, err = run_cli("study", tiny_book, "--out", out, "--methods", "ad", "--quiet", "--resume")
+    assert code == 2 and "line 4" in err and fragment in err and "Traceback" not in err
+    assert open(out + ".jsonl", "rb").read() == kept
+
+
+# 6. output paths the pre-check must refuse --------------------------------------------------------
+def test_odd_output_paths_are_refused_before_any_work(tiny_book, tmp_path, run_cli):
+    os.mkdir(tmp_path / "r.xlsx.jsonl.lock")
+    code, _, err = run_cli("study", tiny_book, "--out", str(tmp_path / "r.xlsx"), "--methods", "ad", "--quiet")
+    assert code == 2 and "lock file" in err
+    code, _, err = run_cli("study", tiny_book, "--out", str(tmp_path / ("x" * 240 + ".xlsx")), "--methods", "ad", "--quiet")
+    assert code == 2 and "bytes long" in err
+    os.mkfifo(tmp_path / "f.xlsx.jsonl")
+    code, _, err = run_cli("study", tiny_book, "--out", str(tmp_path / "f.xlsx"), "--methods", "ad", "--quiet")
+    assert code == 2 and "not a regular file" in err
+
+
+# 7. text in reports is XML-safe --------------------------------------------------------------
+def test_report_text_is_xml_safe_whatever_the_file_names(tiny_book, tmp_path, run_cli):
+    odd = os.fsdecode(b"r\xff\x07.xlsx") if sys.platform != "darwin" else "r.xlsx"
+    out = str(tmp_path / odd)
+    code, _, err = run_cli("study", tiny_book, "--out", out, "--methods", "ad", "--quiet")
+    assert code == 0, err
+    run = dipsd.read_report(out)["Run"]
+    assert len(run) > 5
+
+
+def test_names_are_limited_and_normalized(tmp_path):
+    sheets = good_sheets()
+    sheets["users"][1][1] = "x" * 256
+    with pytest.raises(dipsd.WorkbookError, match="at most 255 characters"):
+        load_workbook(write_book(tmp_path / "long.xlsx", sheets))
+    sheets = good_sheets()
+    sheets["users"][1][1], sheets["users"][2][1] = "caf\u00e9", "cafe\u0301"  # NFC and NFD
+    with pytest.raises(dipsd.WorkbookError, match="unique within scenario"):
+        load_workbook(write_book(tmp_path / "nfd.xlsx", sheets))
+    for trick in ("u1\u200b", "\u202eu1"):
+        sheets = good_sheets()
+        sheets["users"][1][1] = trick
+        with pytest.raises(dipsd.WorkbookError, match="invisible or direction-changing"):
+            load_workbook(write_book(tmp_path / "trick.xlsx", sheets))
+
+
+@pytest.mark.parametrize("text", ["1_024", "\u0661\u0662", "\uff11\uff12", "1,000"])
+def test_numbers_are_plain_decimal_text(tmp_path, text):
+    sheets = good_sheets()
+    sheets["users"][1][3] = text  # prefix_len
+    with pytest.raises(dipsd.WorkbookError, match="written plainly"):
+        load_workbook(write_book(tmp_path / "n.xlsx", sheets))
+
+
+# 8. duplicates ------------------------------------------------------------------------------------
+def test_duplicate_methods_are_refused(tiny_book, tmp_path, run_cli):
+    code, _, err = run_cli("study", tiny_book, "--out", str(tmp_path / "d.xlsx"), "--methods", "ad,ad,dipsd", "--quiet")
+    assert code == 2 and "listed twice" in err and not (tmp_path / "d.xlsx.jsonl").exists()
+
+
+# 9. sizes before checks ------------------------------------------------------------------------
+@pytest.mark.parametrize("users", [200, 1500])
+def test_enumerate_refuses_large_instances_at_once(users):
+    s = dipsd.paper_scenario(users)
+    t0 = time.perf_counter()
+    r = dipsd.solve(s, "enumerate")
+    assert r.status.value == "error" and "use method 'exact'" in r.message and time.perf_counter() - t0 < 5
+
+
+# 11. API and CLI agree -----------------------------------------------------------------------------
+def test_api_arguments_are_validated_like_the_cli(tiny_book, tmp_path):
+    for bad in (float("inf"), "x", 0, True):
+        with pytest.raises(InputError, match="time_limit"):
+            dipsd.run_study(tiny_book, methods=["ad"], time_limit=bad, progress=False)
+    with pytest.raises(InputError, match="not a dipsd study report"):
+        dipsd.read_report(tiny_book)
+    foreign = tmp_path / "foreign.xlsx"
+    wb = openpyxl.Workbook()
+    wb.active.title = "Summary"
+    wb.active.append(["hello"])
+    wb.save(foreign)
+    with pytest.raises(InputError, match="not a dipsd study report"):
+        dipsd.read_report(str(foreign))
+
+
+# 12. SIGTERM and odd arguments ---------------------------------------------------------------------
+def test_sigterm_ends_a_study_like_ctrl_c(tmp_path):
+    book = tmp_path / "b.xlsx"
+    save_scenarios(book, generate([12, 14], 2, seed=3))
+    out = tmp_path / "r.xlsx"
+    proc = subprocess.Popen([sys.executable, "-m", "dipsd.cli", "study", str(book), "--out", str(out), "--methods",
+                             "ad,exact", "--workers", "1", "--time-limit", "60"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": ROOT})
+    deadline = time.time() + 60
+    while time.time() < deadline and (not (out.parent / "r.xlsx.jsonl").exists()
+                                      or len(open(str(out) + ".jsonl").read().splitlines()) < 3):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr[-2000:]
+    assert "--resume" in stderr and "Traceback" not in stderr
+    assert out.exists() and len(dipsd.read_report(str(out))["Results"]) >= 2
+
+
+def test_generate_refuses_a_negative_seed(tmp_path, run_cli):
+    code, _, err = run_cli("generate", str(tmp_path / "g.xlsx"), "--seed", "-1")
+    assert code == 2 and "0..4294967295" in err and "Traceback" not in err
+
+
+# 5. disk full / file too large while writing the report ------------------------------------------
+def test_a_report_that_cannot_be_written_is_one_clear_line_and_exit_74(tiny_book, tmp_path):
+    import resource
+
+    out = tmp_path / "r.xlsx"
+
+    def small_files():  # RLIMIT_FSIZE: the checkpoint fits, the report does not
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    run = subprocess.run([sys.executable, "-m", "dipsd.cli", "study", tiny_book, "--out", str(out), "--methods", "ad,dipsd",
+                          "--workers", "1", "--quiet"], cwd=tmp_path, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": ROOT}, preexec_fn=small_files, timeout=300)
+    assert run.returncode == 74, run.stderr[-2000:]
+    assert "could not write" in run.stderr and "--resume" in run.stderr and "Traceback" not in run.stderr
+    lines = open(str(out) + ".jsonl").read().splitlines()
+    assert len(lines) == 1 + 4 and all(json.loads(line) for line in lines)  # every finished task kept
+    assert not out.exists()
+    code = subprocess.run([sys.executable, "-m", "dipsd.cli", "study", tiny_book, "--out", str(out), "--methods", "ad,dipsd",
+                           "--workers", "1", "--quiet", "--resume"], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": ROOT}, timeout=300).returncode
+    assert code == 0 and out.exists()
+
+
+# 3. a hung worker never hangs the study ----------------------------------------------------------
+def test_a_task_with_no_answer_is_stopped_and_the_study_ends(tiny_book, tmp_path, monkeypatch):
+    from dipsd.solvers import study
+    from dipsd.solvers.catalog import register_method
+    from dipsd.solvers.registry import METHODS
+    from tests.solvers import user_methods as um
+
+    monkeypatch.setattr(study, "grace", lambda time_limit: 1.0)
+    register_method("stuck", um.never_answers)
+    try:
+        book = load_workbook(tiny_book)
+        t0 = time.monotonic()
+        outcome = study.run_study(book, ["ad", "stuck", "dipsd"], time_limit=1.0, checkpoint_path=str(tmp_path / "c.jsonl"),
+                                  workers=2)
+        assert time.monotonic() - t0 < 60
+    finally:
+        METHODS.pop("stuck", None)
+    by = {(r.scenario, r.method): r for r in outcome.records}
+    assert len(by) == 3 * len(book.scenarios)
+    for s in book.scenarios:
+        assert by[(s.name, "stuck")].status.value == "error" and "no answer after" in by[(s.name, "stuck")].message
+        assert by[(s.name, "ad")].status.value == "feasible" and by[(s.name, "dipsd")].status.value == "feasible"
