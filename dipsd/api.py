@@ -51,7 +51,7 @@ def _book(source) -> LoadedWorkbook:
 
 def run_study(source, methods: Sequence[str] | None = None, *, time_limit: float = 60.0, workers: int | None = None,
               scheduler: str | None = None, out: str | None = None, resume: bool = False, fresh: bool = False,
-              progress: bool = True) -> pd.DataFrame:
+              progress: bool = True, solver: str = "highs") -> pd.DataFrame:
     """Run every method on every scenario; one tidy row per (scenario, method).
 
     ``source`` is a workbook path or a list of :class:`~dipsd.Scenario`.  With ``out`` the same
@@ -71,6 +71,9 @@ def run_study(source, methods: Sequence[str] | None = None, *, time_limit: float
         raise InputError(f"time_limit: a finite number of seconds > 0, as on the command line; got {time_limit!r}")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise InputError(f"workers: a whole number >= 1, got {workers!r}")
+    from .solvers.milp_solvers import check
+
+    check(solver)
     book = _book(source)
     if methods is None:
         methods = default_methods() + book.plan_methods
@@ -82,7 +85,7 @@ def run_study(source, methods: Sequence[str] | None = None, *, time_limit: float
     if out is None:
         with tempfile.TemporaryDirectory(prefix="dipsd-") as tmp:
             outcome = run(book, methods, time_limit=time_limit, checkpoint_path=os.path.join(tmp, "study.jsonl"),
-                          workers=workers, scheduler=scheduler, on_done=progress_fn, on_tick=progress_fn.tick)
+                          workers=workers, scheduler=scheduler, on_done=progress_fn, on_tick=progress_fn.tick, solver=solver)
         return records_frame(outcome.records, num_users)
     inputs = [book.path] if os.path.exists(book.path) else []
     report = check_output(out, inputs=inputs, what="out")
@@ -91,7 +94,7 @@ def run_study(source, methods: Sequence[str] | None = None, *, time_limit: float
     claim([report, png], report + ".jsonl", resume=resume, fresh=fresh)
 
     def finish(outcome) -> None:
-        info = run_metadata(book, methods, outcome, time_limit=time_limit, workers=workers, scheduler=scheduler,
+        info = run_metadata(book, methods, outcome, time_limit=time_limit, workers=workers, scheduler=scheduler, solver=solver,
                             command_line=f"dipsd.run_study(..., methods={methods!r}, time_limit={time_limit!r})")
         if fresh:
             set_aside(report)  # the earlier study's report goes with its checkpoint, never overwritten
@@ -102,5 +105,6 @@ def run_study(source, methods: Sequence[str] | None = None, *, time_limit: float
             gap_figure(png, outcome.records, num_users, methods)
 
     outcome = run(book, methods, time_limit=time_limit, checkpoint_path=report + ".jsonl", workers=workers,
-                  scheduler=scheduler, resume=resume, fresh=fresh, on_done=progress_fn, on_tick=progress_fn.tick, finish=finish)
+                  scheduler=scheduler, resume=resume, fresh=fresh, on_done=progress_fn, on_tick=progress_fn.tick, finish=finish,
+                  solver=solver)
     return records_frame(outcome.records, num_users)

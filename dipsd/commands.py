@@ -143,6 +143,7 @@ def add_solve(sub) -> None:
     p.add_argument("--time-limit", type=positive_float, default=60.0, metavar="SECONDS",
                    help="time limit per scenario in seconds (default 60; exact reports a certified bound when it stops)")
     p.add_argument("--json", action="store_true", help="one JSON object per line and scenario instead of a table")
+    _add_solver_option(p, threads=True)
 
 
 def _method_name(text: str) -> str:
@@ -206,13 +207,21 @@ TABLE_HEADER = (f"{'scenario':<16} {'method':<11} {'status':<11} {'tokens/s':>10
 
 
 def run_solve(args: argparse.Namespace) -> int:
+    from .solvers.milp_solvers import check, use
+
+    check(args.solver)  # a missing solver is one line, before any work
+    book = load_workbook(args.workbook or example_path())
+    scenarios = _pick(book, args.scenario)
+    with use(args.solver, threads=args.threads):
+        return _solve_all(args, scenarios)
+
+
+def _solve_all(args, scenarios) -> int:
     from .reports.stats import gap, gap_statements, headline, headline_text, reference, statement_text
     from .solvers.catalog import METHODS, default_methods
     from .solvers.registry import run_method, start_from
     from .solvers.results import Status
 
-    book = load_workbook(args.workbook or example_path())
-    scenarios = _pick(book, args.scenario)
     if not args.json:
         print(TABLE_HEADER)
     methods = default_methods() if args.method == "all" else [args.method]
@@ -345,6 +354,7 @@ def add_study(sub) -> None:
                    help=f"local worker processes, one HiGHS thread each (default: the machine's cores, here {os.cpu_count()})")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS", type=scheduler_address,
                    help="send tasks to a Dask cluster at tcp://HOST:PORT, or 'local' to start a Dask LocalCluster (needs dipsd[cluster])")
+    _add_solver_option(p)
     _add_checkpoint_options(p)
 
 
@@ -364,7 +374,18 @@ def run_info(args, book, methods, outcome) -> dict:
     from .reports.metadata import run_metadata
 
     return run_metadata(book, methods, outcome, time_limit=args.time_limit, workers=args.workers,
-                        scheduler=getattr(args, "scheduler", None))
+                        scheduler=getattr(args, "scheduler", None), solver=args.solver)
+
+
+def _add_solver_option(p, *, threads: bool = False) -> None:
+    from .solvers.milp_solvers import SOLVERS
+
+    p.add_argument("--solver", default="highs", choices=list(SOLVERS),
+                   help="MILP solver of exact and DiP-SD's steps: " + "; ".join(f"{n} ({s.used_for})" for n, s in SOLVERS.items())
+                        + "; scip and gurobi need pip install -e '.[scip]' or '.[gurobi]'")
+    if threads:
+        p.add_argument("--threads", type=positive_int, default=1, metavar="K",
+                       help="threads of each MILP solve (default 1; studies run one thread per worker process)")
 
 
 def _study_outputs(out: str, inputs: list[str | None]) -> tuple[str, str]:
@@ -386,6 +407,9 @@ def run_study(args: argparse.Namespace) -> int:
     from .solvers.study import run_study as run
     from .solvers.results import Status
 
+    from .solvers.milp_solvers import check
+
+    check(args.solver)
     source = args.workbook or example_path()
     report, checkpoint = _study_outputs(args.out, [source])
     png = check_output(gaps_png(report), inputs=[source], suffix=".png", what="figure")
@@ -407,7 +431,7 @@ def run_study(args: argparse.Namespace) -> int:
 
     outcome = run(book, methods, time_limit=args.time_limit, checkpoint_path=checkpoint, workers=args.workers,
                   scheduler=args.scheduler, resume=args.resume, fresh=args.fresh, on_done=(progress := Progress(args.quiet or args.verbose > 0)), on_tick=progress.tick,
-                  finish=finish)
+                  finish=finish, solver=args.solver)
     from .reports.stats import gap_statements, headline, headline_text, statement_text
 
     num_users = {s.name: s.num_users for s in book.scenarios}
@@ -444,14 +468,17 @@ def add_paper(sub) -> None:
     p.add_argument("--time-limit", type=positive_float, default=60.0, metavar="SECONDS",
                    help="time limit per task in seconds (default 60); exact reports its bound when it stops")
     p.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1, help="local worker processes (default: cores)")
+    _add_solver_option(p)
     _add_checkpoint_options(p)
 
 
 def run_paper(args: argparse.Namespace) -> int:
     from .reports.excel import write_report
     from .reports.paper import figure, paper_scenarios, ratio_table
+    from .solvers.milp_solvers import check
     from .solvers.study import run_study as run
 
+    check(args.solver)
     try:
         alphas = [float(a) for a in args.alphas.split(",") if a.strip()]
     except ValueError:
@@ -489,7 +516,8 @@ def run_paper(args: argparse.Namespace) -> int:
             figure(png, outcome.records, alphas, args.max_users, methods)
 
     outcome = run(book, methods, time_limit=args.time_limit, checkpoint_path=checkpoint, workers=args.workers,
-                  resume=args.resume, fresh=args.fresh, on_done=(progress := Progress(args.quiet or args.verbose > 0)), on_tick=progress.tick, finish=finish)
+                  resume=args.resume, fresh=args.fresh, on_done=(progress := Progress(args.quiet or args.verbose > 0)), on_tick=progress.tick, finish=finish,
+                  solver=args.solver)
     table, _ = ratio_table(outcome.records, alphas, args.max_users)
     print(table)
     print(f"\nwrote {shown(args.out)}, {shown(png)} and the scenarios {shown(scenarios_path)}")

@@ -11,12 +11,13 @@ from ..solvers import certify as certify_mod
 from ..solvers import dipsd as dipsd_mod
 from ..solvers import exact as exact_mod
 from ..solvers import tolerances
-from ..solvers.study import SOLVER_OPTIONS, package_version
+from ..solvers import milp_solvers
+from ..solvers.study import package_version, solver_options
 from .stats import HIT_TOL
 
 
 def run_metadata(book, methods, outcome, *, time_limit: float, workers: int, scheduler: str | None,
-                 command_line: str | None = None) -> dict:
+                 command_line: str | None = None, solver: str = "highs") -> dict:
     """The Run sheet of a study's report."""
     stamp = lambda t: datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat(timespec="seconds")  # noqa: E731
     return {
@@ -29,7 +30,9 @@ def run_metadata(book, methods, outcome, *, time_limit: float, workers: int, sch
         "pandas": package_version("pandas"), "openpyxl": package_version("openpyxl"), "numpy": package_version("numpy"),
         "python": platform.python_version(),
         "time limit per task s": time_limit,
-        "HiGHS options": SOLVER_OPTIONS,
+        "MILP solver": f"{solver} ({milp_solvers.SOLVERS[solver].package} {milp_solvers.version(solver)}): exact and "
+                       f"DiP-SD's steps; certify always uses HiGHS",
+        "solver options": solver_options(solver),
         "Dinkelbach": f"improvement tolerance {tolerances.IMPROVE_RTOL:g} (relative), closed-form agreement {tolerances.AGREE_RTOL:g}, "
                       f"at most {exact_mod.MAX_ITERATIONS} iterations; certified bound q + max(F_ub, 0) / S_min with "
                       f"F_ub = HiGHS's dual bound + {tolerances.HIGHS_SLACK:g} (scaled units); optimal only when that bound "
@@ -40,7 +43,7 @@ def run_metadata(book, methods, outcome, *, time_limit: float, workers: int, sch
         "DiP-SD": f"stops when lengths repeat and R improves < {dipsd_mod.REL_TOL:g} (relative), at most {dipsd_mod.MAX_ROUNDS} rounds per N",
         "starts": "certify starts from DiP-SD's plan, exact from certify's plan and bound (else DiP-SD's), when those "
                   "methods are in the study (their time is not in the later method's runtime); exact alone runs DiP-SD "
-                  "first (time included)",
+                  "then certify first (time included)",
         "hit tolerance": f"gap <= {HIT_TOL:g} (relative)",
         "workers": workers, "scheduler": scheduler or "local processes",
         "machine cores": os.cpu_count(), "machine": platform.platform(),

@@ -231,13 +231,21 @@ def check_methods(names: Iterable[str], *, plans: Iterable[str] = (), what: str 
 
 
 def solve(scenario: Scenario, method: str = "certify", *, time_limit: float = 60.0,
-          start_plan: Plan | None = None) -> "SolveResult | dict[str, SolveResult]":
+          start_plan: Plan | None = None, solver: str = "highs") -> "SolveResult | dict[str, SolveResult]":
     """Run one method on one scenario (the Python twin of ``dipsd solve``).
 
     ``method="all"`` runs every default method (:func:`default_methods`) in order, each started
     from the result it declares (certify from DiP-SD, exact from certify), and returns their
-    results by name; otherwise the one :class:`SolveResult`.  An unknown name is an
+    results by name; otherwise the one :class:`SolveResult`.  ``solver`` is the MILP solver of
+    exact and DiP-SD's steps (``highs``, ``scip``, ``gurobi``).  An unknown name is an
     :class:`~dipsd.errors.InputError` with a "did you mean"."""
+    from . import milp_solvers
+
+    with milp_solvers.use(solver):
+        return _solve(scenario, method, time_limit, start_plan)
+
+
+def _solve(scenario, method, time_limit, start_plan):
     from .registry import run_method, start_from
 
     if method == "all":

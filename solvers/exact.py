@@ -60,7 +60,7 @@ def solve_exact(
     *,
     time_limit: float = 60.0,
     start_plan: Plan | None = None,
-    threads: int = 1,
+    threads: int | None = None,
     max_iterations: int = MAX_ITERATIONS,
     tee: bool | None = None,
     solver_options: dict | None = None,
@@ -70,7 +70,7 @@ def solve_exact(
 
     ``time_limit`` (s) covers the whole solve including model building; ``start_plan``
     (for example DiP-SD's) sets the first q; without one, :func:`simple_plan` is used.
-    ``threads`` is passed to HiGHS; keep it fixed within a process.  ``solver_options``
+    ``threads`` is passed to the solver (default: the process's, see milp_solvers.use); keep it fixed within a process.  ``solver_options``
     are further HiGHS options (the MIP gaps, time limit and threads are set here).
     ``known_bound_tps`` is a certified upper bound proven elsewhere (``certify``'s): the
     loop stops as soon as the incumbent meets it (relative :data:`MEETS_RTOL`), and the

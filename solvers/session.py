@@ -31,8 +31,9 @@ from ..formulation.evaluate import Evaluation, evaluate
 from ..formulation.plan import Plan
 from .deadline import Deadline
 from .highs_adapter import manual_parameter_updates, set_mip_start, spend_banner
+from .milp_solvers import current, current_threads
 from .outcomes import MilpOutcome, agrees, outcome
-from .tolerances import HIGHS_OPTIONS, HIGHS_SLACK, OBJECTIVE_SCALE
+from .tolerances import HIGHS_SLACK, OBJECTIVE_SCALE
 
 log = logging.getLogger(__name__)
 
@@ -62,17 +63,21 @@ class MilpSession:
     does so when this module's logger shows DEBUG lines (``dipsd -vv``).
     """
 
-    def __init__(self, scenario: Scenario, model, decoder, *, threads: int = 1, tee: bool | None = None,
+    def __init__(self, scenario: Scenario, model, decoder, *, threads: int | None = None, tee: bool | None = None,
                  options: dict | None = None):
         self.scenario, self.model, self.decoder = scenario, model, decoder
-        self.threads, self.tee = threads, log.isEnabledFor(logging.DEBUG) if tee is None else tee
-        self.options = {**HIGHS_OPTIONS, **(options or {})}
+        self.threads = current_threads() if threads is None else threads
+        self.tee = log.isEnabledFor(logging.DEBUG) if tee is None else tee
+        self.backend = current()  # HiGHS unless the command or the study chose another (milp_solvers.use)
+        self.options = {**self.backend.options, **(options or {})}
         self.min_span = max(decoder.layout.min_span, 1e-300)
         # u_m is non-decreasing in l: U_max is every user at L_ub
         self.max_tokens = sum(u.expected_tokens(limit) for u, limit in zip(scenario.users, scenario.limits))
         self.solver = self._instance()
 
     def _instance(self):
+        if not self.backend.persistent:  # a direct interface: the model is handed over at each solve
+            return SolverFactory(self.backend.pyomo_name)
         spend_banner()
         solver = SolverFactory("highs")
         solver.set_instance(self.model)
@@ -90,14 +95,28 @@ class MilpSession:
         scale = self.scale_for(q)
         self.model.q.set_value(q * self.decoder.unit_ms)
         self.model.scale.set_value(scale)
-        self.solver.update_parameters()
-        if start is not None:
-            set_mip_start(self.solver, self.decoder.start(start))
-        res = self.solver.solve(
-            self.model, time_limit=max(clock.remaining(), 0.01), rel_gap=0.0, abs_gap=0.0, threads=self.threads,
-            load_solutions=False, raise_exception_on_nonoptimal_result=False,
-            tee=[sys.stderr] if self.tee else [], solver_options=dict(self.options),
-        )
+        extra = {}
+        if self.backend.persistent:
+            self.solver.update_parameters()
+            if start is not None:
+                set_mip_start(self.solver, self.decoder.start(start))
+        elif start is not None and self.backend.warmstart:  # Gurobi: the integer variables' values are the start
+            for var, value in self.decoder.start(start).items():
+                var.set_value(value, skip_validation=True)
+            extra["warmstart_discrete_vars"] = True
+        try:
+            res = self.solver.solve(
+                self.model, time_limit=max(clock.remaining(), 0.01), rel_gap=0.0, abs_gap=0.0, threads=self.threads,
+                load_solutions=False, raise_exception_on_nonoptimal_result=False,
+                tee=[sys.stderr] if self.tee else [], solver_options=dict(self.options), **extra,
+            )
+        except Exception as exc:  # a solver's own failure (a size-limited licence, ...): an error of this solve
+            if self.backend.persistent:
+                raise
+            limited = "size-limited" in str(exc) or "too large" in str(exc).lower()
+            raise SolverError(f"{self.scenario.name}: {self.backend.name} failed: "
+                              + ("the model is beyond its size-limited licence" if limited else
+                                 f"{type(exc).__name__}: {str(exc)[:200]}")) from None
         ended = outcome(res)
         if ended is MilpOutcome.TIME_LIMIT:
             clock.hit = True
@@ -113,8 +132,8 @@ class MilpSession:
         closed = ev.expected_tokens - q * ev.span_ms
         if not agrees(ended, value, closed, max(1.0, abs(ev.expected_tokens), q * ev.span_ms)):
             if start is not None:
-                log.warning("%s: HiGHS's value from a MIP start disagrees with its solution; solving again without "
-                            "the start", self.scenario.name)
+                log.warning("%s: %s's value from a MIP start disagrees with its solution; solving again without "
+                            "the start", self.scenario.name, self.backend.name)
                 self.solver = self._instance()
                 return self.solve(q, clock)
             raise SolverError(f"{self.scenario.name}: MILP value {value:.12g} disagrees with the closed form "

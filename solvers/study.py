@@ -36,6 +36,7 @@ from ..data.workbook import LoadedWorkbook
 from ..errors import InputError, output_failure
 from ..formulation.plan import Plan
 from ..outputs import atomic_write, set_aside
+from . import milp_solvers
 from .audit import audit, conflicts, record_problem
 from .results import Record, Status
 from .tolerances import HIGHS_OPTIONS, HIGHS_SLACK, OBJECTIVE_SCALE
@@ -57,6 +58,7 @@ class Task:
     ref: str | None = None  # a user's method: "module:function", for a worker that lacks it
     gives_bound: bool = False
     starts_from: tuple[str, ...] = ()
+    solver: str = "highs"  # the MILP solver of exact and DiP-SD's steps (milp_solvers)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -66,13 +68,23 @@ class Task:
 def run_task(task: Task) -> Record:
     """Run one task in a worker; always returns a record, never raises."""
     from .catalog import ensure_method, run_named_plan
-    from .registry import Start, run_method
 
     t0 = time.perf_counter()
     try:
         if task.plan is not None:
             return run_named_plan(task.scenario, task.plan).record(task.scenario)
         ensure_method(task.method, task.ref, task.gives_bound, task.starts_from)
+        return _run_with_start(task)
+    except Exception as exc:  # a task failure must never take the study down
+        log.exception("task %s/%s failed", task.scenario.name, task.method)
+        return _crash_record(task, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0)
+
+
+def _run_with_start(task: Task) -> Record:
+    """The task's method on its scenario with the task's MILP solver, from its start (re-checked)."""
+    from .registry import Start, run_method
+
+    with milp_solvers.use(task.solver):
         start = None
         why = None if task.start is None else record_problem(task.start, task.scenario)
         if why is not None:
@@ -84,11 +96,7 @@ def run_task(task: Task) -> Record:
                 plan = Plan.from_names(task.scenario, task.start.batches, dict(task.start.draft_lengths))
             start = Start(plan, task.start.upper_bound_tps, task.start.method)
         result = run_method(task.method, task.scenario, time_limit=task.time_limit, start=start)
-        record = result.record(task.scenario)
-    except Exception as exc:  # a task failure must never take the study down
-        log.exception("task %s/%s failed", task.scenario.name, task.method)
-        record = _crash_record(task, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0)
-    return record
+        return result.record(task.scenario)
 
 
 # ----------------------------------------------------------------------------- checkpoint
@@ -225,8 +233,9 @@ class Checkpoint:
                 return isinstance(was, (int, float)) and now >= was
             return False
 
-        diffs = [f"{key}: checkpoint {old.get(key)!r}, this run {value!r}" for key, value in new.items()
-                 if key in HEADER_KEYS_THAT_MATTER and old.get(key) != value and not allowed(key, old.get(key), value)]
+        keys = [k for k in HEADER_KEYS_THAT_MATTER if k in new or k in old]
+        diffs = [f"{key}: checkpoint {old.get(key)!r}, this run {new.get(key)!r}" for key in keys
+                 if old.get(key) != new.get(key) and not allowed(key, old.get(key), new.get(key))]
         if diffs:
             raise InputError(f"{self.path}: cannot resume, the study changed ({'; '.join(diffs)}); "
                              f"run with the same settings, or with --fresh to start again")
@@ -247,7 +256,8 @@ class Checkpoint:
         self._lock.release()
 
 
-HEADER_KEYS_THAT_MATTER = ("scenarios_sha256", "methods", "time_limit", "dipsd", "pyomo", "highspy", "solver_options")
+HEADER_KEYS_THAT_MATTER = ("scenarios_sha256", "methods", "time_limit", "dipsd", "pyomo", "highspy", "solver_options",
+                           "solver", "solver_version")
 """Header fields that must match for ``--resume`` (they change the results); ``methods`` may grow
 and ``time_limit`` rise (:meth:`Checkpoint._compare`)."""
 
@@ -462,7 +472,7 @@ class StudyOutcome:
     finished: float = 0.0
 
 
-def plan_tasks(book: LoadedWorkbook, methods: list[str], time_limit: float) -> list[Task]:
+def plan_tasks(book: LoadedWorkbook, methods: list[str], time_limit: float, solver: str = "highs") -> list[Task]:
     """One task per scenario and method; a ``plan:NAME`` method only where the scenario has that plan."""
     from .catalog import METHODS
 
@@ -475,7 +485,8 @@ def plan_tasks(book: LoadedWorkbook, methods: list[str], time_limit: float) -> l
                     tasks.append(Task(s, m, time_limit, plan=plans[m]))
                 continue
             spec = METHODS[m]
-            tasks.append(Task(s, m, time_limit, ref=spec.ref, gives_bound=spec.gives_bound, starts_from=spec.starts_from))
+            tasks.append(Task(s, m, time_limit, ref=spec.ref, gives_bound=spec.gives_bound, starts_from=spec.starts_from,
+                              solver=solver))
     return tasks
 
 
@@ -487,11 +498,20 @@ def package_version(name: str) -> str:
         return "not installed"
 
 
-def study_header(book: LoadedWorkbook, methods: list[str], time_limit: float) -> dict:
-    """What the checkpoint records about a study: everything that changes its results."""
-    return {"workbook": os.path.basename(book.path), "scenarios_sha256": book.fingerprint, "methods": list(methods),
-            "time_limit": time_limit, "dipsd": package_version("dipsd"), "pyomo": package_version("pyomo"),
-            "highspy": package_version("highspy"), "solver_options": SOLVER_OPTIONS}
+def study_header(book: LoadedWorkbook, methods: list[str], time_limit: float, solver: str = "highs") -> dict:
+    """What the checkpoint records about a study: everything that changes its results (the MILP
+    solver, its version and options included; a header without ``solver`` is HiGHS's)."""
+    header = {"workbook": os.path.basename(book.path), "scenarios_sha256": book.fingerprint, "methods": list(methods),
+              "time_limit": time_limit, "dipsd": package_version("dipsd"), "pyomo": package_version("pyomo"),
+              "highspy": package_version("highspy"), "solver_options": solver_options(solver)}
+    if solver != "highs":
+        header.update(solver=solver, solver_version=milp_solvers.version(solver))
+    return header
+
+
+def solver_options(solver: str = "highs") -> str:
+    """The options every MILP solve of a study sets, as the checkpoint and the Run sheet record them."""
+    return SOLVER_OPTIONS if solver == "highs" else f"{milp_solvers.describe(solver)} (certify: {SOLVER_OPTIONS})"
 
 
 SOLVER_OPTIONS = ("HiGHS mip_rel_gap=0 mip_abs_gap=0 threads=1 per worker process, "
@@ -504,21 +524,22 @@ def run_study(book: LoadedWorkbook, methods: list[str], *, time_limit: float, ch
               workers: int = 1, scheduler: str | None = None, resume: bool = False, fresh: bool = False,
               on_done: Callable[[Record, int, int], None] | None = None,
               on_tick: Callable[["Running"], None] | None = None,
-              finish: Callable[[StudyOutcome], None] | None = None) -> StudyOutcome:
+              finish: Callable[[StudyOutcome], None] | None = None, solver: str = "highs") -> StudyOutcome:
     """Run every (scenario, method) task; see the module docstring.
 
-    ``on_done(record, done, total)`` is called as each task finishes; ``on_tick`` at least once a
+    ``solver`` is the MILP solver of exact and DiP-SD's steps (:mod:`.milp_solvers`, checked by the
+    caller).  ``on_done(record, done, total)`` is called as each task finishes; ``on_tick`` at least once a
     second with what is running (:class:`Running`).  ``finish`` (for example: write the report)
     runs while the checkpoint is still locked.  Each task start and finish is logged at INFO.
     """
     from .catalog import METHODS
 
     outcome = StudyOutcome(records=[])
-    ckpt = Checkpoint(checkpoint_path, study_header(book, methods, time_limit), resume=resume, fresh=fresh,
+    ckpt = Checkpoint(checkpoint_path, study_header(book, methods, time_limit, solver), resume=resume, fresh=fresh,
                       scenarios={s.name: s for s in book.scenarios})
     backend = None
     try:
-        tasks = [t for t in plan_tasks(book, methods, time_limit) if t.key not in ckpt.records]
+        tasks = [t for t in plan_tasks(book, methods, time_limit, solver) if t.key not in ckpt.records]
         total = len(tasks) + sum(1 for k in ckpt.records if k[1] in methods)
         # a method that starts from another waits for that one's record of the same scenario
         source = {m: METHODS[m].start_source(methods) if m in METHODS else None for m in methods}
