@@ -44,7 +44,8 @@ def main() -> None:
         milp_solvers.check(name)
     sizes = [int(x) for x in args.sizes.split(",")]
     print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}")
-    print("| instance | solver | M | status | iters | build s | MILP s | total s | DiP-SD s | iters from DiP-SD | MILP s | total s | optimum tok/s |")
+    print("| instance | solver | M | status | iters | build s | MILP s | total s | DiP-SD s | iters from DiP-SD | MILP s "
+          "| total s | optimum tok/s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     cases = [("paper", paper_scenario(m)) for m in sizes]
     cases += [(f"heterogeneous ({s.name})", s) for m in sizes for s in generate([m], 1, seed=11, max_draft_length=20)]

@@ -14,7 +14,7 @@ The same arguments always give the same scenarios (numpy's PCG64 with the given 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -196,7 +196,7 @@ class Scenario:
             b += 1
         return min(b, self.num_users)
 
-    def with_(self, **changes) -> "Scenario":
+    def with_(self, **changes) -> Scenario:
         """A copy with some fields replaced (validated again)."""
         return replace(self, **changes)
 

@@ -355,7 +355,7 @@ def _read_sheet(wf, wv, sheet: str, columns: tuple[Column, ...], problems: _Prob
     out: list[_Row] = []
     by_row: dict[int, list] = {number: list(cells) for number, cells in sheet_v.rows[1:]}
     # a formula without a cached value is absent from the value pass: add it as a blank cell
-    for (r, col), f in formulas.items():
+    for (r, col), _f in formulas.items():
         if r > header_row and (r, col) not in cached:
             by_row.setdefault(r, []).append(xlsx.Cell(r, col, None, "f"))
     for number in sorted(by_row):
@@ -504,7 +504,8 @@ def _assemble_plans(rows: list[_Row], scenarios: dict[str, Scenario], problems: 
         if any(v.get(c) is None for c in ("scenario", "plan", "user", "batch", "draft_length")):
             continue  # a blank required cell is reported by the sheet reader
         if v["scenario"] not in scenarios:
-            problems.add("plans", row.number, "scenario", v["scenario"], _known("a scenario of sheet 'scenarios'", v["scenario"], scenarios))
+            problems.add("plans", row.number, "scenario", v["scenario"], _known("a scenario of sheet 'scenarios'", v["scenario"],
+                                                                                scenarios))
             continue
         grouped[(v["scenario"], v["plan"])].append(row)
     out = []
@@ -571,7 +572,8 @@ def _assemble(sheets, problems: _Problems):
             continue
         key = (sname, uname)
         if key in seen_users:
-            problems.add("users", row.number, "user", uname, f"a user name unique within scenario '{sname}' (already used in row {seen_users[key]})")
+            problems.add("users", row.number, "user", uname,
+                         f"a user name unique within scenario '{sname}' (already used in row {seen_users[key]})")
             continue
         seen_users[key] = row.number
         user_rows[sname].append(row)
@@ -650,7 +652,7 @@ def _build_scenario(name, srow: _Row, urows: list[_Row], acceptance, problems: _
     for urow in urows:
         uv = urow.values
 
-        def upick(col: str):
+        def upick(col: str, uv=uv):
             if col in uv:
                 return uv[col]
             spec = next(c for c in USER_COLUMNS if c.name == col)
@@ -722,11 +724,13 @@ def _acceptance_table(sname, uname, lub, rows: list[_Row], problems: _Problems, 
             bad = True
             continue
         if k in by_k:
-            problems.add("acceptance", row.number, "draft_length", k, f"each draft length once per user (user '{uname}': already in row {by_k[k].number})")
+            problems.add("acceptance", row.number, "draft_length", k,
+                         f"each draft length once per user (user '{uname}': already in row {by_k[k].number})")
             bad = True
             continue
         if not 1.0 <= val <= k + 1:
-            problems.add("acceptance", row.number, "expected_tokens", val, f"a number in [1, {k + 1}] for draft_length {k} of user '{uname}'")
+            problems.add("acceptance", row.number, "expected_tokens", val,
+                         f"a number in [1, {k + 1}] for draft_length {k} of user '{uname}'")
             bad = True
         by_k[k] = row
     missing = [k for k in range(1, lub + 1) if k not in by_k]

@@ -11,11 +11,11 @@ import contextlib
 import math
 import os
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from ..outputs import atomic_write
-from .scenario import Scenario
 from .plans import NamedPlan
+from .scenario import Scenario
 from .workbook import ACCEPTANCE_COLUMNS, PLANS_COLUMNS, SCENARIO_COLUMNS, USER_COLUMNS, USERS_SHEET_COLUMNS
 
 
@@ -195,9 +195,11 @@ def _write_readme(ws) -> None:
 
     lines = [
         ("dipsd scenario workbook", "", "", ""),
-        ("Sheets 'scenarios' and 'users' are required, 'acceptance' and 'plans' are optional; other sheets (like this one) are ignored.", "", "", ""),
+        ("Sheets 'scenarios' and 'users' are required, 'acceptance' and 'plans' are optional; "
+         "other sheets (like this one) are ignored.", "", "", ""),
         ("A blank cell takes the default: in 'scenarios' the paper default, in 'users' the scenario's value.", "", "", ""),
-        ("A blank max_batches is the number of users (so adding users keeps every plan allowed); a blank min_batches is 2 (1 for one user).", "", "", ""),
+        ("A blank max_batches is the number of users (so adding users keeps every plan allowed); "
+         "a blank min_batches is 2 (1 for one user).", "", "", ""),
         ("Sheet 'plans' holds your own plans: one row per user and plan; batch numbers give the verification order. "
          "'dipsd evaluate' prints each plan's throughput and feasibility; a study runs each as method plan:NAME.", "", "", ""),
         ("Header names must match exactly (spaces around them are trimmed); column order is free.", "", "", ""),

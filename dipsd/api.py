@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
-from typing import Sequence
+from collections.abc import Sequence
 
 import pandas as pd
 
@@ -18,7 +17,6 @@ from .data.bundled import example_path
 from .data.scenario import Scenario
 from .data.workbook import LoadedWorkbook, load_workbook
 from .errors import InputError
-from .outputs import check_output, claim, set_aside, writing
 from .progress import Progress
 from .reports.frames import read_report, records_frame, results_frame
 
@@ -59,52 +57,16 @@ def run_study(source, methods: Sequence[str] | None = None, *, time_limit: float
     ``resume``/``fresh`` as on the command line); without it the study runs in a temporary
     folder.  The columns are those of :func:`dipsd.reports.frames.records_frame`.
     """
-    from .reports.excel import write_report
-    from .reports.figures import gap_figure, gaps_png
-    from .reports.metadata import run_metadata
-    from .solvers.catalog import check_methods, default_methods
-    from .solvers.study import run_study as run
+    from .service import StudyRequest, check_arguments, run
 
     if isinstance(methods, str):
         methods = [methods]
-    if isinstance(time_limit, bool) or not (isinstance(time_limit, (int, float)) and 0 < time_limit < float("inf")):
-        raise InputError(f"time_limit: a finite number of seconds > 0, as on the command line; got {time_limit!r}")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise InputError(f"workers: a whole number >= 1, got {workers!r}")
-    from .solvers.milp_solvers import check
-
-    check(solver)
+    check_arguments(time_limit, workers)
     book = _book(source)
-    if methods is None:
-        methods = default_methods() + book.plan_methods
-    else:
-        methods = check_methods(list(methods), plans=book.plan_methods)
-    workers = workers or os.cpu_count() or 1
     progress_fn = Progress(quiet=not progress)
-    num_users = {s.name: s.num_users for s in book.scenarios}
-    if out is None:
-        with tempfile.TemporaryDirectory(prefix="dipsd-") as tmp:
-            outcome = run(book, methods, time_limit=time_limit, checkpoint_path=os.path.join(tmp, "study.jsonl"),
-                          workers=workers, scheduler=scheduler, on_done=progress_fn, on_tick=progress_fn.tick, solver=solver)
-        return records_frame(outcome.records, num_users)
-    inputs = [book.path] if os.path.exists(book.path) else []
-    report = check_output(out, inputs=inputs, what="out")
-    check_output(report + ".jsonl", inputs=inputs, suffix=".jsonl", what="checkpoint")
-    png = check_output(gaps_png(report), inputs=inputs, suffix=".png", what="figure")
-    claim([report, png], report + ".jsonl", resume=resume, fresh=fresh)
-
-    def finish(outcome) -> None:
-        info = run_metadata(book, methods, outcome, time_limit=time_limit, workers=workers, scheduler=scheduler, solver=solver,
-                            command_line=f"dipsd.run_study(..., methods={methods!r}, time_limit={time_limit!r})")
-        if fresh:
-            set_aside(report)  # the earlier study's report goes with its checkpoint, never overwritten
-            set_aside(png)
-        with writing(report, report + ".jsonl"):
-            write_report(report, book, outcome.records, methods, info)
-        with writing(png, report + ".jsonl"):
-            gap_figure(png, outcome.records, num_users, methods)
-
-    outcome = run(book, methods, time_limit=time_limit, checkpoint_path=report + ".jsonl", workers=workers,
-                  scheduler=scheduler, resume=resume, fresh=fresh, on_done=progress_fn, on_tick=progress_fn.tick, finish=finish,
-                  solver=solver)
-    return records_frame(outcome.records, num_users)
+    request = StudyRequest(book=book, methods=None if methods is None else list(methods), time_limit=time_limit,
+                           workers=workers, scheduler=scheduler, out=out, resume=resume, fresh=fresh, solver=solver,
+                           inputs=(book.path,) if os.path.exists(book.path) else (),
+                           command_line=f"dipsd.run_study(..., methods={methods!r}, time_limit={time_limit!r})")
+    done = run(request, on_done=progress_fn, on_tick=progress_fn.tick)
+    return records_frame(done.outcome.records, {s.name: s.num_users for s in done.book.scenarios})

@@ -10,10 +10,9 @@ import argparse
 import logging
 import os
 import signal
-import threading
 import sys
+import threading
 
-from .argtypes import int_list, seed
 from .data.bundled import example_path
 
 __all__ = ["main", "build_parser", "example_path"]
@@ -36,31 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"dipsd {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    c = sub.add_parser("check", help="validate a scenario workbook and summarize each scenario",
-                       description="Validate a scenario workbook; print one line per scenario.")
-    c.add_argument("workbook", nargs="?", default=None, help="scenario workbook (.xlsx); default: the bundled heterogeneous example")
-
-    t = sub.add_parser("template", help="write a ready-to-edit workbook with the paper defaults",
-                       description="Write a workbook with the paper defaults, 6 users, an acceptance table for one user, "
-                                   "two example plans (sheet 'plans') and a README sheet; max_batches is left blank "
-                                   "(= the number of users).")
-    t.add_argument("path", help="where to write the .xlsx (an existing file is not overwritten)")
-    t.add_argument("--force", action="store_true", help="overwrite an existing file")
-
-    g = sub.add_parser("generate", help="write a seeded random study workbook",
-                       description="Write seeded random scenarios; the same seed gives the same data.")
-    g.add_argument("path", help="where to write the .xlsx (an existing file is not overwritten)")
-    g.add_argument("--force", action="store_true", help="overwrite an existing file")
-    g.add_argument("--users", type=int_list, default=[3, 4, 5, 6], help="comma-separated numbers of users (default 3,4,5,6)")
-    g.add_argument("--per-size", type=int, default=3, help="scenarios per number of users (default 3)")
-    g.add_argument("--seed", type=seed, default=0, help="random seed, 0..2**32-1 (default 0)")
-    g.add_argument("--profile", choices=["paper", "heterogeneous"], default="heterogeneous", help="paper: homogeneous paper defaults; heterogeneous: varied users (default)")
-
     from . import commands
-    commands.add_solve(sub)
-    commands.add_evaluate(sub)
-    commands.add_study(sub)
-    commands.add_paper(sub)
+    commands.add_all(sub)
     for command in sub.choices.values():  # -v also after the command; SUPPRESS keeps one given before it
         command.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
                              help="log progress (-vv: solver logs, -vvv: library debug)")
@@ -91,7 +67,7 @@ def configure_logging(verbose: int) -> None:
 
     def keep(record: logging.LogRecord) -> bool:
         # a library may reset its loggers' levels when imported (Dask does): filter at the handler too
-        return record.levelno >= libraries or not record.name.split(".")[0] in LIBRARIES
+        return record.levelno >= libraries or record.name.split(".")[0] not in LIBRARIES
 
     handler.filters = [keep]
 
@@ -132,13 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.verbose)
-    from . import commands
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     _sigterm["received"] = False
     try:
-        code = getattr(commands, "run_" + args.command)(args)
+        code = args.func(args)
         # a study stopped by SIGTERM wrote its report and said how to resume, like after Ctrl-C
         return EXIT_TERMINATED if code == 130 and _sigterm["received"] else code
     except Terminated:

@@ -14,8 +14,8 @@ import datetime
 import os
 import stat
 import tempfile
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Iterator, Sequence
 
 from .errors import InputError
 

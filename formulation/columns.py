@@ -35,7 +35,6 @@ import numpy as np
 from .plan import Plan
 from .tables import Tables
 
-
 STAGE_RTOL = 1e-12
 """Columns whose stage time exceeds a budget by at most this fraction still count as fitting it.
 

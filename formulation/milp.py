@@ -55,7 +55,8 @@ Constraints
     dropped, as ``b_n = 0`` when ``w_n = 0``).  The big-M (here, and the cap of the
     memory rows) is ``Bbar_n = min(max_j B_j, M - N_min + 1, M - n)``, the most users
     slot n can hold (memory at the shortest prefix; every other used batch holds at least
-    one user; symmetry breaking leaves slot n at most ``M - n`` users).  With both indicators 1 the bound is ``b_n``; otherwise it is ``<= 0``: valid,
+    one user; symmetry breaking leaves slot n at most ``M - n`` users).  With both indicators 1 the bound is ``b_n``; otherwise it is
+    ``<= 0``: valid,
     and the smallest constant that is.
   - ``H_nkj >= sum_{c: prefix_c >= P_j} A_cnk``: members whose own length and prefix reach
     (k, P_j) pay for it.  Implied at integral points, it makes the LP relaxation charge
@@ -214,7 +215,7 @@ def full_layout(scenario: Scenario, t: Tables) -> Layout:
     )
 
 
-def build(t: Tables, layout: Layout, *, q: float = 0.0, name: str = "dipsd") -> tuple[pyo.ConcreteModel, "Decoder"]:
+def build(t: Tables, layout: Layout, *, q: float = 0.0, name: str = "dipsd") -> tuple[pyo.ConcreteModel, Decoder]:
     """The MILP of ``max U - q S`` over the layout's cells (q a mutable Param), and its decoder.
 
     Times are in units of ``layout.min_span`` ms (module docstring, "Units"): the model's ``S``
@@ -238,7 +239,7 @@ def build(t: Tables, layout: Layout, *, q: float = 0.0, name: str = "dipsd") -> 
     return model, Decoder(layout_ms, t.num_users, model.A, model.E, model.w, unit)
 
 
-def build_model(scenario: Scenario, *, q: float = 0.0, tables: Tables | None = None) -> tuple[pyo.ConcreteModel, "Decoder"]:
+def build_model(scenario: Scenario, *, q: float = 0.0, tables: Tables | None = None) -> tuple[pyo.ConcreteModel, Decoder]:
     """The MILP of ``F(q)`` for ``scenario`` (see the module docstring for the math) and its decoder."""
     t = tables or Tables.of(scenario)
     return build(t, full_layout(scenario, t), q=q, name=f"dipsd-{scenario.name}")
@@ -465,11 +466,10 @@ def _add_batch_counts(model, lay: Layout, t: Tables) -> None:
     (the fractional slot variables alone charge each user only its own sequence).
 
     Built where every length is fixed (the x-step), whose sum-of-verification term is what binds
-    on heterogeneous instances (a M = 20 x-step: 59 s to 2-9 s).  The rows are valid for free
-    lengths too (corner lengths 1..L, ``W`` tied to the lengths by
-    ``sum_{k' >= k, j} W_ck'j >= sum_n A_cnk``), but there they made HiGHS slower on
-    ``bench_exact.py``'s heterogeneous instances (M = 6: 15 s to 44 s), so the full model
-    goes without them.
+    on heterogeneous instances.  The rows are valid for free lengths too (corner lengths 1..L,
+    ``W`` tied to the lengths by ``sum_{k' >= k, j} W_ck'j >= sum_n A_cnk``), but there they
+    made HiGHS slower, so the full model goes without them (both measured in
+    docs/benchmarks.md).
     """
     if not lay.symmetric or any(length is None for length in lay.lengths):
         return

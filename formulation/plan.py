@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 from ..data.scenario import Scenario
 from ..errors import PlanError
@@ -46,7 +46,7 @@ class Plan:
         return [[names[i] for i in b] for b in self.batches], {names[i]: l for i, l in enumerate(self.lengths)}
 
     @classmethod
-    def from_names(cls, scenario: Scenario, batches: Sequence[Sequence[str]], lengths: Mapping[str, int]) -> "Plan":
+    def from_names(cls, scenario: Scenario, batches: Sequence[Sequence[str]], lengths: Mapping[str, int]) -> Plan:
         index = {u.name: i for i, u in enumerate(scenario.users)}
         try:
             b = tuple(tuple(index[n] for n in batch) for batch in batches)

@@ -12,7 +12,8 @@ maximizes U/S.
 
 l-step, :func:`build_length_model`: batches fixed, so each class (identical users of one
 batch) lives in its batch's slot, whose size and prefix level are constants (the
-verification time is then linear in the length indicators as it stands); lengths free; ``max U - q S`` is Dinkelbach's subproblem (q a mutable Param).  Identical
+verification time is then linear in the length indicators as it stands); lengths free; ``max U - q S`` is Dinkelbach's subproblem (q a
+mutable Param).  Identical
 users of one batch share a length at some optimum (the full model's same-length reduction),
 so the step's optimum value is unchanged by the counting.
 """

@@ -44,7 +44,7 @@ class Tables:
         return self.limits[m] if self.limits else self.max_length
 
     @classmethod
-    def of(cls, scenario: Scenario) -> "Tables":
+    def of(cls, scenario: Scenario) -> Tables:
         users, t = scenario.users, scenario.target
         lub = scenario.max_draft_length
         levels = tuple(sorted({u.prefix_len for u in users}))
@@ -68,7 +68,7 @@ class Tables:
             limits=limits,
         )
 
-    def in_units(self, unit_ms: float) -> "Tables":
+    def in_units(self, unit_ms: float) -> Tables:
         """The same tables with every time divided by ``unit_ms`` (ready, sequence and
         ``beta_v`` coefficients in units of ``unit_ms``): the MILP builders measure time in a
         unit of the order of the span so that no coefficient is tiny or huge next to S
@@ -97,7 +97,7 @@ class Tables:
         f = lambda kk, jj: 0.0 if kk < 1 or jj < 0 else self.seq(kk, jj)  # noqa: E731
         return f(k, j) - f(k - 1, j) - f(k, j - 1) + f(k - 1, j - 1)
 
-    def span_lower_bound(self, min_batches: int, lengths: "tuple[int | None, ...] | None" = None) -> float:
+    def span_lower_bound(self, min_batches: int, lengths: tuple[int | None, ...] | None = None) -> float:
         """A lower bound on S valid for every feasible plan with at least ``min_batches`` batches
         (and, where ``lengths[m]`` is given, user m's draft length fixed to it; else ``>= 1``).
 

@@ -10,8 +10,9 @@ half-written report and an existing report is replaced only by a complete one.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
+import pandas as pd
 from openpyxl import Workbook
 from openpyxl.chart import BarChart, LineChart, Reference
 from openpyxl.formatting.rule import ColorScaleRule
@@ -25,12 +26,11 @@ from ..formulation.evaluate import evaluate
 from ..formulation.plan import Plan
 from ..solvers.results import Record
 from . import stats
-import pandas as pd
-
 from .frames import records_frame
 from .stats import CERTIFIED_LEVELS, gap, gap_statements, headline, references, sentence, summarize
 
-FMT = {"tps": "0.000", "gap": "0.0000", "s": "0.000", "ms": "0.000", "int": "0", "tok": "0.0000", "bytes": "0", "gb": "0.000000", "ratio": "0.000"}
+FMT = {"tps": "0.000", "gap": "0.0000", "s": "0.000", "ms": "0.000", "int": "0", "tok": "0.0000", "bytes": "0", "gb": "0.000000",
+       "ratio": "0.000"}
 HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
 
 
@@ -135,7 +135,8 @@ def _summary(ws, records, num_users, methods, statements) -> None:
                ("hit optimum (gap <= 1e-6)", "int"), ("gaps proven", "int")] + [(lv, "int") for lv in levels] + [
                ("max certified gap %", "gap"), ("mean certified gap % (optimum open)", "gap"),
                ("mean runtime s", "s"), ("mean iterations", "tok")]
-    data = [[None if r.group == "all" else int(r.group), "all sizes" if r.group == "all" else "one size", r.method, r.scenarios, r.with_result, r.proven, r.open, r.gap_mean, r.gap_median, r.gap_p95,
+    data = [[None if r.group == "all" else int(r.group), "all sizes" if r.group == "all" else "one size", r.method, r.scenarios,
+             r.with_result, r.proven, r.open, r.gap_mean, r.gap_median, r.gap_p95,
              r.gap_max, r.hits, r.gaps_proven, *r.certified, r.certified_max, r.open_certified_mean,
              r.runtime_mean, r.iterations_mean] for r in rows]
     _table(ws, headers, data, start_row=start, text=[1, 2], freeze=False, name="Summary")

@@ -13,9 +13,8 @@ is, ``none``), ``num_batches``, ``span_ms``, ``expected_tokens``, ``runtime_s``,
 
 from __future__ import annotations
 
-import zipfile
-
 import math
+import zipfile
 
 import pandas as pd
 

@@ -10,8 +10,7 @@ import sys
 from ..solvers import certify as certify_mod
 from ..solvers import dipsd as dipsd_mod
 from ..solvers import exact as exact_mod
-from ..solvers import tolerances
-from ..solvers import milp_solvers
+from ..solvers import milp_solvers, tolerances
 from ..solvers.study import package_version, solver_options
 from .stats import HIT_TOL
 
@@ -19,7 +18,7 @@ from .stats import HIT_TOL
 def run_metadata(book, methods, outcome, *, time_limit: float, workers: int, scheduler: str | None,
                  command_line: str | None = None, solver: str = "highs") -> dict:
     """The Run sheet of a study's report."""
-    stamp = lambda t: datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat(timespec="seconds")  # noqa: E731
+    stamp = lambda t: datetime.datetime.fromtimestamp(t, datetime.UTC).isoformat(timespec="seconds")  # noqa: E731
     return {
         "command line": command_line if command_line is not None else " ".join(["dipsd"] + sys.argv[1:]),
         "input file": os.path.basename(book.path),
@@ -39,8 +38,9 @@ def run_metadata(book, methods, outcome, *, time_limit: float, workers: int, sch
                       f"is within {tolerances.OPTIMAL_RTOL:g} (relative) of the plan",
         "certify": f"column generation over span budgets, branching on the batch count; boxes narrower than "
                    f"{certify_mod.MIN_WIDTH:g} (relative) are not split; optimal when the plan is within "
-                   f"{certify_mod.OPTIMAL_RTOL:g} of the bound (raised by {certify_mod.SAFETY:g} against rounding)",
-        "DiP-SD": f"stops when lengths repeat and R improves < {dipsd_mod.REL_TOL:g} (relative), at most {dipsd_mod.MAX_ROUNDS} rounds per N",
+                   f"{tolerances.OPTIMAL_RTOL:g} of the bound (raised by {certify_mod.SAFETY:g} against rounding)",
+        "DiP-SD": f"stops when lengths repeat and R improves < {dipsd_mod.REL_TOL:g} (relative), "
+                  f"at most {dipsd_mod.MAX_ROUNDS} rounds per N",
         "starts": "certify starts from DiP-SD's plan, exact from certify's plan and bound (else DiP-SD's), when those "
                   "methods are in the study (their time is not in the later method's runtime); exact alone runs DiP-SD "
                   "then certify first (time included)",

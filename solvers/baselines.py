@@ -19,8 +19,8 @@ from ..formulation.evaluate import evaluate, greedy_batches, target_only_round_m
 from ..formulation.plan import Plan
 from ..formulation.tables import Tables
 from .deadline import Deadline
-from .dipsd import l_step
 from .results import ReferenceValue, SolveResult, Status
+from .steps import l_step
 
 
 def solve_ad(scenario: Scenario) -> SolveResult:

@@ -29,8 +29,8 @@ import importlib.metadata as md
 import logging
 import time
 import traceback
+from collections.abc import Callable, Iterable
 from dataclasses import replace
-from typing import Callable, Iterable
 
 from ..data.plans import PLAN_METHOD_PREFIX, NamedPlan
 from ..data.scenario import Scenario
@@ -231,7 +231,7 @@ def check_methods(names: Iterable[str], *, plans: Iterable[str] = (), what: str 
 
 
 def solve(scenario: Scenario, method: str = "certify", *, time_limit: float = 60.0,
-          start_plan: Plan | None = None, solver: str = "highs") -> "SolveResult | dict[str, SolveResult]":
+          start_plan: Plan | None = None, solver: str = "highs") -> SolveResult | dict[str, SolveResult]:
     """Run one method on one scenario (the Python twin of ``dipsd solve``).
 
     ``method="all"`` runs every default method (:func:`default_methods`) in order, each started

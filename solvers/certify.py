@@ -54,10 +54,10 @@ re-evaluated by the closed-form evaluator.
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
 import logging
 import math
 import time
+from dataclasses import dataclass
 
 import highspy
 import numpy as np
@@ -72,6 +72,7 @@ from .deadline import Deadline
 from .highs_adapter import spend_banner
 from .results import SolveResult, Status
 from .start import simple_plan
+from .tolerances import IMPROVE_RTOL, OPTIMAL_RTOL
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +80,16 @@ MIN_WIDTH = 1e-11
 """Intervals of relative width ``b/a - 1`` below this are not split further."""
 RC_TOL = 1e-9
 """Column generation stops once no column has a reduced cost above this (tokens)."""
-OPTIMAL_RTOL = 1e-9
-"""A plan within this relative distance of the bound is reported optimal."""
 SAFETY = 1e-10
 """The reported bound is raised by this relative margin against floating-point rounding."""
 COLUMNS_PER_ROUND = 30
+"""Columns added to the master per pricing round (the best per (length, level, size))."""
+LP_FEASIBILITY = 1e-10
+"""The master LP's primal and dual feasibility tolerances: duals feasible to 1e-7 only would leave
+columns of reduced cost ~1e-7 that pricing keeps finding (the bound stays valid, but looser)."""
+INTEGRAL_TOL = 1e-6
+"""An LP value within this of an integer counts as integral (dives, branching on the batch count);
+an artificial variable above it means the restricted master is infeasible."""
 SMOOTHING = 0.7
 """Wentges dual smoothing: pricing uses this weight on the best duals so far (fewer generation rounds)."""
 LP_RTOL = 1e-7
@@ -131,8 +137,8 @@ class _Master:
         h = self.h
         # tight LP tolerances: duals that are dual feasible to 1e-7 only would leave columns of
         # reduced cost ~1e-7 that pricing keeps finding (the bound stays valid, but looser)
-        h.setOptionValue("dual_feasibility_tolerance", 1e-10)
-        h.setOptionValue("primal_feasibility_tolerance", 1e-10)
+        h.setOptionValue("dual_feasibility_tolerance", LP_FEASIBILITY)
+        h.setOptionValue("primal_feasibility_tolerance", LP_FEASIBILITY)
         heavy = [sum(1 for m in range(M) if t.level_of[m] >= j) for j in range(J)]
         self.level_rhs = np.array([0.0] + [float(-(-heavy[j] // t.room[j])) if t.room[j] >= 1 else 0.0 for j in range(1, J)])
         rows = M + 2 + (J - 1)
@@ -179,7 +185,7 @@ class _Master:
             self.h.changeColsBounds(len(flip), (flip + self.n_art).astype(np.int32), np.zeros(len(flip)), upper)
             self.enabled = want
 
-    def reduced_cost(self, c: Column, duals: "Duals") -> float:
+    def reduced_cost(self, c: Column, duals: Duals) -> float:
         return duals.reduced_cost(c, max(self.level_of[m] for m in c.users))
 
     def fix(self, i: int) -> None:
@@ -202,7 +208,7 @@ class _Master:
         x = np.array(self.h.getSolution().col_value)
         return x[self.n_art:], float(x[: self.n_art].sum())
 
-    def solve(self) -> "Duals":
+    def solve(self) -> Duals:
         """Solve; the duals in the maximization's sign convention (mu and sigma clipped to >= 0)."""
         self.h.run()
         y = np.array(self.h.getSolution().row_dual)
@@ -222,7 +228,7 @@ class Duals:
     nu: float
     sigma: np.ndarray
 
-    def mix(self, other: "Duals", weight: float) -> "Duals":
+    def mix(self, other: Duals, weight: float) -> Duals:
         """``weight * self + (1 - weight) * other`` (signs stay valid: a convex combination)."""
         w = weight
         return Duals(w * self.pi + (1 - w) * other.pi, w * self.mu + (1 - w) * other.mu, w * self.nu + (1 - w) * other.nu,
@@ -303,7 +309,7 @@ class _Bounder:
                 self.timed_out = self.timed_out or (late and not (converged or proven or close))
                 self.points[(budget, low, high)] = best_val
                 x, artificial = master.values()
-                return best_k, best_mu, float(x.sum()) if artificial <= 1e-6 else math.nan
+                return best_k, best_mu, float(x.sum()) if artificial <= INTEGRAL_TOL else math.nan
             smooth, resolve = SMOOTHING, True
 
 
@@ -346,10 +352,10 @@ def _dive(master: _Master, pricer: Pricer, budget: float, low: int, high: int, d
             if top > RC_TOL and master.add(cols) > 0:
                 continue
             x, artificial = master.values()
-            if artificial > 1e-6:
+            if artificial > INTEGRAL_TOL:
                 return None
-            free = [i for i in np.flatnonzero(x > 1e-6) if i not in master.fixed]
-            fractional = [i for i in free if x[i] < 1 - 1e-6]
+            free = [i for i in np.flatnonzero(x > INTEGRAL_TOL) if i not in master.fixed]
+            fractional = [i for i in free if x[i] < 1 - INTEGRAL_TOL]
             if not fractional:
                 return [master.columns[i] for i in np.flatnonzero(x > 0.5)]
             master.fix(max(fractional, key=lambda i: (x[i], -i)))
@@ -397,164 +403,200 @@ def solve_certify(scenario: Scenario, *, time_limit: float = 60.0, start_plan: P
     ``start_plan`` (for example DiP-SD's) is the first incumbent and its batches seed the
     column pool, so the result is never worse than it.
     """
-    from .dipsd import l_step
+    search = _Search(scenario, time_limit)
+    if start_plan is not None and _valid(scenario, start_plan):
+        search.offer(start_plan)
+    search.offer(simple_plan(scenario))
+    search.run()
+    return search.result()
 
-    clock = Deadline(time_limit)
-    t0, deadline = clock.start, clock.at
-    t = Tables.of(scenario)
-    pricer = Pricer(t)
-    master = _Master(scenario, t)
-    u_max = sum(max(row) for row in t.tokens)
-    # no plan has fewer batches than the memory packing needs (milp.py proves the packing minimal)
-    packed = greedy_batches(scenario)
-    n_low = max(scenario.min_batches, len(packed)) if packed is not None else scenario.max_batches + 1
-    s_min = t.span_lower_bound(min(n_low, scenario.max_batches))
-    best: Evaluation | None = None
 
-    def offer(plan: Plan | None) -> bool:
-        nonlocal best
+class _Search:
+    """certify's search over span boxes (module docstring), in named steps.
+
+    State: the best plan (``best``), the heap of open boxes (``boxes``: (-bound, serial, box)),
+    the column master and its bounder, the clock.  Invariant: every plan's ratio is at most
+    ``max(box bounds, best ratio)``, because the boxes cover every span a better plan can have.
+    """
+
+    def __init__(self, scenario: Scenario, time_limit: float):
+        self.scenario, self.time_limit = scenario, time_limit
+        self.clock = Deadline(time_limit)
+        self.t = t = Tables.of(scenario)
+        self.pricer = Pricer(t)
+        self.master = _Master(scenario, t)
+        self.u_max = sum(max(row) for row in t.tokens)
+        # no plan has fewer batches than the memory packing needs (milp.py proves the packing minimal)
+        packed = greedy_batches(scenario)
+        self.n_low = max(scenario.min_batches, len(packed)) if packed is not None else scenario.max_batches + 1
+        self.s_min = t.span_lower_bound(min(self.n_low, scenario.max_batches))
+        # the largest span any plan can have (every batch padded to the longest length and prefix)
+        self.s_all = scenario.num_users * (t.beta_ms + t.seq(t.max_length, len(t.levels) - 1)) + max(r[-1] for r in t.ready)
+        self.bounder = _Bounder(scenario, t, self.master, self.pricer, self.clock.at)
+        self.best: Evaluation | None = None
+        self.boxes: list[tuple[float, int, _Box]] = []
+        self.serial = self.splits = self.plan_rounds = self.stale = 0
+        self.tried: set[tuple] = set()
+        self.finished = False
+
+    # ---------------------------------------------------------------- plans
+    def offer(self, plan: Plan | None) -> bool:
+        """Take ``plan`` if feasible (its batches join the column pool); whether it is the new best."""
         if plan is None:
             return False
-        ev = evaluate(scenario, plan)
+        ev = evaluate(self.scenario, plan)
         if not ev.feasible:
             return False
-        master.add(columns_of(t, plan))
-        if best is None or ev.ratio > best.ratio * (1 + 1e-12):
-            best = ev
+        self.master.add(columns_of(self.t, plan))
+        if self.best is None or ev.ratio > self.best.ratio * (1 + IMPROVE_RTOL):
+            self.best = ev
             return True
         return False
 
-    if start_plan is not None and _valid(scenario, start_plan):
-        offer(start_plan)
-    offer(simple_plan(scenario))
-    # the largest span any plan can have (every batch padded to the longest length and prefix)
-    s_all = scenario.num_users * (t.beta_ms + t.seq(t.max_length, len(t.levels) - 1)) + max(r[-1] for r in t.ready)
-    bounder = _Bounder(scenario, t, master, pricer, deadline)
-    boxes: list[tuple[float, int, _Box]] = []  # heap of (-bound, serial, box)
-    serial = 0
+    def r_best(self) -> float:
+        return self.best.ratio if self.best is not None else 0.0
 
-    def r_best() -> float:
-        return best.ratio if best is not None else 0.0
+    def s_high(self) -> float:
+        """No plan with a larger span beats the best plan: ``U <= U_max``."""
+        return min(self.s_all, self.u_max / self.best.ratio) if self.best is not None else self.s_all
 
-    def s_high() -> float:
-        return min(s_all, u_max / best.ratio) if best is not None else s_all
-
-    def push(a: float, b: float, low: int, high: int, k: float, mu: float, n: float) -> None:
-        nonlocal serial
-        a = max(a, t.span_lower_bound(low))  # N >= low batches: S >= low beta_v + ...
-        if a >= b or a >= s_high():
+    # ---------------------------------------------------------------- boxes
+    def push(self, a: float, b: float, low: int, high: int, k: float, mu: float, n: float) -> None:
+        a = max(a, self.t.span_lower_bound(low))  # N >= low batches: S >= low beta_v + ...
+        if a >= b or a >= self.s_high():
             return  # no plan has a span in here, or none there beats the best plan
-        box = _Box(a, b, low, high, k, mu, n, _interval_bound(k, mu, a, b, u_max))
-        serial += 1
-        heapq.heappush(boxes, (-box.bound, serial, box))
+        box = _Box(a, b, low, high, k, mu, n, _interval_bound(k, mu, a, b, self.u_max))
+        self.serial += 1
+        heapq.heappush(self.boxes, (-box.bound, self.serial, box))
 
-    def open_box(a: float, b: float, low: int, high: int) -> None:
-        a = max(a, t.span_lower_bound(low))
-        if a < min(b, s_high()):
-            push(a, b, low, high, *bounder.at(b, low, high, a, r_best()))
+    def open_box(self, a: float, b: float, low: int, high: int) -> None:
+        a = max(a, self.t.span_lower_bound(low))
+        if a < min(b, self.s_high()):
+            self.push(a, b, low, high, *self.bounder.at(b, low, high, a, self.r_best()))
 
-    if n_low <= scenario.max_batches:
-        open_box(s_min, s_high(), n_low, scenario.max_batches)
-    splits = 0
-
-    def refine() -> bool:
+    def refine(self) -> bool:
         """Split the worst box until it is proven, too narrow, or time is up; False on time-out.
 
         A box whose LP uses a fractional number of batches ``n`` is branched on the count
         (``N <= floor(n)`` or ``N >= floor(n) + 1``); otherwise its span range is halved.
         """
-        nonlocal splits
-        while boxes:
-            box = boxes[0][2]
-            fractional = math.isfinite(box.n) and abs(box.n - round(box.n)) > 1e-6 and box.low < box.high
-            if box.bound <= r_best() * (1 + OPTIMAL_RTOL) or (box.b / box.a - 1 < MIN_WIDTH and not fractional):
+        while self.boxes:
+            box = self.boxes[0][2]
+            fractional = math.isfinite(box.n) and abs(box.n - round(box.n)) > INTEGRAL_TOL and box.low < box.high
+            if box.bound <= self.r_best() * (1 + OPTIMAL_RTOL) or (box.b / box.a - 1 < MIN_WIDTH and not fractional):
                 return True
-            if time.perf_counter() > deadline:
+            if time.perf_counter() > self.clock.at:
                 return False
-            heapq.heappop(boxes)
+            heapq.heappop(self.boxes)
             if fractional:
                 cut = math.floor(box.n)
-                open_box(box.a, box.b, box.low, cut)
-                open_box(box.a, box.b, cut + 1, box.high)
+                self.open_box(box.a, box.b, box.low, cut)
+                self.open_box(box.a, box.b, cut + 1, box.high)
             else:
                 mid = math.sqrt(box.a * box.b)
-                open_box(box.a, mid, box.low, box.high)
-                push(mid, box.b, box.low, box.high, box.k, box.mu, box.n)
-            splits += 1
+                self.open_box(box.a, mid, box.low, box.high)
+                self.push(mid, box.b, box.low, box.high, box.k, box.mu, box.n)
+            self.splits += 1
         return True
 
-    def milestone(rounds: int) -> None:
-        """One INFO line per round (``dipsd -v``): plan, bound, certified gap so far."""
-        bound_now = max(([boxes[0][2].bound] if boxes else []) + [r_best()])
-        gap_now = 100 * max(0.0, 1 - r_best() / bound_now) if bound_now > 0 else 0.0
-        log.info("%s: certify round %d: plan %.6g tok/s, bound %.6g tok/s, gap <= %.3g %% (%.1fs)", scenario.name,
-                 rounds, 1000 * r_best(), 1000 * bound_now, gap_now, time.perf_counter() - t0)
+    def open(self) -> bool:
+        """Whether the worst open box still promises more than the best plan."""
+        return bool(self.boxes) and self.boxes[0][2].bound > self.r_best() * (1 + OPTIMAL_RTOL)
 
-    tried: set[tuple] = set()
-    finished = refine()
-    plan_rounds = stale = 0
-    milestone(0)  # round 0: the column-generation bound and the start plan
-    plan_started = time.perf_counter()
+    # ---------------------------------------------------------------- the search
+    def run(self) -> None:
+        """Bound (column generation over boxes), then rounds of price-and-branch plan search,
+        refining the boxes after each, while rounds improve or the plan search is young."""
+        if self.n_low <= self.scenario.max_batches:
+            self.open_box(self.s_min, self.s_high(), self.n_low, self.scenario.max_batches)
+        self.finished = self.refine()
+        self.milestone(0)  # round 0: the column-generation bound and the start plan
+        started = time.perf_counter()
+        while self.finished and self.open() and (self.stale < STALE_ROUNDS
+                                                 or time.perf_counter() - started < PLAN_SHARE * self.time_limit):
+            if not self.plan_round():
+                break
+            self.finished = self.refine() and time.perf_counter() <= self.clock.at
+            self.milestone(self.plan_rounds)
 
-    def searching() -> bool:
-        """Go on while rounds improve, and after that while the plan search has used little time."""
-        return stale < STALE_ROUNDS or time.perf_counter() - plan_started < PLAN_SHARE * time_limit
+    def budgets(self) -> list[tuple]:
+        """The (span, N range) points to search at: where the LP promises most, and around the best plan
+        (its span a little wider, its number of batches)."""
+        points = self.bounder.points
+        ranked = sorted(points, key=lambda p: -points[p] / p[0])
+        chosen = [p for p in ranked if p not in self.tried][:3]
+        if self.best is not None:
+            n = self.best.plan.num_batches
+            near = [(self.best.span_ms, self.n_low, self.scenario.max_batches)]
+            near += [(self.best.span_ms * f, n, n) for f in NEIGHBOURHOOD]
+            chosen += [p for p in near if p not in self.tried][:2]
+        return chosen
 
-    while finished and searching() and boxes and boxes[0][2].bound > r_best() * (1 + OPTIMAL_RTOL):
-        # price-and-branch at the budgets where the LP promises most, and at the best plan's span
-        ranked = sorted(bounder.points, key=lambda p: -bounder.points[p] / p[0])
-        budgets = [p for p in ranked if p not in tried][:3]
-        if best is not None:  # and around the best plan: its span a little wider, its number of batches
-            n = best.plan.num_batches
-            near = [(best.span_ms, n_low, scenario.max_batches)] + [(best.span_ms * f, n, n) for f in NEIGHBOURHOOD]
-            budgets += [p for p in near if p not in tried][:2]
+    def plan_round(self) -> bool:
+        """One round of price-and-branch (a dive and a budget IP per point); False when no point is left."""
+        from .steps import l_step
+
+        deadline = self.clock.at
+        budgets = self.budgets()
         if not budgets:
-            break
+            return False
         improved = False
         for point in budgets:
-            if deadline - time.perf_counter() < RESERVE * time_limit:
+            if deadline - time.perf_counter() < RESERVE * self.time_limit:
                 break  # leave the rest of the time for the bound and the result
-            tried.add(point)
-            dived = _dive(master, pricer, *point, deadline)
-            improved |= dived is not None and offer(plan_of(dived))
+            self.tried.add(point)
+            dived = _dive(self.master, self.pricer, *point, deadline)
+            improved |= dived is not None and self.offer(plan_of(dived))
             left = deadline - time.perf_counter()
-            picked = _budget_ip(scenario, t, master.columns, *point, time.perf_counter() + min(0.1 * left, IP_MAX_S),
-                                start=None if best is None else best.plan)
-            improved |= picked is not None and offer(plan_of(picked))
-        plan_rounds += 1
-        stale = 0 if improved else stale + 1
+            picked = _budget_ip(self.scenario, self.t, self.master.columns, *point,
+                                time.perf_counter() + min(0.1 * left, IP_MAX_S),
+                                start=None if self.best is None else self.best.plan)
+            improved |= picked is not None and self.offer(plan_of(picked))
+        self.plan_rounds += 1
+        self.stale = 0 if improved else self.stale + 1
         if improved:
-            polished = l_step(scenario, t, best, Deadline(max(0.0, min(0.2 * (deadline - time.perf_counter()), 30.0))))
-            offer(polished.plan)
-            kept = [entry for entry in boxes if entry[2].a < s_high()]
-            boxes[:] = kept
-            heapq.heapify(boxes)
-        finished = refine() and time.perf_counter() <= deadline
-        milestone(plan_rounds)
-    for _, _, box in heapq.nsmallest(3, boxes):
-        log.debug("%s: open box S in [%.6g, %.6g] N in %d..%d: bound %.6g tok/s (LP batches %.3f), plan %.6g",
-                 scenario.name, box.a, box.b, box.low, box.high, 1000 * box.bound, box.n, 1000 * r_best())
-    stopped = not finished or bounder.timed_out
-    bound_ratio = max([entry[2].bound for entry in boxes] + [r_best()])
-    upper = 1000.0 * bound_ratio * (1 + SAFETY)
-    runtime = time.perf_counter() - t0
-    note = (f"{plural(bounder.lp_solves, 'LP solve')}, {plural(len(master.columns), 'column')}, "
-            f"{plural(splits, 'interval split')}, {plural(plan_rounds, 'plan round')}")
-    if best is None:
-        if bound_ratio <= 0:
-            return SolveResult(scenario.name, "certify", Status.INFEASIBLE, None, None, None, runtime,
-                               iterations=bounder.lp_solves, message="proven: no plan meets the memory cap within the batch range")
-        status = Status.NO_PLAN if stopped else Status.FEASIBLE
-        return SolveResult(scenario.name, "certify", status, None, None, upper, runtime,
-                           iterations=bounder.lp_solves, message="no plan found; " + note)
-    upper = max(upper, best.throughput_tps)
-    if best.throughput_tps >= upper / (1 + OPTIMAL_RTOL + SAFETY):
-        status = Status.OPTIMAL
-    else:
-        status = Status.TIME_LIMIT if stopped else Status.FEASIBLE
-    gap = 100.0 * (upper - best.throughput_tps) / upper
-    return SolveResult(scenario.name, "certify", status, best.plan, best, upper, runtime, iterations=bounder.lp_solves,
-                       message=f"certified gap {gap:.4f}%; {note}")
+            share = Deadline(max(0.0, min(0.2 * (deadline - time.perf_counter()), 30.0)))
+            self.offer(l_step(self.scenario, self.t, self.best, share).plan)
+            self.boxes[:] = [entry for entry in self.boxes if entry[2].a < self.s_high()]
+            heapq.heapify(self.boxes)
+        return True
+
+    def milestone(self, rounds: int) -> None:
+        """One INFO line per round (``dipsd -v``): plan, bound, certified gap so far."""
+        bound_now = max(([self.boxes[0][2].bound] if self.boxes else []) + [self.r_best()])
+        gap_now = 100 * max(0.0, 1 - self.r_best() / bound_now) if bound_now > 0 else 0.0
+        log.info("%s: certify round %d: plan %.6g tok/s, bound %.6g tok/s, gap <= %.3g %% (%.1fs)", self.scenario.name,
+                 rounds, 1000 * self.r_best(), 1000 * bound_now, gap_now, self.clock.elapsed())
+
+    # ---------------------------------------------------------------- the answer
+    def result(self) -> SolveResult:
+        """The best plan and the certified bound ``max(box bounds, best ratio)`` raised by SAFETY."""
+        name, best = self.scenario.name, self.best
+        for _, _, box in heapq.nsmallest(3, self.boxes):
+            log.debug("%s: open box S in [%.6g, %.6g] N in %d..%d: bound %.6g tok/s (LP batches %.3f), plan %.6g",
+                      name, box.a, box.b, box.low, box.high, 1000 * box.bound, box.n, 1000 * self.r_best())
+        stopped = not self.finished or self.bounder.timed_out
+        bound_ratio = max([entry[2].bound for entry in self.boxes] + [self.r_best()])
+        upper = 1000.0 * bound_ratio * (1 + SAFETY)
+        runtime = self.clock.elapsed()
+        lp_solves = self.bounder.lp_solves
+        note = (f"{plural(lp_solves, 'LP solve')}, {plural(len(self.master.columns), 'column')}, "
+                f"{plural(self.splits, 'interval split')}, {plural(self.plan_rounds, 'plan round')}")
+        if best is None:
+            if bound_ratio <= 0:
+                return SolveResult(name, "certify", Status.INFEASIBLE, None, None, None, runtime, iterations=lp_solves,
+                                   message="proven: no plan meets the memory cap within the batch range")
+            status = Status.NO_PLAN if stopped else Status.FEASIBLE
+            return SolveResult(name, "certify", status, None, None, upper, runtime, iterations=lp_solves,
+                               message="no plan found; " + note)
+        upper = max(upper, best.throughput_tps)
+        if best.throughput_tps >= upper / (1 + OPTIMAL_RTOL + SAFETY):
+            status = Status.OPTIMAL
+        else:
+            status = Status.TIME_LIMIT if stopped else Status.FEASIBLE
+        gap = 100.0 * (upper - best.throughput_tps) / upper
+        return SolveResult(name, "certify", status, best.plan, best, upper, runtime, iterations=lp_solves,
+                           message=f"certified gap {gap:.4f}%; {note}")
 
 
 def _valid(scenario: Scenario, plan: Plan) -> bool:

@@ -32,7 +32,7 @@ class Deadline:
     def expired(self) -> bool:
         return self.remaining() <= 0.0
 
-    def share(self, fraction: float, cap: float | None = None) -> "Deadline":
+    def share(self, fraction: float, cap: float | None = None) -> Deadline:
         """A new deadline of ``fraction`` of the time left (at most ``cap`` seconds)."""
         seconds = fraction * self.remaining()
         return Deadline(seconds if cap is None else min(seconds, cap))

@@ -1,4 +1,4 @@
-"""DiP-SD, the paper's Algorithm 1 (docs/model.md 5.2), and the baselines that share its steps.
+"""DiP-SD, the paper's Algorithm 1 (docs/model.md 5.2); its two steps are in :mod:`dipsd.solvers.steps`.
 
 For each N in ``N_min..N_max``: start with every user at ``initial_draft_length`` (clipped
 to ``[1, L_ub]``) and alternate
@@ -32,15 +32,11 @@ from ..data.scenario import Scenario
 from ..data.text import plural
 from ..formulation.evaluate import Evaluation, evaluate, greedy_batches
 from ..formulation.plan import Plan
-from ..formulation.steps import build_assignment_model, build_length_model
 from ..formulation.tables import Tables
-from ..errors import SolverError
 from .deadline import Deadline
-from .outcomes import MilpOutcome
-from .polish import polish
 from .results import SolveResult, Status
-from .session import MilpSession
 from .start import simple_plan
+from .steps import l_step, x_step
 from .tolerances import IMPROVE_RTOL
 
 log = logging.getLogger(__name__)
@@ -58,52 +54,6 @@ class Round:
     after_x_tps: float
     after_l_tps: float
     lengths: tuple[int, ...]
-
-
-def _step(session: MilpSession, q: float, clock: Deadline, start: Plan | None) -> Evaluation | None:
-    """Solve a step model at ``q`` from ``start`` (a MIP start); its plan in closed form, or None
-    without a solution.  A solver error is an error of the step (:class:`SolverError`)."""
-    ans = session.solve(q, clock, start=start)
-    if ans.outcome is MilpOutcome.ERROR:
-        raise SolverError(f"HiGHS ended a DiP-SD step with {ans.termination}")
-    return ans.evaluation
-
-
-def x_step(scenario: Scenario, tables: Tables, lengths: tuple[int, ...], num_batches: int, clock: Deadline,
-           start: tuple[tuple[int, ...], ...] | None = None) -> Evaluation | None:
-    """The S-minimizing memory-feasible partition into ``num_batches`` batches (None if none).
-
-    ``start``, a memory-feasible partition into ``num_batches`` batches, is given to HiGHS as
-    a MIP start (with ``lengths``): the step then never returns worse than it."""
-    model, decoder = build_assignment_model(tables, lengths, num_batches)
-    session = MilpSession(scenario, model, decoder)
-    return _step(session, 1.0, clock, None if start is None else Plan(start, tuple(lengths)))
-
-
-def l_step(scenario: Scenario, tables: Tables, current: Evaluation, clock: Deadline) -> Evaluation:
-    """The lengths maximizing U/S for the batches of ``current`` (Dinkelbach).
-
-    Dinkelbach's q starts at the best ratio among ``current`` and the same batches with every
-    user at one common length (closed form, L_ub plans): any feasible plan's ratio is a valid
-    start, the step's optimum does not depend on it, and a closer start saves MILP solves.
-    One persistent model: each iteration only sets q (a mutable Param) to the best ratio so far
-    and hands HiGHS the best plan so far as a MIP start (its ``U - q S`` is 0: the last solve,
-    which proves that nothing beats it, prunes from the start; a M = 30 confirmation solve went
-    from 2.35 s to 0.35 s)."""
-    best = current
-    for length in range(1, scenario.max_draft_length + 1):
-        ev = evaluate(scenario, Plan(current.plan.batches, scenario.clipped(length)))
-        if ev.ratio > best.ratio * (1 + IMPROVE_RTOL):
-            best = ev
-    model, decoder = build_length_model(tables, current.plan.batches, q=best.ratio)
-    session = MilpSession(scenario, model, decoder)
-    while clock.remaining() > 0:
-        ev = _step(session, best.ratio, clock, best.plan)
-        if ev is None or not ev.ratio > best.ratio * (1 + IMPROVE_RTOL):
-            break
-        best = ev
-    # a tolerance-level miss of HiGHS's is a length one step off: look for it in closed form
-    return polish(scenario, best, lengths_only=True, steps=(-1, 1), clock=clock)
 
 
 def split_to(batches, n: int) -> tuple[tuple[int, ...], ...] | None:
@@ -218,6 +168,7 @@ def solve_dipsd(scenario: Scenario, *, time_limit: float = 60.0, fixed_lengths: 
             return SolveResult(scenario.name, name, Status.NO_PLAN, None, None, None, runtime, message="time limit before any plan")
         return SolveResult(scenario.name, name, Status.INFEASIBLE, None, None, None, runtime,
                            message="no number of batches admits a memory-feasible assignment")
-    note = "time limit: a step stopped early" if clock.hit else f"{plural(len(trace), 'round')} over N = {scenario.min_batches}..{scenario.max_batches}"
+    note = ("time limit: a step stopped early" if clock.hit
+            else f"{plural(len(trace), 'round')} over N = {scenario.min_batches}..{scenario.max_batches}")
     return SolveResult(scenario.name, name, Status.TIME_LIMIT if clock.hit else Status.FEASIBLE, best.plan, best, None,
                        runtime, iterations=len(trace), message=note, trace=tuple(trace))

@@ -34,11 +34,11 @@ import math
 import time
 
 from ..data.scenario import Scenario
+from ..errors import SolverError
 from ..formulation.evaluate import evaluate
 from ..formulation.milp import build_model, model_size
 from ..formulation.plan import Plan
 from ..formulation.tables import Tables
-from ..errors import SolverError
 from .deadline import Deadline
 from .outcomes import MilpOutcome
 from .polish import polish
@@ -151,7 +151,8 @@ def solve_exact(
             best_plan, best_eval, q = polished.plan, polished, polished.ratio
             continue
         status = Status.FEASIBLE if best_eval is not None else Status.NO_PLAN
-        message = (f"HiGHS's bound leaves {100 * (min(bound, known) - q) / min(bound, known):.2g} % open and its maximizer is no better than "
+        message = (f"HiGHS's bound leaves {100 * (min(bound, known) - q) / min(bound, known):.2g} % open and its maximizer "
+                   f"is no better than "
                    f"the incumbent (a solver-tolerance tie); the bound is certified") if best_eval is not None \
             else "HiGHS found no plan although one may exist (solver tolerance)"
         break

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import logging
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from ..errors import InputError
 from .tolerances import HIGHS_FEASIBILITY, HIGHS_OPTIONS
@@ -47,18 +47,20 @@ class MilpSolver:
     *every* integer variable's value, which fails on variables without one: SCIP starts cold;
     the start plan is still the incumbent dipsd keeps, so results are the same)."""
     used_for: str = ""
+    title: str = ""
+    """The solver's own name, for messages."""
 
 
 SOLVERS: dict[str, MilpSolver] = {
     "highs": MilpSolver("highs", "highs", "highspy", None, dict(HIGHS_OPTIONS), persistent=True,
-                        used_for="default; exact and DiP-SD's steps on one persistent model; certify always"),
+                        used_for="default; exact and DiP-SD's steps on one persistent model; certify always", title="HiGHS"),
     "scip": MilpSolver("scip", "scip_direct", "pyscipopt", "scip",
                        {"numerics/feastol": HIGHS_FEASIBILITY, "numerics/dualfeastol": HIGHS_FEASIBILITY}, warmstart=False,
-                       used_for="exact and DiP-SD's steps (the solver of the paper's third-party code)"),
+                       used_for="exact and DiP-SD's steps (the solver of the paper's third-party code)", title="SCIP"),
     "gurobi": MilpSolver("gurobi", "gurobi_persistent", "gurobipy", "gurobi",
                          {"FeasibilityTol": HIGHS_FEASIBILITY, "IntFeasTol": HIGHS_FEASIBILITY,
                           "OptimalityTol": HIGHS_FEASIBILITY},
-                         used_for="exact and DiP-SD's steps (pip's gurobipy carries a size-limited licence)"),
+                         used_for="exact and DiP-SD's steps (pip's gurobipy carries a size-limited licence)", title="Gurobi"),
 }
 """Every solver by its ``--solver`` name."""
 

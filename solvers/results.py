@@ -89,10 +89,10 @@ class SolveResult:
     message: str = ""
     trace: tuple = field(default=())
     build_s: float = 0.0
-    reference: "ReferenceValue | None" = None
+    reference: ReferenceValue | None = None
 
     @property
-    def _measured(self) -> "Evaluation | ReferenceValue | None":
+    def _measured(self) -> Evaluation | ReferenceValue | None:
         return self.evaluation if self.evaluation is not None else self.reference
 
     @property
@@ -120,7 +120,7 @@ class SolveResult:
             return None
         return max(0.0, (self.upper_bound_tps - self.throughput_tps) / self.upper_bound_tps)
 
-    def record(self, scenario: Scenario | None) -> "Record":
+    def record(self, scenario: Scenario | None) -> Record:
         """The result as a :class:`Record` (users by name; by index when no scenario is given)."""
         m = len(self.plan.lengths) if self.plan is not None else 0
         names = [u.name for u in scenario.users] if scenario is not None else [str(i) for i in range(max(m, _largest(self.batches) + 1))]
@@ -139,7 +139,7 @@ class SolveResult:
         return self.record(scenario).to_json()
 
     @classmethod
-    def from_record(cls, record: "Record", scenario: Scenario) -> "SolveResult":
+    def from_record(cls, record: Record, scenario: Scenario) -> SolveResult:
         """The result a record describes: its plan re-evaluated in closed form (which must
         reproduce the recorded throughput), or for target-only baselines their recorded value."""
         from ..formulation.evaluate import evaluate
@@ -157,7 +157,7 @@ class SolveResult:
                    iterations=record.iterations, message=record.message, reference=reference)
 
     @classmethod
-    def from_json(cls, data: dict, scenario: Scenario) -> "SolveResult":
+    def from_json(cls, data: dict, scenario: Scenario) -> SolveResult:
         return cls.from_record(Record.from_json(data), scenario)
 
 
@@ -195,7 +195,7 @@ class Record:
         return bool(self.batches) and self.draft_lengths is not None
 
     @classmethod
-    def failed(cls, scenario: str, method: str, message: str, runtime_s: float = 0.0) -> "Record":
+    def failed(cls, scenario: str, method: str, message: str, runtime_s: float = 0.0) -> Record:
         """The record of a task that failed."""
         return cls(scenario, method, Status.ERROR, runtime_s=runtime_s, message=message)
 
@@ -211,7 +211,7 @@ class Record:
         }
 
     @classmethod
-    def from_json(cls, data) -> "Record":
+    def from_json(cls, data) -> Record:
         """The record a JSON object describes; ``ValueError`` naming the first field that is wrong."""
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")

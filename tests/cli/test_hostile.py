@@ -220,7 +220,7 @@ def test_a_task_with_no_answer_is_stopped_and_the_study_ends(tiny_book, tmp_path
     from dipsd.solvers.registry import METHODS
     from tests.solvers import user_methods as um
 
-    monkeypatch.setattr(study, "grace", lambda time_limit: 1.0)
+    monkeypatch.setattr(study.scheduler, "grace", lambda time_limit: 1.0)
     register_method("stuck", um.never_answers)
     try:
         book = load_workbook(tiny_book)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dipsd import load_workbook
-from dipsd.commands import template_scenario
+from dipsd.commands.template import template_scenario
 from dipsd.data.generate import generate
 from dipsd.data.writer import save_scenarios
 

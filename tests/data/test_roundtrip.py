@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import unicodedata
-
 import tempfile
+import unicodedata
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings

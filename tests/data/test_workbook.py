@@ -225,7 +225,8 @@ def test_other_sheets_and_blank_rows_are_ignored(tmp_path):
 
 def test_headers_are_trimmed_and_order_is_free(tmp_path):
     sheets = good_sheets()
-    sheets["users"] = [[" prefix_len ", "user", "scenario ", "alpha"], [256, "a", "s1", None], [None, "b", "s1", 0.6], [None, "x", "s2", None]]
+    sheets["users"] = [[" prefix_len ", "user", "scenario ", "alpha"], [256, "a", "s1", None], [None, "b", "s1", 0.6], [None, "x", "s2",
+                                                                                                                        None]]
     book = load_workbook(write_book(tmp_path / "w.xlsx", sheets))
     assert book.scenarios[0].users[0].prefix_len == 256
 

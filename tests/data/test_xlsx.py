@@ -53,7 +53,8 @@ def test_openpyxl_internals_still_work(tmp_path):
     """The adapter's private openpyxl calls: fails loudly if a new openpyxl changes them."""
     assert xlsx.openpyxl_supported(), "openpyxl changed: check dipsd/data/xlsx.py and extend TESTED_OPENPYXL"
     path = write_book(tmp_path / "a.xlsx", good_sheets())
-    rewrite_part(path, sheet_part(path, "users"), lambda x: x.replace("</sheetData>", "</sheetData><mergeCells count=\"1\"><mergeCell ref=\"A2:B3\"/></mergeCells>"))
+    merged = "</sheetData><mergeCells count=\"1\"><mergeCell ref=\"A2:B3\"/></mergeCells>"
+    rewrite_part(path, sheet_part(path, "users"), lambda x: x.replace("</sheetData>", merged))
     wb = xlsx.open_workbook(path, data_only=True)
     sheet = xlsx.read_sheet(wb, "users")
     assert sheet.merged == ("A2:B3",)
@@ -119,7 +120,8 @@ def test_ole2_file_named(tmp_path):
 
 def test_merged_cells_rejected_with_range(tmp_path):
     path = write_book(tmp_path / "m.xlsx", good_sheets())
-    rewrite_part(path, sheet_part(path, "users"), lambda x: x.replace("</sheetData>", "</sheetData><mergeCells count=\"1\"><mergeCell ref=\"C2:C3\"/></mergeCells>"))
+    merged = "</sheetData><mergeCells count=\"1\"><mergeCell ref=\"C2:C3\"/></mergeCells>"
+    rewrite_part(path, sheet_part(path, "users"), lambda x: x.replace("</sheetData>", merged))
     text = problems_of(path)
     assert "sheet 'users', row 2" in text and "C2:C3" in text and "merged" in text
 

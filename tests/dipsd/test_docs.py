@@ -87,7 +87,8 @@ def test_worked_example_has_the_shape_the_study_prints():
     example = text[text.index("## A worked example"):]
     block = next(body for lang, body in _blocks(example) if lang == "text")
     first = block.splitlines()[0]
-    assert re.match(r"dipsd: optimal \(within 1e-6\) on \d+ of \d+; mean gap [\d.]+ %, worst [\d.]+ % \(proven, \d+ scenarios, M [\d-]+\)$", first)
+    assert re.match(r"dipsd: optimal \(within 1e-6\) on \d+ of \d+; mean gap [\d.]+ %, worst [\d.]+ % "
+                    r"\(proven, \d+ scenarios, M [\d-]+\)$", first)
     assert any(line.split()[:2] == ["method", "M"] and "certified <=: n" in line for line in block.splitlines())
 
 

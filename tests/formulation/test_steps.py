@@ -20,7 +20,7 @@ from tests.solvers.instances import rg_partitions
 def _cases():
     rng = np.random.default_rng(12)
     out = []
-    for i in range(40):
+    for _i in range(40):
         m = int(rng.integers(3, 7))
         (s,) = generate([m], 1, seed=int(rng.integers(1 << 30)), max_draft_length=6)
         lengths = tuple(int(rng.integers(1, 7)) for _ in range(m))

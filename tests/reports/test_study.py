@@ -88,7 +88,8 @@ def test_study_report_sheets_and_values(small_book, tmp_path, run_cli, monkeypat
     top = frames["Headline"].set_index("method")
     assert list(top.index) == ["dipsd", "ad", "ad-batch", "exact", "enumerate"]
     assert top.loc["exact", "hit optimum"] == 4 and top.loc["dipsd", "worst gap %"] == pytest.approx(
-        max(100 * (records[(s, "exact")]["throughput_tps"] - records[(s, "dipsd")]["throughput_tps"]) / records[(s, "exact")]["throughput_tps"]
+        max(100 * (records[(s, "exact")]["throughput_tps"] - records[(s, "dipsd")]["throughput_tps"]) / records[(s,
+                                                                                                                 "exact")]["throughput_tps"]
             for s in {k[0] for k in records}), abs=1e-9)
     results = frames["Results"]
     assert len(results) == 20 and str(results["status"].dtype) == "category" and str(results["users"].dtype) == "Int64"
@@ -471,7 +472,7 @@ class _Backend:
     """The local backend with another task function (module level, so that workers can unpickle it)."""
 
     def __init__(self, fn):
-        from dipsd.solvers.study import _LocalBackend
+        from dipsd.solvers.study.backends import _LocalBackend
 
         class Patched(_LocalBackend):
             def submit(self, task):
@@ -485,9 +486,10 @@ class _Backend:
 def test_a_task_whose_worker_is_killed_runs_again(tmp_path, monkeypatch):
     """A worker killed once (OOM killer, kill -9): the task is run again and succeeds."""
     from dipsd.solvers import study
+    from dipsd.solvers.study import scheduler
 
     monkeypatch.setenv("DIPSD_TEST_MARKER", str(tmp_path / "killed-once"))
-    monkeypatch.setattr(study, "_LocalBackend", _Backend(_dies_once).cls)
+    monkeypatch.setattr(scheduler, "_LocalBackend", _Backend(_dies_once).cls)
     book = load_workbook(_tiny_book(tmp_path))
     outcome = study.run_study(book, ["ad", "ad-batch"], time_limit=10, checkpoint_path=str(tmp_path / "t.jsonl"), workers=1)
     assert (tmp_path / "killed-once").exists()
@@ -496,16 +498,17 @@ def test_a_task_whose_worker_is_killed_runs_again(tmp_path, monkeypatch):
 
 def test_a_task_whose_worker_always_dies_becomes_an_error_that_resume_retries(tmp_path, monkeypatch):
     from dipsd.solvers import study
+    from dipsd.solvers.study import scheduler
 
-    real = study._LocalBackend
-    monkeypatch.setattr(study, "_LocalBackend", _Backend(_always_dies).cls)
+    real = scheduler._LocalBackend
+    monkeypatch.setattr(scheduler, "_LocalBackend", _Backend(_always_dies).cls)
     book = load_workbook(_tiny_book(tmp_path))
     path = str(tmp_path / "t.jsonl")
     outcome = study.run_study(book, ["ad", "ad-batch"], time_limit=10, checkpoint_path=path, workers=1)
     by_method = {r.method: r for r in outcome.records}
     assert by_method["ad"].status is Status.ERROR and "died 3 times" in by_method["ad"].message
     assert by_method["ad-batch"].status is Status.FEASIBLE
-    monkeypatch.setattr(study, "_LocalBackend", real)
+    monkeypatch.setattr(scheduler, "_LocalBackend", real)
     again = study.run_study(book, ["ad", "ad-batch"], time_limit=10, checkpoint_path=path, workers=1, resume=True)
     assert all(r.status is Status.FEASIBLE for r in again.records)
 
@@ -532,11 +535,10 @@ def test_study_prints_a_headline_per_method_naming_the_worst_scenario(small_book
 
 def _sleepy(scenario, time_limit, start):
     """A method that takes 2.5 s (the ad baseline, late): long enough for the study to tick."""
+    import dataclasses
     import time as _time
 
     from dipsd.solvers.baselines import solve_ad
-
-    import dataclasses
 
     _time.sleep(2.5)
     return dataclasses.replace(solve_ad(scenario), method="sleepy")

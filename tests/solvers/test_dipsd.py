@@ -9,18 +9,19 @@ import numpy as np
 import pytest
 
 from dipsd import Plan, Scenario, User, evaluate, paper_scenario
-from dipsd.data.scenario import DraftModel
 from dipsd.data.generate import generate
+from dipsd.data.scenario import DraftModel
 from dipsd.formulation.evaluate import greedy_batches
 from dipsd.formulation.steps import build_assignment_model
 from dipsd.formulation.tables import Tables
 from dipsd.solvers import dipsd as D
+from dipsd.solvers import steps as step_mod
 from dipsd.solvers.baselines import solve_ad, solve_ad_batch, solve_sd_nobatch
+from dipsd.solvers.deadline import Deadline
 from dipsd.solvers.exact import solve_exact
 from dipsd.solvers.registry import METHODS, run_method
-from dipsd.solvers.deadline import Deadline
-from dipsd.solvers.session import MilpSession
 from dipsd.solvers.results import Status
+from dipsd.solvers.session import MilpSession
 from tests.solvers.instances import assert_consistent, rg_partitions, tiny_instances
 
 REL = 1e-12
@@ -55,7 +56,8 @@ def reference_dipsd(s: Scenario, fixed: bool = False) -> float | None:
             if fixed:
                 new = x
             else:
-                cands = [evaluate(s, Plan(x.plan.batches, l)) for l in itertools.product(range(1, s.max_draft_length + 1), repeat=s.num_users)]
+                cands = [evaluate(s, Plan(x.plan.batches, l)) for l in itertools.product(range(1, s.max_draft_length + 1),
+                                                                                         repeat=s.num_users)]
                 top = max(c.ratio for c in cands)
                 new = x if x.ratio >= top * (1 - REL) else best_of(cands, key=lambda e: e.ratio)
             previous = current
@@ -319,9 +321,9 @@ def test_step_start_must_fit_the_layout():
 
 
 def test_a_highs_error_in_a_step_is_an_error_not_infeasible(monkeypatch):
-    from dipsd.errors import SolverError
-
     from pyomo.contrib.solver.common.results import TerminationCondition
+
+    from dipsd.errors import SolverError
 
     class Broken:
         termination_condition = TerminationCondition.error
@@ -354,9 +356,9 @@ def test_a_mip_start_that_highs_maps_wrongly_is_caught_and_the_step_solved_again
     plan = Plan(((0, 5), (1, 3), (2, 4)), (6, 4, 5, 3, 5, 5))
     ev = evaluate(s, plan)
     model, decoder = build_length_model(Tables.of(s), plan.batches, q=ev.ratio)
-    got = D._step(MilpSession(s, model, decoder), ev.ratio, Deadline(30), plan)
+    got = step_mod._step(MilpSession(s, model, decoder), ev.ratio, Deadline(30), plan)
     model2, decoder2 = build_length_model(Tables.of(s), plan.batches, q=ev.ratio)
-    fresh = D._step(MilpSession(s, model2, decoder2), ev.ratio, Deadline(30), None)
+    fresh = step_mod._step(MilpSession(s, model2, decoder2), ev.ratio, Deadline(30), None)
     assert got.ratio == pytest.approx(fresh.ratio, rel=1e-12) and got.ratio > ev.ratio
 
 

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
-from dipsd import Plan, Scenario, User, paper_scenario
+from dipsd import Scenario, User, paper_scenario
 from dipsd.data.generate import generate
-from dipsd.formulation.evaluate import evaluate
 from dipsd.solvers.brute import partitions, solve_enumerate
 from dipsd.solvers.exact import solve_exact
 from dipsd.solvers.results import Status

@@ -1,0 +1,81 @@
+"""``dipsd study``: every method on every scenario, in parallel and resumably; the answer and the report."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ..argtypes import positive_float, positive_int, scheduler_address
+from ..data.bundled import example_path
+from ..data.text import plural
+from ..data.workbook import load_workbook
+from ..outputs import shown
+from ..progress import Progress
+from .common import add_checkpoint_options, add_solver_option, interrupted, study_outputs
+
+
+def add(sub) -> None:
+    """Register ``dipsd study``."""
+    from ..solvers.catalog import default_methods as defaults
+
+    default_methods = defaults()
+    p = sub.add_parser(
+        "study", help="run scenarios x methods in parallel and write an Excel gap report",
+        description="Run every method on every scenario of a workbook (default: the bundled heterogeneous example), "
+                    "in parallel and resumably, and write an Excel report of throughputs, optimality gaps, plans, "
+                    "charts and run metadata. Finished tasks are checkpointed to REPORT.xlsx.jsonl.")
+    p.add_argument("workbook", nargs="?", default=None, help="scenario workbook (.xlsx); default: the bundled heterogeneous example")
+    p.add_argument("--out", default="dipsd-report.xlsx", help="report path (default dipsd-report.xlsx in the current directory)")
+    p.add_argument("--methods", default=None,
+                   help=f"comma-separated methods (default {','.join(default_methods)} and plan:NAME for every plan "
+                        f"of the workbook's sheet 'plans'; also: enumerate)")
+    p.add_argument("--scenario", action="append", default=None, metavar="NAME",
+                   help="only scenarios of this name or shell-style pattern, e.g. 'het-M2*' (repeatable; default: all)")
+    p.add_argument("--time-limit", type=positive_float, default=60.0, metavar="SECONDS",
+                   help="time limit per task in seconds (default 60)")
+    p.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
+                   help=f"local worker processes, one HiGHS thread each (default: the machine's cores, here {os.cpu_count()})")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS", type=scheduler_address,
+                   help="send tasks to a Dask cluster at tcp://HOST:PORT, or 'local' to start a Dask LocalCluster (needs dipsd[cluster])")
+    add_solver_option(p)
+    add_checkpoint_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..reports.stats import gap_statements, headline, headline_text, statement_text
+    from ..service import StudyRequest, run
+    from ..solvers.milp_solvers import check
+    from ..solvers.results import Status
+
+    check(args.solver)
+    source = args.workbook or example_path()
+    study_outputs(args.out, [source])  # checked before the workbook is read
+    methods = None if args.methods is None else [m for m in args.methods.split(",") if m.strip()]
+    progress = Progress(args.quiet or args.verbose > 0)
+    request = StudyRequest(book=load_workbook(source), methods=methods, time_limit=args.time_limit, workers=args.workers,
+                           scheduler=args.scheduler, out=args.out, resume=args.resume, fresh=args.fresh,
+                           solver=args.solver, patterns=args.scenario or (), inputs=(source,),
+                           command_line=" ".join(["dipsd"] + sys.argv[1:]), methods_option="--methods")
+    done_study = run(request, on_done=progress, on_tick=progress.tick)
+    outcome, book, methods = done_study.outcome, done_study.book, done_study.methods
+    num_users = {s.name: s.num_users for s in book.scenarios}
+    done = sum(1 for s in book.scenarios if all(any(r.scenario == s.name and r.method == m for r in outcome.records)
+                                                for m in methods))
+    print(statement_text(gap_statements(outcome.records, num_users, methods), done=done, total=len(book.scenarios),
+                         interrupted=outcome.interrupted))
+    print()
+    print(headline_text(headline(outcome.records, methods)))
+    n = len(outcome.records)
+    print(f"wrote {shown(args.out)} ({plural(n, 'task')}; gaps per scenario in its Summary and Instances sheets) and "
+          f"{shown(done_study.figure)}")
+    if outcome.interrupted:
+        interrupted(done_study.checkpoint)
+        return 130
+    if outcome.problems:
+        print(f"dipsd: the consistency check failed ({plural(len(outcome.problems), 'problem')}, listed in the Run "
+              f"sheet): a bound or an optimum is contradicted by a plan", file=sys.stderr)
+        return 1
+    failed = sum(r.status is Status.ERROR for r in outcome.records)
+    return 1 if outcome.records and failed == len(outcome.records) else 0

@@ -1,0 +1,130 @@
+"""One study service for both front doors: ``dipsd study`` (:mod:`dipsd.commands`) and
+``dipsd.run_study`` (:mod:`dipsd.api`) describe a study as a :class:`StudyRequest` and call
+:func:`run`; everything a study does besides its loop happens here, once: the solver and the
+arguments checked, the outputs checked and claimed before the first byte, the workbook loaded
+and filtered, the methods chosen (default: every method except enumerate, plus the
+workbook's plans), the loop run (:func:`dipsd.solvers.study.run_study`), and the report and
+its figure written under the checkpoint's lock.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from .data.workbook import LoadedWorkbook
+from .errors import InputError
+from .outputs import check_output, claim, set_aside, writing
+
+
+@dataclass(frozen=True)
+class StudyRequest:
+    """What a study is asked to do (validated by :func:`run`).
+
+    ``out`` None runs the study in a temporary folder and writes no report (the API's default).
+    ``patterns`` keep only the scenarios whose names match (shell-style)."""
+
+    book: LoadedWorkbook
+    methods: Sequence[str] | None = None
+    time_limit: float = 60.0
+    workers: int | None = None
+    scheduler: str | None = None
+    out: str | None = None
+    resume: bool = False
+    fresh: bool = False
+    solver: str = "highs"
+    patterns: Sequence[str] = ()
+    command_line: str | None = None
+    inputs: Sequence[str] = field(default_factory=tuple)
+    methods_option: str = "methods"
+    """How messages name the methods argument (``--methods`` on the command line)."""
+
+
+@dataclass
+class StudyResult:
+    """A finished (or interrupted) study: its outcome, the scenarios and methods it ran, where it wrote."""
+
+    outcome: object
+    book: LoadedWorkbook
+    methods: list[str]
+    report: str | None
+    checkpoint: str | None
+    figure: str | None
+
+
+def check_arguments(time_limit, workers) -> None:
+    """The arguments the command line's parser checks, checked the same way for Python callers."""
+    if isinstance(time_limit, bool) or not (isinstance(time_limit, (int, float)) and 0 < time_limit < float("inf")):
+        raise InputError(f"time_limit: a finite number of seconds > 0, as on the command line; got {time_limit!r}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise InputError(f"workers: a whole number >= 1, got {workers!r}")
+
+
+def run(request: StudyRequest, *, on_done: Callable | None = None, on_tick: Callable | None = None) -> StudyResult:
+    """Run the study ``request`` describes; see the module docstring."""
+    from .reports.excel import write_report
+    from .reports.figures import gap_figure, gaps_png
+    from .reports.metadata import run_metadata
+    from .solvers.catalog import check_methods, default_methods
+    from .solvers.milp_solvers import check
+    from .solvers.study import run_study
+
+    check_arguments(request.time_limit, request.workers)
+    check(request.solver)
+    workers = request.workers or os.cpu_count() or 1
+    report = checkpoint = png = None
+    if request.out is not None:
+        inputs = [p for p in request.inputs if p]
+        report = check_output(request.out, inputs=inputs, what="--out")
+        checkpoint = check_output(report + ".jsonl", inputs=inputs, suffix=".jsonl", what="checkpoint")
+        png = check_output(gaps_png(report), inputs=inputs, suffix=".png", what="figure")
+        claim([report, png], checkpoint, resume=request.resume, fresh=request.fresh)
+    book = select_scenarios(request.book, request.patterns)
+    if request.methods is None:
+        methods = default_methods() + book.plan_methods
+    else:
+        methods = check_methods(list(request.methods), plans=book.plan_methods, what=request.methods_option)
+    num_users = {s.name: s.num_users for s in book.scenarios}
+
+    def finish(outcome) -> None:
+        info = run_metadata(book, methods, outcome, time_limit=request.time_limit, workers=workers,
+                            scheduler=request.scheduler, solver=request.solver, command_line=request.command_line)
+        if request.fresh:  # the earlier study's report goes with its checkpoint, never overwritten
+            set_aside(report)
+            set_aside(png)
+        with writing(report, checkpoint):
+            write_report(report, book, outcome.records, methods, info)
+        with writing(png, checkpoint):
+            gap_figure(png, outcome.records, num_users, methods)
+
+    common = dict(time_limit=request.time_limit, workers=workers, scheduler=request.scheduler, on_done=on_done,
+                  on_tick=on_tick, solver=request.solver)
+    if report is None:
+        with tempfile.TemporaryDirectory(prefix="dipsd-") as tmp:
+            outcome = run_study(book, methods, checkpoint_path=os.path.join(tmp, "study.jsonl"), **common)
+    else:
+        outcome = run_study(book, methods, checkpoint_path=checkpoint, resume=request.resume, fresh=request.fresh,
+                            finish=finish, **common)
+    return StudyResult(outcome, book, methods, report, checkpoint, png)
+
+
+def select_scenarios(book: LoadedWorkbook, patterns: Sequence[str] | None) -> LoadedWorkbook:
+    """The workbook with only the scenarios matching one of ``patterns`` (names or shell-style
+    patterns such as ``het-M2*``), in workbook order; every pattern must match something."""
+    if not patterns:
+        return book
+    import dataclasses
+    import fnmatch
+
+    from .errors import did_you_mean
+
+    names = [s.name for s in book.scenarios]
+    for pattern in patterns:
+        if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
+            shown = ", ".join(names[:20]) + (" ..." if len(names) > 20 else "")
+            raise InputError(f"--scenario: no scenario matches {pattern[:60]!r}{did_you_mean(pattern, names)} (known: {shown})")
+    keep = tuple(s for s in book.scenarios if any(fnmatch.fnmatchcase(s.name, p) for p in patterns))
+    kept = {s.name for s in keep}
+    return dataclasses.replace(book, scenarios=keep, plans=tuple(p for p in book.plans if p.scenario in kept))

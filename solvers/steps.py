@@ -1,0 +1,71 @@
+"""DiP-SD's two exact steps (docs/model.md 5.2), used by DiP-SD, certify (the l-step polishes its
+plans) and the sd-nobatch baseline (the l-step on singleton batches).
+
+* the x-step: the memory-feasible assignment into exactly N non-empty batches that minimizes S
+  for given lengths (:func:`~dipsd.formulation.steps.build_assignment_model`, MIP gap 0);
+* the l-step: the integer lengths maximizing U/S for given batches, by Dinkelbach over
+  :func:`~dipsd.formulation.steps.build_length_model` (gap 0, until no improvement), ended by a
+  closed-form search over one-step length changes (a tolerance-level miss of the solver's).
+
+Each solve goes through :class:`~dipsd.solvers.session.MilpSession` (the process's MILP solver).
+"""
+
+from __future__ import annotations
+
+from ..data.scenario import Scenario
+from ..errors import SolverError
+from ..formulation.evaluate import Evaluation, evaluate
+from ..formulation.plan import Plan
+from ..formulation.steps import build_assignment_model, build_length_model
+from ..formulation.tables import Tables
+from .deadline import Deadline
+from .outcomes import MilpOutcome
+from .polish import polish
+from .session import MilpSession
+from .tolerances import IMPROVE_RTOL
+
+
+def _step(session: MilpSession, q: float, clock: Deadline, start: Plan | None) -> Evaluation | None:
+    """Solve a step model at ``q`` from ``start`` (a MIP start); its plan in closed form, or None
+    without a solution.  A solver error is an error of the step (:class:`SolverError`)."""
+    ans = session.solve(q, clock, start=start)
+    if ans.outcome is MilpOutcome.ERROR:
+        raise SolverError(f"{session.backend.title} ended a DiP-SD step with {ans.termination}")
+    return ans.evaluation
+
+
+def x_step(scenario: Scenario, tables: Tables, lengths: tuple[int, ...], num_batches: int, clock: Deadline,
+           start: tuple[tuple[int, ...], ...] | None = None) -> Evaluation | None:
+    """The S-minimizing memory-feasible partition into ``num_batches`` batches (None if none).
+
+    ``start``, a memory-feasible partition into ``num_batches`` batches, is given to HiGHS as
+    a MIP start (with ``lengths``): the step then never returns worse than it."""
+    model, decoder = build_assignment_model(tables, lengths, num_batches)
+    session = MilpSession(scenario, model, decoder)
+    return _step(session, 1.0, clock, None if start is None else Plan(start, tuple(lengths)))
+
+
+def l_step(scenario: Scenario, tables: Tables, current: Evaluation, clock: Deadline) -> Evaluation:
+    """The lengths maximizing U/S for the batches of ``current`` (Dinkelbach).
+
+    Dinkelbach's q starts at the best ratio among ``current`` and the same batches with every
+    user at one common length (closed form, L_ub plans): any feasible plan's ratio is a valid
+    start, the step's optimum does not depend on it, and a closer start saves MILP solves.
+    One persistent model: each iteration only sets q (a mutable Param) to the best ratio so far
+    and hands the solver the best plan so far as a MIP start (its ``U - q S`` is 0, so the last
+    solve, which proves that nothing beats it, prunes from the start; measured in
+    docs/benchmarks.md)."""
+    best = current
+    for length in range(1, scenario.max_draft_length + 1):
+        ev = evaluate(scenario, Plan(current.plan.batches, scenario.clipped(length)))
+        if ev.ratio > best.ratio * (1 + IMPROVE_RTOL):
+            best = ev
+    model, decoder = build_length_model(tables, current.plan.batches, q=best.ratio)
+    session = MilpSession(scenario, model, decoder)
+    while clock.remaining() > 0:
+        ev = _step(session, best.ratio, clock, best.plan)
+        if ev is None or not ev.ratio > best.ratio * (1 + IMPROVE_RTOL):
+            break
+        best = ev
+    # a tolerance-level miss of HiGHS's is a length one step off: look for it in closed form
+    return polish(scenario, best, lengths_only=True, steps=(-1, 1), clock=clock)

@@ -1,0 +1,146 @@
+"""Where a study's tasks run: local worker processes (forked where possible, one HiGHS thread
+each; HiGHS keeps one thread pool per process, so a process never changes its thread count), or
+a Dask distributed cluster (``scheduler="tcp://HOST:PORT"``, or ``"local"`` for a LocalCluster;
+Dask is optional).  Workers die with the study however it dies."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import multiprocessing
+import os
+import time
+
+from ...errors import InputError
+from ..results import Record
+from .tasks import Task, crash_record, run_task
+
+log = logging.getLogger(__name__)
+
+class _LocalBackend:
+    def __init__(self, workers: int):
+        self.workers = workers
+        self.pool = self._new_pool()
+        self.pool_of: dict = {}
+
+    def _new_pool(self):
+        # fork where the platform has it: workers inherit the imported modules (the parent
+        # never starts HiGHS, so no solver threads are forked); spawn elsewhere
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        return cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context(method),
+                                      initializer=_worker_init, initargs=(os.getpid(),))
+
+    def submit(self, task: Task):
+        future = self.pool.submit(run_task, task)
+        self.pool_of[future] = self.pool
+        return future
+
+    def wait(self, futures, timeout: float):
+        done, _ = cf.wait(futures, timeout=timeout, return_when=cf.FIRST_COMPLETED)
+        return done
+
+    def result(self, future, task: Task) -> Record | None:
+        """The task's record, or None when its worker process died (the task may run again)."""
+        pool = self.pool_of.pop(future, None)
+        try:
+            return future.result()
+        except cf.process.BrokenProcessPool:
+            if pool is self.pool:  # the first sign of this pool's death: start a new one
+                self.pool.shutdown(wait=False, cancel_futures=True)
+                self.pool = self._new_pool()
+            return None
+        except Exception as exc:
+            return crash_record(task, f"{type(exc).__name__}: {exc}")
+
+    def stop(self, future) -> None:
+        """Stop a task that gives no answer: its pool's workers are killed (a process pool cannot
+        kill one task), so every task in flight ends as a dead worker and runs again; the hung
+        one is recorded as such by the caller."""
+        pool = self.pool_of.get(future, self.pool)
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.kill()
+
+    def close(self, cancel: bool = False):
+        if cancel:  # Ctrl-C: stop the workers now; what they were doing is lost, nothing else
+            for process in list(getattr(self.pool, "_processes", {}).values()):
+                process.terminate()
+        self.pool.shutdown(wait=not cancel, cancel_futures=cancel)
+
+
+class _DaskBackend:
+    def __init__(self, scheduler: str, workers: int):
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise InputError("--scheduler needs Dask: pip install 'dipsd[cluster]'") from None
+        self.cluster = None
+        if scheduler == "local":
+            self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            self.client = Client(self.cluster)
+        else:
+            try:
+                self.client = Client(scheduler, timeout="10s")
+            except OSError as exc:
+                raise InputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+        self.workers = workers
+        self.stopped = set()
+
+    stopped: set
+
+    def submit(self, task: Task):
+        return self.client.submit(run_task, task, pure=False)
+
+    def wait(self, futures, timeout: float):
+        from distributed import wait
+        try:
+            return wait(list(futures), timeout=timeout, return_when="FIRST_COMPLETED").done
+        except TimeoutError:  # distributed's wait raises on a timeout (a subclass of TimeoutError)
+            return set()
+
+    def result(self, future, task: Task) -> Record | None:
+        if future in self.stopped:
+            return None
+        try:
+            return future.result()
+        except Exception as exc:
+            return crash_record(task, f"{type(exc).__name__}: {exc}")
+
+    def stop(self, future) -> None:
+        """Give up on a task that gives no answer (Dask cannot kill a running task; its worker
+        goes on until the cluster closes): the caller records it."""
+        self.stopped.add(future)
+        future.cancel()
+
+    def close(self, cancel: bool = False):
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+def _worker_init(parent: int) -> None:
+    """Leave Ctrl-C to the parent (it stops the workers and still writes the report), and die
+    with the parent however it dies: on Linux the kernel's parent-death signal, elsewhere (and
+    as a fallback) a watchdog thread that notices the parent is gone within a second."""
+    import signal
+    import threading
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's SIGTERM handler is the parent's
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError, TypeError):  # not Linux
+        pass
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(WATCHDOG_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="dipsd-parent-watchdog", daemon=True).start()
+
+
+WATCHDOG_S = 1.0

@@ -1,0 +1,251 @@
+"""The checkpoint of a study: a JSON-lines file (a header, then one record per finished task),
+its lock, and the header that says what changes a study's results."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import json
+import logging
+import os
+import stat
+
+from ...data.scenario import Scenario
+from ...data.text import plural
+from ...data.workbook import LoadedWorkbook
+from ...errors import InputError, output_failure
+from ...outputs import atomic_write, set_aside
+from .. import milp_solvers
+from ..audit import conflicts, record_problem
+from ..results import Record, Status
+from ..tolerances import HIGHS_OPTIONS, HIGHS_SLACK, OBJECTIVE_SCALE
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_VERSION = 1
+
+
+class Checkpoint:
+    """JSON-lines file: a header line, then one record per finished task.
+
+    Opening one takes an exclusive lock (``PATH.lock``, held until :meth:`close`): a second
+    study on the same report is refused at once.  An existing checkpoint is never emptied:
+    without ``resume`` the study is refused (``fresh`` moves the old file aside first); with
+    ``resume`` its header must match this run's in every field that changes results, every
+    line must be a record, and the file is rewritten atomically (temporary file, fsync,
+    rename) before new records are appended.  Records with status ``error`` are not kept on
+    resume, so their tasks run again; nor is a record that fails the re-check of
+    :mod:`dipsd.solvers.audit` against its scenario (its plan re-evaluated, its bound and any
+    claim of optimality held against every plan of the scenario): a warning names the file,
+    the line and why, and the task runs again.
+    """
+
+    def __init__(self, path: str, header: dict, *, resume: bool, fresh: bool = False,
+                 scenarios: dict[str, Scenario] | None = None):
+        self.path = path
+        self.scenarios = scenarios or {}
+        self.records: dict[tuple[str, str], Record] = {}
+        self._fh = None
+        self._lock = _Lock(path + ".lock")
+        try:
+            held = self._count(path) if os.path.exists(path) else 0
+            if held and not resume:  # a checkpoint with no finished task holds nothing to lose
+                if not fresh:
+                    raise InputError(
+                        f"{path} holds {plural(held, 'finished task')} of an earlier study; "
+                        f"run with --resume to continue it, or --fresh to move it aside and start again")
+                moved = set_aside(path)
+                log.warning("moved the earlier checkpoint to %s", moved)
+            if resume and os.path.exists(path):
+                header = self._read(header)
+            with atomic_write(path) as fh:
+                fh.write(json.dumps({"checkpoint": CHECKPOINT_VERSION, **header}) + "\n")
+                for record in self.records.values():
+                    fh.write(json.dumps(record.to_json()) + "\n")
+            self._fh = open(path, "a", encoding="utf-8")
+        except BaseException:
+            self._lock.release()
+            raise
+
+    @staticmethod
+    def _count(path: str) -> int:
+        """Lines after the header (finished tasks, as far as a quick look can tell)."""
+        try:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                return max(0, sum(1 for line in fh if line.strip()) - 1)
+        except OSError:
+            return 0
+
+    def _read(self, header: dict) -> dict:
+        """Load the records (see the class docstring); the header to write back (with the history
+        of the settings the study ran under)."""
+        with open(self.path, "rb") as fh:
+            raw = fh.read().split(b"\n")
+        lines = []
+        for number, chunk in enumerate(raw, start=1):
+            try:
+                lines.append(chunk.decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                raise InputError(f"{self.path}, line {number}: not UTF-8 text (byte {exc.start + 1}); not a checkpoint "
+                                 f"line; move the file aside (--fresh) to start again") from None
+        if lines and lines[-1]:  # a line cut short by a kill: that task runs again
+            log.warning("%s: the last line is incomplete (a task cut short); its task runs again", self.path)
+            lines = lines[:-1]
+        numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]
+        if not numbered:
+            return header
+        line_of: dict[tuple[str, str], int] = {}
+        longer = False
+        for number, line in numbered:
+            try:
+                data = json.loads(line)
+            except (ValueError, RecursionError):  # malformed, too deeply nested, or an integer beyond the digit limit
+                data = None
+            first = number == numbered[0][0]
+            if first:
+                if not (isinstance(data, dict) and "checkpoint" in data):
+                    raise InputError(f"{self.path}, line {number}: not a checkpoint header; "
+                                     f"move the file aside (--fresh) to start again")
+                self._compare(data, header)
+                new_limit, old_limit = header.get("time_limit"), data.get("time_limit")
+                longer = all(isinstance(v, (int, float)) for v in (new_limit, old_limit)) and new_limit > old_limit
+                history = list(data.get("history", [])) + [{k: data.get(k) for k in ("methods", "time_limit")}]
+                if data.get("methods") != header.get("methods") or longer:
+                    header = {**header, "history": history}
+                elif "history" in data:
+                    header = {**header, "history": data["history"]}
+                continue
+            try:
+                record = Record.from_json(data)
+            except (ValueError, TypeError, KeyError, OverflowError, RecursionError) as exc:
+                raise InputError(f"{self.path}, line {number}: not a task record ({exc}); "
+                                 f"move the file aside (--fresh) to start again") from None
+            if longer and record.status in (Status.TIME_LIMIT, Status.NO_PLAN):
+                continue  # stopped by the old time limit: runs again with the longer one
+            if record.status is not Status.ERROR:
+                self.records[(record.scenario, record.method)] = record
+                line_of[(record.scenario, record.method)] = number
+        self._audit(line_of)
+        return header
+
+    def _audit(self, line_of: dict[tuple[str, str], int]) -> None:
+        """Drop the records that do not survive the closed-form re-check (module :mod:`.audit`)."""
+        def drop(key, why):
+            log.warning("%s, line %d: %s/%s dropped, %s; the task runs again", self.path, line_of[key], key[0], key[1], why)
+            del self.records[key]
+
+        for key, record in list(self.records.items()):
+            scenario = self.scenarios.get(record.scenario)
+            why = record_problem(record, scenario) if scenario is not None else None
+            if why is not None:
+                drop(key, why)
+        by_scenario: dict[str, list[Record]] = {}
+        for record in self.records.values():
+            by_scenario.setdefault(record.scenario, []).append(record)
+        for records in by_scenario.values():
+            for record, why in conflicts(records):
+                drop((record.scenario, record.method), why)
+
+    def _compare(self, old: dict, new: dict) -> None:
+        """Refuse to resume under settings that change results, naming each difference.  Two
+        changes are allowed: more methods (the old ones' records are kept, the new ones run) and
+        a longer time limit (records stopped by the old limit, ``time_limit`` or ``no_plan``, run
+        again; finished and proven ones are kept)."""
+        def allowed(key, was, now) -> bool:
+            if key == "methods":
+                return isinstance(was, list) and set(was) <= set(now)
+            if key == "time_limit":
+                return isinstance(was, (int, float)) and now >= was
+            return False
+
+        keys = [k for k in HEADER_KEYS_THAT_MATTER if k in new or k in old]
+        diffs = [f"{key}: checkpoint {old.get(key)!r}, this run {new.get(key)!r}" for key in keys
+                 if old.get(key) != new.get(key) and not allowed(key, old.get(key), new.get(key))]
+        if diffs:
+            raise InputError(f"{self.path}: cannot resume, the study changed ({'; '.join(diffs)}); "
+                             f"run with the same settings, or with --fresh to start again")
+
+    def add(self, record: Record) -> None:
+        self.records[(record.scenario, record.method)] = record
+        try:
+            self._fh.write(json.dumps(record.to_json()) + "\n")
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+        except OSError as exc:  # disk full, file too large: stop, saying so (the lines before are intact)
+            raise output_failure(self.path, exc) from None
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        self._lock.release()
+
+
+HEADER_KEYS_THAT_MATTER = ("scenarios_sha256", "methods", "time_limit", "dipsd", "pyomo", "highspy", "solver_options",
+                           "solver", "solver_version")
+"""Header fields that must match for ``--resume`` (they change the results); ``methods`` may grow
+and ``time_limit`` rise (:meth:`Checkpoint._compare`)."""
+
+
+class _Lock:
+    """An exclusive, non-blocking lock on a file beside the checkpoint (POSIX ``flock``)."""
+
+    def __init__(self, path: str):
+        self.path, self.fd = path, None
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: no lock
+            return
+        try:  # never through a symbolic link; a folder, FIFO or device there is refused, not waited on
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0), 0o644)
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise IsADirectoryError(path)
+        except OSError as exc:
+            raise InputError(f"the lock file {path} cannot be created as a regular file ({type(exc).__name__}: "
+                             f"{exc.strerror or 'not a regular file'}); move it aside or choose another --out") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise InputError(f"another study is writing to this report right now ({path} is locked); "
+                             f"wait for it, or choose another --out") from None
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            try:
+                os.remove(self.path)
+            except OSError:
+                pass
+            os.close(self.fd)
+            self.fd = None
+
+
+def package_version(name: str) -> str:
+    """An installed distribution's version, or ``"not installed"``."""
+    try:
+        return md.version(name)
+    except md.PackageNotFoundError:
+        return "not installed"
+
+
+def study_header(book: LoadedWorkbook, methods: list[str], time_limit: float, solver: str = "highs") -> dict:
+    """What the checkpoint records about a study: everything that changes its results (the MILP
+    solver, its version and options included; a header without ``solver`` is HiGHS's)."""
+    header = {"workbook": os.path.basename(book.path), "scenarios_sha256": book.fingerprint, "methods": list(methods),
+              "time_limit": time_limit, "dipsd": package_version("dipsd"), "pyomo": package_version("pyomo"),
+              "highspy": package_version("highspy"), "solver_options": solver_options(solver)}
+    if solver != "highs":
+        header.update(solver=solver, solver_version=milp_solvers.version(solver))
+    return header
+
+
+def solver_options(solver: str = "highs") -> str:
+    """The options every MILP solve of a study sets, as the checkpoint and the Run sheet record them."""
+    return SOLVER_OPTIONS if solver == "highs" else f"{milp_solvers.describe(solver)} (certify: {SOLVER_OPTIONS})"
+
+
+SOLVER_OPTIONS = ("HiGHS mip_rel_gap=0 mip_abs_gap=0 threads=1 per worker process, "
+                  + " ".join(f"{k}={v:g}" for k, v in HIGHS_OPTIONS.items())
+                  + f", objective scaled to {OBJECTIVE_SCALE:g} / (q S_min), dual bounds + {HIGHS_SLACK:g} (scaled units)")
+"""The HiGHS options every MILP solve sets (recorded in the checkpoint header and the Run sheet)."""

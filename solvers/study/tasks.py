@@ -1,0 +1,106 @@
+"""A study's unit of work: one (scenario, method) task as plain data, and how a worker runs it.
+
+A :class:`Task` carries the frozen scenario, the method's name, the time limit, the MILP solver,
+optionally the finished record it starts from (re-checked before use) or the workbook's plan
+(method ``plan:NAME``), and for a user's method the reference ``module:function`` a spawned
+or Dask worker re-imports it by.  :func:`run_task` always returns a record, never raises.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from ...data.plans import NamedPlan, plan_name
+from ...data.scenario import Scenario
+from ...data.workbook import LoadedWorkbook
+from ...formulation.plan import Plan
+from .. import milp_solvers
+from ..audit import record_problem
+from ..results import Record
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work; plain data only (a frozen :class:`Scenario` of Python numbers)."""
+
+    scenario: Scenario
+    method: str
+    time_limit: float
+    start: Record | None = None  # the finished record of the method this one starts from
+    plan: NamedPlan | None = None  # method plan:NAME: the workbook's plan for this scenario
+    ref: str | None = None  # a user's method: "module:function", for a worker that lacks it
+    gives_bound: bool = False
+    starts_from: tuple[str, ...] = ()
+    solver: str = "highs"  # the MILP solver of exact and DiP-SD's steps (milp_solvers)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.scenario.name, self.method)
+
+
+def run_task(task: Task) -> Record:
+    """Run one task in a worker; always returns a record, never raises."""
+    from ..catalog import ensure_method, run_named_plan
+
+    t0 = time.perf_counter()
+    try:
+        if task.plan is not None:
+            return run_named_plan(task.scenario, task.plan).record(task.scenario)
+        ensure_method(task.method, task.ref, task.gives_bound, task.starts_from)
+        return _runwith_start(task)
+    except Exception as exc:  # a task failure must never take the study down
+        log.exception("task %s/%s failed", task.scenario.name, task.method)
+        return crash_record(task, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0)
+
+
+def _runwith_start(task: Task) -> Record:
+    """The task's method on its scenario with the task's MILP solver, from its start (re-checked)."""
+    from ..registry import Start, run_method
+
+    with milp_solvers.use(task.solver):
+        start = None
+        why = None if task.start is None else record_problem(task.start, task.scenario)
+        if why is not None:
+            log.warning("%s/%s: the %s result it starts from is ignored: %s", task.scenario.name, task.method,
+                        task.start.method, why)
+        elif task.start is not None:
+            plan = None
+            if task.start.has_plan:
+                plan = Plan.from_names(task.scenario, task.start.batches, dict(task.start.draft_lengths))
+            start = Start(plan, task.start.upper_bound_tps, task.start.method)
+        result = run_method(task.method, task.scenario, time_limit=task.time_limit, start=start)
+        return result.record(task.scenario)
+
+
+def crash_record(task: Task, message: str, runtime_s: float = 0.0) -> Record:
+    """The record of a task that failed."""
+    return Record.failed(task.scenario.name, task.method, message, runtime_s)
+
+
+def plan_tasks(book: LoadedWorkbook, methods: list[str], time_limit: float, solver: str = "highs") -> list[Task]:
+    """One task per scenario and method; a ``plan:NAME`` method only where the scenario has that plan."""
+    from ..catalog import METHODS
+
+    tasks = []
+    for s in book.scenarios:
+        plans = book.plans_of(s.name)
+        for m in methods:
+            if plan_name(m) is not None:
+                if m in plans:
+                    tasks.append(Task(s, m, time_limit, plan=plans[m]))
+                continue
+            spec = METHODS[m]
+            tasks.append(Task(s, m, time_limit, ref=spec.ref, gives_bound=spec.gives_bound, starts_from=spec.starts_from,
+                              solver=solver))
+    return tasks
+
+
+def with_start(task: Task, record: Record | None) -> Task:
+    """The task with the finished record it starts from (if that record has a plan or a bound)."""
+    if record is not None and (record.has_plan or record.upper_bound_tps is not None):
+        return Task(task.scenario, task.method, task.time_limit, start=record)
+    return task
