@@ -63,125 +63,25 @@ def run_study(book: LoadedWorkbook, methods: list[str], *, time_limit: float, ch
               on_done: Callable[[Record, int, int], None] | None = None,
               on_tick: Callable[[Running], None] | None = None,
               finish: Callable[[StudyOutcome], None] | None = None, solver: str = "highs") -> StudyOutcome:
-    """Run every (scenario, method) task; see the module docstring.
+    """Run every (scenario, method) task; see the package docstring.
 
-    ``solver`` is the MILP solver of exact and DiP-SD's steps (:mod:`.milp_solvers`, checked by the
-    caller).  ``on_done(record, done, total)`` is called as each task finishes; ``on_tick`` at least once a
-    second with what is running (:class:`Running`).  ``finish`` (for example: write the report)
-    runs while the checkpoint is still locked.  Each task start and finish is logged at INFO.
+    ``solver`` is the MILP solver of exact and DiP-SD's steps (:mod:`..milp_solvers`, checked by
+    the caller).  ``on_done(record, done, total)`` is called as each task finishes; ``on_tick`` at
+    least once a second with what is running (:class:`Running`).  ``finish`` (for example: write
+    the report) runs while the checkpoint is still locked.  Each task start and finish is logged
+    at INFO.
     """
-    from ..catalog import METHODS
-
     outcome = StudyOutcome(records=[])
     ckpt = Checkpoint(checkpoint_path, study_header(book, methods, time_limit, solver), resume=resume, fresh=fresh,
                       scenarios={s.name: s for s in book.scenarios})
-    backend = None
+    loop = None
     try:
-        tasks = [t for t in plan_tasks(book, methods, time_limit, solver) if t.key not in ckpt.records]
-        total = len(tasks) + sum(1 for k in ckpt.records if k[1] in methods)
-        # a method that starts from another waits for that one's record of the same scenario
-        source = {m: METHODS[m].start_source(methods) if m in METHODS else None for m in methods}
-        waiting: dict[tuple[str, str], list[Task]] = {}
-        queue: list[Task] = []
-        # a chain first (a method others start from, or one that starts from another: DiP-SD unlocks
-        # certify, certify exact), large scenarios first, so the long solves start early and the
-        # short tasks fill the gaps at the end
-        chained = {m for m in methods if source[m] is not None} | {source[m] for m in methods if source[m] is not None}
-        tasks.sort(key=lambda t: (t.method not in chained, -t.scenario.num_users))
-        for t in tasks:
-            src = source[t.method]
-            if src is not None and (t.scenario.name, src) not in ckpt.records:
-                waiting.setdefault((t.scenario.name, src), []).append(t)
-            else:
-                queue.append(with_start(t, ckpt.records.get((t.scenario.name, src)) if src else None))
-        done = total - len(tasks)
-        slots = max(1, min(workers, len(tasks)))
-        tries: dict[tuple[str, str], int] = {}
-        pending: dict = {}
-        if tasks:
-            backend = _DaskBackend(scheduler, slots) if scheduler else _LocalBackend(slots)
+        loop = _Loop(book, methods, time_limit, solver, ckpt, workers, scheduler, on_done, on_tick)
         try:
-            alone: dict = {}  # future -> whether its task ran with no other task in flight
-            suspects: set[tuple[str, str]] = set()  # in flight when a worker died: run alone next time
-            started: dict = {}  # future -> when it was submitted (a free slot runs it at once)
-            hung: dict[tuple[str, str], float] = {}  # tasks the watchdog stopped, with their seconds
-            collateral: set[tuple[str, str]] = set()  # tasks in flight in a pool the watchdog killed
-            while queue or pending or waiting:
-                while queue and len(pending) < slots:
-                    if queue[0].key in suspects and pending:
-                        break  # a suspect runs alone, so that a death is its own
-                    task = queue.pop(0)
-                    future = backend.submit(task)
-                    pending[future] = task
-                    started[future] = time.monotonic()
-                    log.info("%s × %s: started (time limit %gs)", task.scenario.name, task.method, task.time_limit)
-                    alone[future] = task.key in suspects
-                    if alone[future]:
-                        break
-                if not pending:  # the records waited for are missing (should not happen): run without a start
-                    for held in waiting.values():
-                        queue.extend(held)
-                    waiting.clear()
-                    continue
-                finished_now = set(backend.wait(pending, TICK_S))
-                now = time.monotonic()
-                for future, task in pending.items():  # the watchdog: no answer long after the time limit
-                    late = now - started[future] > task.time_limit + grace(task.time_limit)
-                    if future not in finished_now and task.key not in hung and late:
-                        hung[task.key] = now - started[future]
-                        log.warning("%s/%s: no answer after %.0f s (time limit %g s + grace %.0f s); stopping it", *task.key,
-                                    hung[task.key], task.time_limit, grace(task.time_limit))
-                        backend.stop(future)
-                        if isinstance(backend, _DaskBackend):
-                            finished_now.add(future)
-                        else:  # the pool's other tasks die with it and run again
-                            collateral.update(t.key for f, t in pending.items() if f is not future)
-                if on_tick is not None:
-                    now = time.monotonic()
-                    later = [t for t in queue] + [t for held in waiting.values() for t in held]
-                    on_tick(Running(tuple((t.scenario.name, t.method, now - started[f]) for f, t in pending.items()),
-                                    done, total, slots,
-                                    (sum(t.time_limit for t in later)
-                                     + sum(max(0.0, t.time_limit - (now - started[f])) for f, t in pending.items())) / slots))
-                for future in finished_now:
-                    task = pending.pop(future)
-                    started.pop(future, None)
-                    record = backend.result(future, task)
-                    ran_alone = alone.pop(future, False)
-                    if record is None and task.key in hung:
-                        seconds = hung.pop(task.key)
-                        record = crash_record(task, f"no answer after {seconds:.0f} s (time limit {task.time_limit:g} s "
-                                                     f"+ grace {grace(task.time_limit):.0f} s): stopped; --resume runs it "
-                                                     f"again", seconds)
-                    elif record is None and task.key in collateral:  # stopped with a hung one: not its fault
-                        collateral.discard(task.key)
-                        queue.insert(0, task)
-                        continue
-                    if record is None:  # a worker died (OOM killer, kill -9): run it again, a few times
-                        # every task in flight sees the pool break; only a death while running alone counts
-                        if ran_alone:
-                            tries[task.key] = tries.get(task.key, 0) + 1
-                        suspects.add(task.key)
-                        if tries.get(task.key, 0) < MAX_TRIES:
-                            log.warning("%s/%s: a worker process died; running the task again", *task.key)
-                            queue.insert(0, task)
-                            continue
-                        record = crash_record(task, f"its worker process died {plural(tries[task.key], 'time')} (killed by the "
-                                                     f"out-of-memory killer or a signal?); --resume runs it again")
-                    ckpt.add(record)
-                    done += 1
-                    log.info("%s × %s: %s%s in %.2fs", record.scenario, record.method, record.status.value,
-                             "" if record.throughput_tps is None else f", {record.throughput_tps:.6g} tok/s", record.runtime_s)
-                    if on_done:
-                        on_done(record, done, total)
-                    released = waiting.pop(task.key, [])
-                    if released:
-                        queue[:0] = [with_start(t, record) for t in released]
+            loop.run()
         except KeyboardInterrupt:
             outcome.interrupted = True
-            if backend is not None:
-                backend.close(cancel=True)
-            backend = None
+            loop.cancel()
         order = {(s.name, m): i for i, (s, m) in enumerate((s, m) for s in book.scenarios for m in methods)}
         outcome.records = sorted((r for k, r in ckpt.records.items() if k in order),
                                  key=lambda r: order[(r.scenario, r.method)])
@@ -192,7 +92,149 @@ def run_study(book: LoadedWorkbook, methods: list[str], *, time_limit: float, ch
         if finish is not None:
             finish(outcome)
     finally:
-        if backend is not None:
-            backend.close()
+        if loop is not None:
+            loop.close()
         ckpt.close()
     return outcome
+
+
+class _Loop:
+    """The loop of one study: a queue of ready tasks, tasks waiting for the record they start
+    from, the tasks in flight (``pending``: future -> task), and the bookkeeping for worker
+    deaths (``suspects`` run alone, at most :data:`MAX_TRIES` times) and the watchdog (``hung``
+    tasks are recorded as errors, ``collateral`` ones run again)."""
+
+    def __init__(self, book, methods, time_limit, solver, ckpt: Checkpoint, workers, scheduler, on_done, on_tick):
+        from ..catalog import METHODS
+
+        self.ckpt, self.on_done, self.on_tick = ckpt, on_done, on_tick
+        tasks = [t for t in plan_tasks(book, methods, time_limit, solver) if t.key not in ckpt.records]
+        self.total = len(tasks) + sum(1 for k in ckpt.records if k[1] in methods)
+        self.done = self.total - len(tasks)
+        # a method that starts from another waits for that one's record of the same scenario
+        source = {m: METHODS[m].start_source(methods) if m in METHODS else None for m in methods}
+        self.waiting: dict[tuple[str, str], list[Task]] = {}
+        self.queue: list[Task] = []
+        # a chain first (a method others start from, or one that starts from another: DiP-SD unlocks
+        # certify, certify exact), large scenarios first, so the long solves start early and the
+        # short tasks fill the gaps at the end
+        chained = {m for m in methods if source[m] is not None} | {source[m] for m in methods if source[m] is not None}
+        tasks.sort(key=lambda t: (t.method not in chained, -t.scenario.num_users))
+        for t in tasks:
+            src = source[t.method]
+            if src is not None and (t.scenario.name, src) not in ckpt.records:
+                self.waiting.setdefault((t.scenario.name, src), []).append(t)
+            else:
+                self.queue.append(with_start(t, ckpt.records.get((t.scenario.name, src)) if src else None))
+        self.slots = max(1, min(workers, len(tasks)))
+        self.backend = None
+        if tasks:
+            self.backend = _DaskBackend(scheduler, self.slots) if scheduler else _LocalBackend(self.slots)
+        self.pending: dict = {}
+        self.started: dict = {}  # future -> when it was submitted (a free slot runs it at once)
+        self.alone: dict = {}  # future -> whether its task ran with no other task in flight
+        self.tries: dict[tuple[str, str], int] = {}
+        self.suspects: set[tuple[str, str]] = set()  # in flight when a worker died: run alone next time
+        self.hung: dict[tuple[str, str], float] = {}  # tasks the watchdog stopped, with their seconds
+        self.collateral: set[tuple[str, str]] = set()  # tasks in flight in a pool the watchdog killed
+
+    def run(self) -> None:
+        while self.queue or self.pending or self.waiting:
+            self.submit_ready()
+            if not self.pending:  # the records waited for are missing (should not happen): run without a start
+                for held in self.waiting.values():
+                    self.queue.extend(held)
+                self.waiting.clear()
+                continue
+            finished = set(self.backend.wait(self.pending, TICK_S))
+            self.watch(finished)
+            self.tick()
+            for future in finished:
+                self.collect(future)
+
+    def submit_ready(self) -> None:
+        """Fill the free slots from the queue; a suspect runs alone, so that a death is its own."""
+        while self.queue and len(self.pending) < self.slots:
+            if self.queue[0].key in self.suspects and self.pending:
+                break
+            task = self.queue.pop(0)
+            future = self.backend.submit(task)
+            self.pending[future] = task
+            self.started[future] = time.monotonic()
+            log.info("%s × %s: started (time limit %gs)", task.scenario.name, task.method, task.time_limit)
+            self.alone[future] = task.key in self.suspects
+            if self.alone[future]:
+                break
+
+    def watch(self, finished: set) -> None:
+        """The watchdog: a task with no answer long after its time limit (:func:`grace`) is stopped."""
+        now = time.monotonic()
+        for future, task in self.pending.items():
+            late = now - self.started[future] > task.time_limit + grace(task.time_limit)
+            if future in finished or task.key in self.hung or not late:
+                continue
+            self.hung[task.key] = now - self.started[future]
+            log.warning("%s/%s: no answer after %.0f s (time limit %g s + grace %.0f s); stopping it", *task.key,
+                        self.hung[task.key], task.time_limit, grace(task.time_limit))
+            self.backend.stop(future)
+            if isinstance(self.backend, _DaskBackend):
+                finished.add(future)
+            else:  # the pool's other tasks die with it and run again
+                self.collateral.update(t.key for f, t in self.pending.items() if f is not future)
+
+    def tick(self) -> None:
+        if self.on_tick is None:
+            return
+        now = time.monotonic()
+        later = list(self.queue) + [t for held in self.waiting.values() for t in held]
+        running = tuple((t.scenario.name, t.method, now - self.started[f]) for f, t in self.pending.items())
+        left = (sum(t.time_limit for t in later)
+                + sum(max(0.0, t.time_limit - (now - self.started[f])) for f, t in self.pending.items())) / self.slots
+        self.on_tick(Running(running, self.done, self.total, self.slots, left))
+
+    def collect(self, future) -> None:
+        """Record a finished task (or run it again after a worker's death), and release the
+        tasks that start from it."""
+        task = self.pending.pop(future)
+        self.started.pop(future, None)
+        record = self.backend.result(future, task)
+        ran_alone = self.alone.pop(future, False)
+        if record is None and task.key in self.hung:
+            seconds = self.hung.pop(task.key)
+            record = crash_record(task, f"no answer after {seconds:.0f} s (time limit {task.time_limit:g} s + grace "
+                                        f"{grace(task.time_limit):.0f} s): stopped; --resume runs it again", seconds)
+        elif record is None and task.key in self.collateral:  # stopped with a hung one: not its fault
+            self.collateral.discard(task.key)
+            self.queue.insert(0, task)
+            return
+        if record is None:  # a worker died (OOM killer, kill -9): run it again, a few times
+            # every task in flight sees the pool break; only a death while running alone counts
+            if ran_alone:
+                self.tries[task.key] = self.tries.get(task.key, 0) + 1
+            self.suspects.add(task.key)
+            if self.tries.get(task.key, 0) < MAX_TRIES:
+                log.warning("%s/%s: a worker process died; running the task again", *task.key)
+                self.queue.insert(0, task)
+                return
+            record = crash_record(task, f"its worker process died {plural(self.tries[task.key], 'time')} (killed by the "
+                                        f"out-of-memory killer or a signal?); --resume runs it again")
+        self.ckpt.add(record)
+        self.done += 1
+        log.info("%s × %s: %s%s in %.2fs", record.scenario, record.method, record.status.value,
+                 "" if record.throughput_tps is None else f", {record.throughput_tps:.6g} tok/s", record.runtime_s)
+        if self.on_done:
+            self.on_done(record, self.done, self.total)
+        released = self.waiting.pop(task.key, [])
+        if released:
+            self.queue[:0] = [with_start(t, record) for t in released]
+
+    def cancel(self) -> None:
+        """Ctrl-C or SIGTERM: stop the workers now (what they were doing is lost, nothing else)."""
+        if self.backend is not None:
+            self.backend.close(cancel=True)
+        self.backend = None
+
+    def close(self) -> None:
+        if self.backend is not None:
+            self.backend.close()
+        self.backend = None
