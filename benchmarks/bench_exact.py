@@ -17,12 +17,20 @@ import platform
 
 from dipsd import paper_scenario
 from dipsd.data.generate import generate
+from dipsd.errors import DipsdError
 from dipsd.solvers import milp_solvers
 from dipsd.solvers.dipsd import solve_dipsd
 from dipsd.solvers.exact import solve_exact
 
 
 def row(kind, s, time_limit, solver):
+    try:
+        return _row(kind, s, time_limit, solver)
+    except DipsdError as exc:  # e.g. a model beyond Gurobi's size-limited pip licence
+        return f"| {kind} | {solver} | {s.num_users} | error: {str(exc)[:80]} |" + " |" * 9
+
+
+def _row(kind, s, time_limit, solver):
     plain = solve_exact(s, time_limit=time_limit)
     heur = solve_dipsd(s, time_limit=time_limit)
     warm = solve_exact(s, time_limit=time_limit, start_plan=heur.plan)

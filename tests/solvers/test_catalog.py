@@ -157,3 +157,15 @@ def test_a_plugin_runs_in_a_study_from_the_command_line(tmp_path):
                          env=env, cwd=tmp_path, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.splitlines()[1].startswith("plugged: ")
+
+
+def test_certify_alone_starts_from_dipsd():
+    """Run alone, certify does what a study does: DiP-SD first, so it is never below DiP-SD."""
+    from dipsd import paper_scenario
+
+    for s in (S, generate([7], 1, seed=9, max_draft_length=6)[0], paper_scenario(5)):
+        dip = run_method("dipsd", s, time_limit=30)
+        cert = run_method("certify", s, time_limit=30)
+        assert "started from DiP-SD" in cert.message
+        assert cert.throughput_tps >= dip.throughput_tps * (1 - 1e-12)
+        assert cert.upper_bound_tps >= cert.throughput_tps
