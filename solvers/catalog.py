@@ -72,7 +72,7 @@ def register_method(name: str, fn: Callable | str, *, starts_from: Iterable[str]
     if not callable(function):
         raise InputError(f"method {name!r}: {fn!r} is not callable")
     METHODS[name] = Method(name, help or f"user method {ref or name}", _wrap(name, function, gives_bound), starts,
-                           ref=ref, gives_bound=gives_bound)
+                           ref=ref, gives_bound=gives_bound, deterministic=False)
 
 
 def _reference(fn: Callable) -> str | None:

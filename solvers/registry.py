@@ -50,6 +50,17 @@ class Method:
     worker finds it; None for the built-ins."""
     gives_bound: bool = True
     """Whether an ``upper_bound_tps`` of its results is a proven bound (a user declares it)."""
+    honours_time_limit: bool = True
+    """Whether it stops at its time limit (the target-only baselines and enumerate run to the end:
+    they are instant, or refuse what is too large)."""
+    deterministic: bool = True
+    """Whether the same input and limits give the same result (a time-limited search may differ
+    between runs on a loaded machine; a user's method is not assumed to be)."""
+
+    @property
+    def takes_start(self) -> bool:
+        """Whether it starts from another method's result (``starts_from`` names which)."""
+        return bool(self.starts_from)
 
     def start_source(self, methods: Sequence[str]) -> str | None:
         """The method of ``methods`` this one starts from (the first it declares that is there)."""
@@ -94,19 +105,21 @@ def _certify(scenario: Scenario, time_limit: float, start: Start | None) -> Solv
 
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("dipsd", "the paper's DiP-SD: alternate exact x- and l-steps for every N",
-           lambda s, tl, start: solve_dipsd(s, time_limit=tl)),
+           lambda s, tl, start: solve_dipsd(s, time_limit=tl), gives_bound=False),
     Method("dipsd-fixed", "DiP-SD with every user at initial_draft_length",
-           lambda s, tl, start: solve_dipsd(s, time_limit=tl, fixed_lengths=True)),
+           lambda s, tl, start: solve_dipsd(s, time_limit=tl, fixed_lengths=True), gives_bound=False),
     Method("sd-nobatch", "every user in its own batch, lengths optimized",
-           lambda s, tl, start: solve_sd_nobatch(s, time_limit=tl)),
-    Method("ad", "target-only autoregressive decoding, one user per pass", lambda s, tl, start: solve_ad(s)),
-    Method("ad-batch", "target-only decoding with greedy memory-feasible batching", lambda s, tl, start: solve_ad_batch(s)),
+           lambda s, tl, start: solve_sd_nobatch(s, time_limit=tl), gives_bound=False),
+    Method("ad", "target-only autoregressive decoding, one user per pass", lambda s, tl, start: solve_ad(s),
+           gives_bound=False, honours_time_limit=False),
+    Method("ad-batch", "target-only decoding with greedy memory-feasible batching", lambda s, tl, start: solve_ad_batch(s),
+           gives_bound=False, honours_time_limit=False),
     Method("certify", "best plan plus a certified upper bound at any size (column generation over span budgets)",
-           _certify, starts_from=("dipsd",)),
+           _certify, starts_from=("dipsd",), deterministic=False),
     Method("exact", "Dinkelbach over the full MILP with HiGHS (proven optimum or certified bound)", _exact,
            starts_from=("certify", "dipsd")),
     Method("enumerate", "brute force over all partitions and lengths (tiny instances only)",
-           lambda s, tl, start: solve_enumerate(s)),
+           lambda s, tl, start: solve_enumerate(s), honours_time_limit=False),
 )}
 """Every method by name, in the order reports list them (a method after those it starts from)."""
 

@@ -169,3 +169,10 @@ def test_certify_alone_starts_from_dipsd():
         assert "started from DiP-SD" in cert.message
         assert cert.throughput_tps >= dip.throughput_tps * (1 - 1e-12)
         assert cert.upper_bound_tps >= cert.throughput_tps
+
+
+def test_methods_declare_their_capabilities():
+    assert {m for m, spec in METHODS.items() if spec.gives_bound} >= {"certify", "exact", "enumerate"}
+    assert not any(METHODS[m].gives_bound for m in ("dipsd", "dipsd-fixed", "sd-nobatch", "ad", "ad-batch"))
+    assert METHODS["exact"].takes_start and METHODS["certify"].takes_start and not METHODS["dipsd"].takes_start
+    assert not METHODS["enumerate"].honours_time_limit and METHODS["exact"].honours_time_limit
