@@ -207,7 +207,10 @@ def test_ctrl_c_writes_the_report_of_what_finished(tmp_path):
     book = str(tmp_path / "c.xlsx")
     save_scenarios(book, generate([6, 8], 3, seed=2))
     out = str(tmp_path / "c-report.xlsx")
-    proc = subprocess.Popen(_study_cmd(book, out), start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # a shell that started this suite in the background leaves SIGINT ignored, and an ignored signal
+    # is inherited across exec: give the study the default disposition, as a terminal would
+    proc = subprocess.Popen(_study_cmd(book, out), start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and not (os.path.exists(out + ".jsonl") and len(read_checkpoint(out + ".jsonl")[1]) >= 2):
         time.sleep(0.05)
