@@ -70,6 +70,7 @@ from ..formulation.plan import Plan
 from ..formulation.tables import Tables
 from .deadline import Deadline
 from .highs_adapter import spend_banner
+from .milp_solvers import current_threads
 from .results import SolveResult, Status
 from .start import simple_plan
 from .tolerances import IMPROVE_RTOL, OPTIMAL_RTOL
@@ -113,7 +114,9 @@ def _new_highs() -> highspy.Highs:
     spend_banner()
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
-    h.setOptionValue("threads", 1)  # the same as every HiGHS use in dipsd (one thread pool per process)
+    # the same as every HiGHS use of this process (HiGHS keeps one thread pool per process: an LP made
+    # with another thread count after a MILP of `solve --threads K` returned garbage)
+    h.setOptionValue("threads", current_threads())
     return h
 
 
@@ -546,12 +549,12 @@ class _Search:
                 break  # leave the rest of the time for the bound and the result
             self.tried.add(point)
             dived = _dive(self.master, self.pricer, *point, deadline)
-            improved |= dived is not None and self.offer(plan_of(dived))
+            improved |= bool(dived) and self.offer(plan_of(dived))
             left = deadline - time.perf_counter()
             picked = _budget_ip(self.scenario, self.t, self.master.columns, *point,
                                 time.perf_counter() + min(0.1 * left, IP_MAX_S),
                                 start=None if self.best is None else self.best.plan)
-            improved |= picked is not None and self.offer(plan_of(picked))
+            improved |= bool(picked) and self.offer(plan_of(picked))
         self.plan_rounds += 1
         self.stale = 0 if improved else self.stale + 1
         if improved:

@@ -75,3 +75,21 @@ def test_the_cli_uses_the_solver_and_records_it(tmp_path):
 
     run_sheet = dict(dipsd.read_report(str(out))["Run"].values.tolist())
     assert run_sheet["MILP solver"].startswith("scip (pyscipopt")
+
+
+def test_threads_for_a_single_solve_give_the_same_answers():
+    """`solve --threads 2` (a process's one HiGHS thread count, certify's LPs included: a pool made with
+    another count returned empty dives) proves the same optima as one thread."""
+    def run(threads):
+        out = subprocess.run([sys.executable, "-m", "dipsd.cli", "solve", "--method", "all", "--threads", str(threads),
+                              "--scenario", "het-M5-1", "--scenario", "het-M6-2", "--json"], capture_output=True, text=True,
+                             timeout=600)
+        assert out.returncode == 0, out.stderr[-2000:]
+        rows = [json.loads(line) for line in out.stdout.splitlines()]
+        assert all(r["status"] != "error" for r in rows), [r["message"] for r in rows if r["status"] == "error"]
+        return {(r["scenario"], r["method"]): r for r in rows}
+
+    one, two = run(1), run(2)
+    for key in one:
+        if key[1] in ("exact", "certify"):
+            assert two[key]["status"] == "optimal" and two[key]["throughput_tps"] == pytest.approx(one[key]["throughput_tps"], rel=1e-9)
