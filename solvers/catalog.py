@@ -157,10 +157,8 @@ def run_named_plan(scenario: Scenario, named: NamedPlan) -> SolveResult:
         return SolveResult(scenario.name, named.method, Status.ERROR, None, None, None, time.perf_counter() - t0,
                            message=f"plan {named.name!r}: {exc}")
     if not ev.feasible:
-        where = []
-        for n, rows in enumerate(named.rows, start=1):
-            if f"batch {n} " in ev.reason + " ":
-                where.append(f"batch {n} is sheet 'plans' rows {_rows(rows)}")
+        where = [f"batch {n} is sheet 'plans' rows {_rows(rows)}"
+                 for n, (batch, rows) in enumerate(zip(ev.batches, named.rows), start=1) if not batch.memory_ok]
         detail = f" ({'; '.join(where)})" if where else ""
         return SolveResult(scenario.name, named.method, Status.INFEASIBLE, None, None, None, time.perf_counter() - t0,
                            message=f"plan {named.name!r} is infeasible: {ev.reason}{detail}")
@@ -241,6 +239,7 @@ def solve(scenario: Scenario, method: str = "certify", *, time_limit: float = 60
     :class:`~dipsd.errors.InputError` with a "did you mean"."""
     from . import milp_solvers
 
+    milp_solvers.check(solver)
     with milp_solvers.use(solver):
         return _solve(scenario, method, time_limit, start_plan)
 

@@ -79,9 +79,11 @@ def current_threads() -> int:
 
 @contextmanager
 def use(name: str, threads: int = 1) -> Iterator[MilpSolver]:
-    """Use solver ``name`` (checked with :func:`check`) with ``threads`` threads inside the block.
-    HiGHS keeps one thread pool per process: a process should not change its thread count."""
-    solver = SOLVERS["highs"] if name == "highs" else check(name)
+    """Use solver ``name`` with ``threads`` threads inside the block.  Its availability is checked
+    once, before any work (:func:`check`; the command line, the study service, :func:`dipsd.solve`),
+    not at every task.  HiGHS keeps one thread pool per process: a process should not change its
+    thread count."""
+    solver = SOLVERS.get(name) or check(name)  # an unknown name: check's message
     before = dict(_current)
     _current.update(name=solver.name, threads=int(threads))
     try:
@@ -101,6 +103,7 @@ def version(name: str) -> str:
 def check(name: str) -> MilpSolver:
     """The solver called ``name`` if it can run here; otherwise :class:`InputError` in one line
     naming what to install (exit code 2 on the command line), before any work."""
+    import pyomo.environ  # noqa: F401  (registers the contrib solvers: without it the factory knows none)
     from pyomo.contrib.solver.common.factory import SolverFactory
 
     from ..errors import did_you_mean

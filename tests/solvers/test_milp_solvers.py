@@ -93,3 +93,11 @@ def test_threads_for_a_single_solve_give_the_same_answers():
     for key in one:
         if key[1] in ("exact", "certify"):
             assert two[key]["status"] == "optimal" and two[key]["throughput_tps"] == pytest.approx(one[key]["throughput_tps"], rel=1e-9)
+
+
+def test_check_needs_no_earlier_import():
+    """The solver check registers Pyomo's solvers itself (it once said 'highspy is not installed' when
+    nothing had imported pyomo.environ before it)."""
+    code = "from dipsd.solvers.milp_solvers import check; print(check('highs').name, check('scip').name)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.split() == ["highs", "scip"], run.stderr[-1000:]
