@@ -15,7 +15,7 @@ import pandas as pd
 
 from .data.bundled import example_path
 from .data.scenario import Scenario
-from .data.workbook import LoadedWorkbook, load_workbook
+from .data.workbook import LoadedWorkbook
 from .errors import InputError
 from .progress import Progress
 from .reports.frames import read_report, records_frame, results_frame
@@ -35,8 +35,7 @@ also has the registered methods and the workbook's plans."""
 
 
 def _book(source) -> LoadedWorkbook:
-    if isinstance(source, (str, os.PathLike)):
-        return load_workbook(source)
+    """A list of Scenarios as a workbook held in memory."""
     scenarios = tuple(source)
     if not scenarios or not all(isinstance(s, Scenario) for s in scenarios):
         raise InputError("source: a workbook path or a non-empty list of Scenario objects")
@@ -57,16 +56,15 @@ def run_study(source, methods: Sequence[str] | None = None, *, time_limit: float
     ``resume``/``fresh`` as on the command line); without it the study runs in a temporary
     folder.  The columns are those of :func:`dipsd.reports.frames.records_frame`.
     """
-    from .service import StudyRequest, check_arguments, run
+    from .service import StudyRequest, run
 
     if isinstance(methods, str):
         methods = [methods]
-    check_arguments(time_limit, workers)
-    book = _book(source)
     progress_fn = Progress(quiet=not progress)
-    request = StudyRequest(book=book, methods=None if methods is None else list(methods), time_limit=time_limit,
+    # a path is read by the service after it checked the arguments and outputs; scenarios are wrapped here
+    book = source if isinstance(source, (str, os.PathLike)) else _book(source)
+    request = StudyRequest(source=book, methods=None if methods is None else list(methods), time_limit=time_limit,
                            workers=workers, scheduler=scheduler, out=out, resume=resume, fresh=fresh, solver=solver,
-                           inputs=(book.path,) if os.path.exists(book.path) else (),
                            command_line=f"dipsd.run_study(..., methods={methods!r}, time_limit={time_limit!r})")
     done = run(request, on_done=progress_fn, on_tick=progress_fn.tick)
     return records_frame(done.outcome.records, {s.name: s.num_users for s in done.book.scenarios})

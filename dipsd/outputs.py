@@ -141,6 +141,17 @@ def finished_tasks(checkpoint: str) -> int:
         return 0
 
 
+def held_work(checkpoint: str, *, resume: bool, fresh: bool) -> int:
+    """The finished tasks a checkpoint holds; :class:`InputError` when it holds some and neither
+    ``resume`` nor ``fresh`` says what to do with them (a checkpoint with no finished task holds
+    nothing to lose)."""
+    held = finished_tasks(checkpoint)
+    if held and not (resume or fresh):
+        raise InputError(f"{checkpoint} holds {held} finished task{'s' * (held != 1)} of an earlier study; run with "
+                         f"--resume to continue it, or --fresh to move it aside and start again")
+    return held
+
+
 def claim(outputs: Sequence[str], checkpoint: str, *, resume: bool, fresh: bool) -> None:
     """Before a study writes anything: refuse to go on where it would discard finished work or
     replace a file that is not this study's.
@@ -148,10 +159,7 @@ def claim(outputs: Sequence[str], checkpoint: str, *, resume: bool, fresh: bool)
     A checkpoint holding finished tasks needs ``--resume`` or ``--fresh``.  An existing output
     (report, figure, scenarios) with no checkpoint beside it is not this study's: it is never
     replaced (``--fresh`` moves it aside first).  Raises :class:`InputError`; writes nothing."""
-    held = finished_tasks(checkpoint)
-    if held and not (resume or fresh):
-        raise InputError(f"{checkpoint} holds {held} finished task{'s' * (held != 1)} of an earlier study; run with "
-                         f"--resume to continue it, or --fresh to move it aside and start again")
+    held_work(checkpoint, resume=resume, fresh=fresh)
     ours = os.path.isfile(checkpoint)
     for path in outputs:
         if os.path.lexists(path) and not ours and not fresh:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from .data.workbook import LoadedWorkbook
+from .data.workbook import LoadedWorkbook, load_workbook
 from .errors import InputError
 from .outputs import check_output, claim, set_aside, writing
 
@@ -23,10 +23,11 @@ from .outputs import check_output, claim, set_aside, writing
 class StudyRequest:
     """What a study is asked to do (validated by :func:`run`).
 
-    ``out`` None runs the study in a temporary folder and writes no report (the API's default).
-    ``patterns`` keep only the scenarios whose names match (shell-style)."""
+    ``source`` is a workbook path (read after the arguments and outputs are checked) or a loaded
+    workbook.  ``out`` None runs the study in a temporary folder and writes no report (the API's
+    default).  ``patterns`` keep only the scenarios whose names match (shell-style)."""
 
-    book: LoadedWorkbook
+    source: str | os.PathLike | LoadedWorkbook
     methods: Sequence[str] | None = None
     time_limit: float = 60.0
     workers: int | None = None
@@ -37,7 +38,6 @@ class StudyRequest:
     solver: str = "highs"
     patterns: Sequence[str] = ()
     command_line: str | None = None
-    inputs: Sequence[str] = field(default_factory=tuple)
     methods_option: str = "methods"
     """How messages name the methods argument (``--methods`` on the command line)."""
 
@@ -75,13 +75,15 @@ def run(request: StudyRequest, *, on_done: Callable | None = None, on_tick: Call
     check(request.solver)
     workers = request.workers or os.cpu_count() or 1
     report = checkpoint = png = None
+    loaded = request.source if isinstance(request.source, LoadedWorkbook) else None
+    source = loaded.path if loaded is not None else os.fspath(request.source)
     if request.out is not None:
-        inputs = [p for p in request.inputs if p]
+        inputs = [source] if os.path.exists(source) else []  # an output must never be the input
         report = check_output(request.out, inputs=inputs, what="--out")
         checkpoint = check_output(report + ".jsonl", inputs=inputs, suffix=".jsonl", what="checkpoint")
         png = check_output(gaps_png(report), inputs=inputs, suffix=".png", what="figure")
         claim([report, png], checkpoint, resume=request.resume, fresh=request.fresh)
-    book = select_scenarios(request.book, request.patterns)
+    book = select_scenarios(loaded or load_workbook(source), request.patterns)
     if request.methods is None:
         methods = default_methods() + book.plan_methods
     else:

@@ -9,10 +9,9 @@ import sys
 from ..argtypes import positive_float, positive_int, scheduler_address
 from ..data.bundled import example_path
 from ..data.text import plural
-from ..data.workbook import load_workbook
 from ..outputs import shown
 from ..progress import Progress
-from .common import add_checkpoint_options, add_solver_option, interrupted, study_outputs
+from .common import add_checkpoint_options, add_solver_option, interrupted
 
 
 def add(sub) -> None:
@@ -46,17 +45,14 @@ def add(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..reports.stats import gap_statements, headline, headline_text, statement_text
     from ..service import StudyRequest, run
-    from ..solvers.milp_solvers import check
     from ..solvers.results import Status
 
-    check(args.solver)
-    source = args.workbook or example_path()
-    study_outputs(args.out, [source])  # checked before the workbook is read
     methods = None if args.methods is None else [m for m in args.methods.split(",") if m.strip()]
     progress = Progress(args.quiet or args.verbose > 0)
-    request = StudyRequest(book=load_workbook(source), methods=methods, time_limit=args.time_limit, workers=args.workers,
-                           scheduler=args.scheduler, out=args.out, resume=args.resume, fresh=args.fresh,
-                           solver=args.solver, patterns=args.scenario or (), inputs=(source,),
+    # the service checks the solver, the arguments and every output before it reads the workbook
+    request = StudyRequest(source=args.workbook or example_path(), methods=methods, time_limit=args.time_limit,
+                           workers=args.workers, scheduler=args.scheduler, out=args.out, resume=args.resume,
+                           fresh=args.fresh, solver=args.solver, patterns=args.scenario or (),
                            command_line=" ".join(["dipsd"] + sys.argv[1:]), methods_option="--methods")
     done_study = run(request, on_done=progress, on_tick=progress.tick)
     outcome, book, methods = done_study.outcome, done_study.book, done_study.methods

@@ -10,10 +10,9 @@ import os
 import stat
 
 from ...data.scenario import Scenario
-from ...data.text import plural
 from ...data.workbook import LoadedWorkbook
 from ...errors import InputError, output_failure
-from ...outputs import atomic_write, set_aside
+from ...outputs import atomic_write, held_work, set_aside
 from .. import milp_solvers
 from ..audit import conflicts, record_problem
 from ..results import Record, Status
@@ -47,12 +46,7 @@ class Checkpoint:
         self._fh = None
         self._lock = _Lock(path + ".lock")
         try:
-            held = self._count(path) if os.path.exists(path) else 0
-            if held and not resume:  # a checkpoint with no finished task holds nothing to lose
-                if not fresh:
-                    raise InputError(
-                        f"{path} holds {plural(held, 'finished task')} of an earlier study; "
-                        f"run with --resume to continue it, or --fresh to move it aside and start again")
+            if held_work(path, resume=resume, fresh=fresh) and not resume:  # --fresh
                 moved = set_aside(path)
                 log.warning("moved the earlier checkpoint to %s", moved)
             if resume and os.path.exists(path):
@@ -65,15 +59,6 @@ class Checkpoint:
         except BaseException:
             self._lock.release()
             raise
-
-    @staticmethod
-    def _count(path: str) -> int:
-        """Lines after the header (finished tasks, as far as a quick look can tell)."""
-        try:
-            with open(path, encoding="utf-8", errors="replace") as fh:
-                return max(0, sum(1 for line in fh if line.strip()) - 1)
-        except OSError:
-            return 0
 
     def _read(self, header: dict) -> dict:
         """Load the records (see the class docstring); the header to write back (with the history
