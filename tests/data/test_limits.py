@@ -59,3 +59,9 @@ def test_methods_respect_the_limits():
         assert r.throughput_tps <= best.throughput_tps * (1 + 1e-12)
     assert run_method("exact", s, time_limit=30).throughput_tps == pytest.approx(best.throughput_tps, rel=1e-9)
     assert run_method("certify", s, time_limit=30).upper_bound_tps >= best.throughput_tps
+
+
+def test_a_limit_problem_through_the_command_line(tmp_path, run_cli):
+    code, _, err = run_cli("check", write_book(tmp_path / "bad.xlsx", _sheets(6)))
+    assert code == 2 and "Traceback" not in err
+    assert "bad.xlsx, sheet 'users', row 2, column 'max_draft_length'" in err and "1..5" in err

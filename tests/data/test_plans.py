@@ -53,3 +53,14 @@ def test_plans_round_trip_through_the_writer(tmp_path):
     save_scenarios(out, book.scenarios, plans=book.plans)
     again = load_workbook(out)
     assert again.plans == (NamedPlan("s1", "mine", (("a",), ("b",)), (("a", 5), ("b", 3)), ((2,), (3,))),)
+
+
+@pytest.mark.parametrize("rows,row,column,fragment", [
+    ([["s1", "p", "zz", 1, 1], ["s1", "p", "a", 1, 1]], 2, "user", "a user of scenario 's1'"),
+    ([["s1", "p", "a", 1, 6], ["s1", "p", "b", 1, 1]], 2, "draft_length", "1..5 (max_draft_length of 's1'; plan 'p')"),
+])
+def test_plan_problems_through_the_command_line(tmp_path, run_cli, rows, row, column, fragment):
+    path = _book(tmp_path, rows)
+    code, _, err = run_cli("check", path)
+    assert code == 2 and "Traceback" not in err
+    assert any(f"p.xlsx, sheet 'plans', row {row}, column '{column}'" in line and fragment in line for line in err.splitlines()), err
