@@ -88,6 +88,78 @@ def plan_of(columns) -> Plan:
     return Plan(tuple(c.users for c in columns), tuple(lengths[m] for m in range(len(lengths))))
 
 
+class Classes:
+    """Identical users (:attr:`Tables.classes`) as one row of a column master.
+
+    Users of a class have the same tables, so a batch's tokens and times depend only on how
+    many members of each class it holds and their lengths.  A column is kept in a *canonical*
+    form: the members of class ``k`` it holds are the first users of ``k``, the longest length
+    on the first of them.  A master with one cover row per class (``sum_c a_kc x_c = n_k``, ``x``
+    integer) has the same plans as the per-user master up to renaming users within classes:
+    :meth:`realize` turns a solution into a plan by handing each column's places to distinct
+    users of their classes.  With every user in a class of its own, every column is already
+    canonical and the master is the per-user one.
+    """
+
+    def __init__(self, t: Tables, *, merge: bool = True):
+        """``merge=False``: every user a class of its own (the per-user master)."""
+        self.t = t
+        self.members = t.classes if merge else tuple((m,) for m in range(t.num_users))
+        self.index = np.zeros(t.num_users, dtype=np.int64)
+        for k, members in enumerate(self.members):
+            self.index[list(members)] = k
+        self.size = np.array([len(m) for m in self.members], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def counts(self, c: Column) -> dict[int, int]:
+        """``a_kc``: how many members of each class the column holds."""
+        out: dict[int, int] = {}
+        for m in c.users:
+            k = int(self.index[m])
+            out[k] = out.get(k, 0) + 1
+        return out
+
+    def most(self, c: Column) -> int:
+        """The largest multiplicity of the column in a plan: ``min_k floor(n_k / a_kc)``."""
+        return min(int(self.size[k]) // a for k, a in self.counts(c).items())
+
+    def canonical(self, c: Column) -> Column:
+        """The same batch with each class's places on that class's first users."""
+        by_class: dict[int, list[int]] = {}
+        for m, l in zip(c.users, c.lengths):
+            by_class.setdefault(int(self.index[m]), []).append(l)
+        users: list[int] = []
+        lengths: list[int] = []
+        for k, ls in by_class.items():
+            for i, l in enumerate(sorted(ls, reverse=True)):
+                users.append(self.members[k][i])
+                lengths.append(l)
+        pairs = sorted(zip(users, lengths))
+        if (tuple(u for u, _ in pairs), tuple(l for _, l in pairs)) == c.key:
+            return c
+        return make_column(self.t, users, lengths)
+
+    def realize(self, chosen) -> Plan:
+        """The plan of ``(column, multiplicity)`` pairs that cover every class exactly: each
+        place of a class-``k`` member goes to the next unused user of ``k``."""
+        nxt = [0] * len(self.members)
+        batches: list[tuple[int, ...]] = []
+        lengths = [0] * self.t.num_users
+        for c, times in chosen:
+            for _ in range(int(times)):
+                batch = []
+                for m, l in zip(c.users, c.lengths):
+                    k = int(self.index[m])
+                    user = self.members[k][nxt[k]]
+                    nxt[k] += 1
+                    batch.append(user)
+                    lengths[user] = l
+                batches.append(tuple(sorted(batch)))
+        return Plan(tuple(batches), tuple(lengths))
+
+
 class Pricer:
     """Exact, vectorized pricing of columns for one scenario (see the module docstring)."""
 

@@ -44,6 +44,15 @@ than the best plan, is narrower than :data:`MIN_WIDTH`, or time is up.  At conve
 leaves.  Column generation uses Wentges smoothing (any duals give a valid bound, the
 smoothed ones just converge in fewer rounds).
 
+Identical users.  Users with the same tables form a class (:class:`~dipsd.formulation.columns.Classes`);
+the master has one cover row per class, ``sum_c a_kc x_c = n_k`` with ``x`` integer, and keeps each
+column in a canonical form (the class's first users), so the ``n_k!`` relabellings of a batch are
+one column and the LP is not degenerate with identical users (docs/benchmarks.md).  The proof
+above holds with ``pi_m = pi_k`` for every member of class ``k``: then ``sum_{m in c} pi_m =
+sum_k a_kc pi_k`` for whichever members a column names, pricing over users is pricing over
+classes, and ``sum_m pi_m = sum_k n_k pi_k``.  A plan is read off an integer solution by giving
+each column's class places to distinct users of the class (:meth:`Classes.realize`).
+
 The master LP and IPs use highspy directly: columns are added to one persistent LP
 without a rebuild, and per budget only column bounds change (Pyomo's persistent interface
 would rebuild its maps per column and offers no cheaper way to read the duals).  Numbers
@@ -57,6 +66,7 @@ import heapq
 import logging
 import math
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 import highspy
@@ -64,7 +74,7 @@ import numpy as np
 
 from ..data.scenario import Scenario
 from ..data.text import plural
-from ..formulation.columns import STAGE_RTOL, Column, Pricer, columns_of, fits, plan_of
+from ..formulation.columns import STAGE_RTOL, Classes, Column, Pricer, columns_of, fits
 from ..formulation.evaluate import Evaluation, evaluate, greedy_batches
 from ..formulation.plan import Plan
 from ..formulation.tables import Tables
@@ -108,6 +118,8 @@ RESERVE = 0.05
 """The plan search stops when less than this share of the time limit is left (HiGHS may overrun a limit a little)."""
 """Most seconds of one budget IP."""
 _INF = highspy.kHighsInf
+_FEASIBLE_SOLUTION = int(highspy.kSolutionStatusFeasible)
+"""HiGHS's ``primal_solution_status`` when it holds a feasible solution."""
 
 
 def _new_highs() -> highspy.Highs:
@@ -123,8 +135,10 @@ def _new_highs() -> highspy.Highs:
 class _Master:
     """The restricted master LP: ``min -sum U_c x_c`` over the pool, one persistent HiGHS LP.
 
-    Rows: ``M`` cover rows (= 1), the budget row (<= S), the count row (N_min..N_max), and
-    one *level row* per prefix level ``j >= 1``: ``sum_{c: I_c >= P_j} x_c >= r_j`` with
+    Rows: one cover row per class of identical users (``sum_c a_kc x_c = n_k``,
+    :class:`~dipsd.formulation.columns.Classes`; with distinct users, one per user, ``= 1``), the
+    budget row (<= S), the count row (N_min..N_max), and one *level row* per prefix level
+    ``j >= 1``: ``sum_{c: I_c >= P_j} x_c >= r_j`` with
     ``r_j = ceil(h_j / B_j)``, ``h_j`` the users whose prefix is ``>= P_j`` (each sits in a
     batch padded to ``>= P_j``, which holds at most ``B_j`` users): valid for every plan, it
     cuts fractional packings.  Artificial columns (cost ``BIG``) keep the LP feasible: one
@@ -133,23 +147,26 @@ class _Master:
     columns only.
     """
 
-    def __init__(self, scenario: Scenario, t: Tables):
+    def __init__(self, scenario: Scenario, t: Tables, classes: Classes | None = None):
         self.M = t.num_users
-        M, J = self.M, len(t.levels)
+        self.classes = classes if classes is not None else Classes(t)
+        K, J = len(self.classes), len(t.levels)
+        self.K = K
         self.h = _new_highs()
         h = self.h
         # tight LP tolerances: duals that are dual feasible to 1e-7 only would leave columns of
         # reduced cost ~1e-7 that pricing keeps finding (the bound stays valid, but looser)
         h.setOptionValue("dual_feasibility_tolerance", LP_FEASIBILITY)
         h.setOptionValue("primal_feasibility_tolerance", LP_FEASIBILITY)
-        heavy = [sum(1 for m in range(M) if t.level_of[m] >= j) for j in range(J)]
+        heavy = [sum(1 for m in range(self.M) if t.level_of[m] >= j) for j in range(J)]
         self.level_rhs = np.array([0.0] + [float(-(-heavy[j] // t.room[j])) if t.room[j] >= 1 else 0.0 for j in range(1, J)])
-        rows = M + 2 + (J - 1)
-        lower = np.array([1.0] * M + [-_INF, float(scenario.min_batches)] + list(self.level_rhs[1:]))
-        upper = np.array([1.0] * M + [0.0, float(scenario.max_batches)] + [_INF] * (J - 1))
+        rows = K + 2 + (J - 1)
+        sizes = [float(n) for n in self.classes.size]
+        lower = np.array(sizes + [-_INF, float(scenario.min_batches)] + list(self.level_rhs[1:]))
+        upper = np.array(sizes + [0.0, float(scenario.max_batches)] + [_INF] * (J - 1))
         h.addRows(rows, lower, upper, 0, np.zeros(rows, dtype=np.int32), np.array([], dtype=np.int32), np.array([]))
         big = 10.0 * (sum(max(row) for row in t.tokens) + 1.0)
-        idx = np.array(list(range(M)) + [M + 1] + list(range(M + 2, rows)), dtype=np.int32)
+        idx = np.array(list(range(K)) + [K + 1] + list(range(K + 2, rows)), dtype=np.int32)
         n_art = len(idx)
         h.addCols(n_art, np.full(n_art, big), np.zeros(n_art), np.full(n_art, _INF), n_art,
                   np.arange(n_art, dtype=np.int32), idx, np.ones(n_art))
@@ -162,11 +179,15 @@ class _Master:
         self.fixed: list[int] = []
 
     def add(self, columns) -> int:
-        new = [c for c in columns if c.key not in self.keys]
+        """Add the columns not in the pool yet (in canonical form); how many were new."""
+        new: list[Column] = []
+        for c in map(self.classes.canonical, columns):
+            if c.key not in self.keys:
+                self.keys.add(c.key)
+                new.append(c)
         if not new:
             return 0
-        self.keys.update(c.key for c in new)
-        starts, index, value = _entries(new, self.M, self.level_of)
+        starts, index, value = _entries(new, self.classes, self.level_of)
         self.h.addCols(len(new), np.array([-c.tokens for c in new]), np.zeros(len(new)), np.full(len(new), _INF),
                        len(index), starts, index, value)
         self.columns += new
@@ -176,11 +197,11 @@ class _Master:
 
     def set_count(self, low: int, high: int) -> None:
         """Count row ``low <= sum x <= high`` (a branch on the number of batches)."""
-        self.h.changeRowBounds(self.M + 1, float(low), float(high))
+        self.h.changeRowBounds(self.K + 1, float(low), float(high))
 
     def set_budget(self, budget: float) -> None:
         """Budget row ``sum tv x <= budget``; columns whose stage exceeds it are fixed at 0."""
-        self.h.changeRowBounds(self.M, -_INF, float(budget))
+        self.h.changeRowBounds(self.K, -_INF, float(budget))
         want = self.stage <= budget * (1 + STAGE_RTOL) + 1e-9  # as columns.fits
         flip = np.flatnonzero(want != self.enabled)
         if len(flip):
@@ -191,9 +212,9 @@ class _Master:
     def reduced_cost(self, c: Column, duals: Duals) -> float:
         return duals.reduced_cost(c, max(self.level_of[m] for m in c.users))
 
-    def fix(self, i: int) -> None:
-        """Force real column ``i`` into the solution (``x_i >= 1``): a diving step."""
-        self.h.changeColBounds(self.n_art + i, 1.0, _INF)
+    def fix(self, i: int, at_least: int) -> None:
+        """Force real column ``i`` into the solution ``at_least`` times (``x_i >= at_least``): a diving step."""
+        self.h.changeColBounds(self.n_art + i, float(at_least), _INF)
         self.fixed.append(i)
 
     def release(self) -> None:
@@ -201,6 +222,10 @@ class _Master:
         for i in self.fixed:
             self.h.changeColBounds(self.n_art + i, 0.0, _INF if self.enabled[i] else 0.0)
         self.fixed = []
+
+    def optimal(self) -> bool:
+        """Whether the last LP solve ended optimal (its solution and duals mean something)."""
+        return self.h.getModelStatus() == highspy.HighsModelStatus.kOptimal
 
     def value(self) -> float:
         """The last LP's objective ``sum U x`` (artificial columns count at their cost)."""
@@ -217,9 +242,12 @@ class _Master:
         y = np.array(self.h.getSolution().row_dual)
         if len(y) != self.rows or self.h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             return Duals(np.zeros(self.M), 0.0, 0.0, np.zeros(self.levels))
-        # HiGHS: reduced cost d = c - A^T y with c = -U; ours: rc = U - A^T (pi, mu, nu, -sigma) = -d
-        sigma = np.concatenate([[0.0], np.maximum(y[self.M + 2:], 0.0)])
-        return Duals(-y[: self.M], max(0.0, float(-y[self.M])), float(-y[self.M + 1]), sigma)
+        # HiGHS: reduced cost d = c - A^T y with c = -U; ours: rc = U - A^T (pi, mu, nu, -sigma) = -d.
+        # A class's dual is every member's pi_m (so sum_m pi_m = sum_k n_k pi_k and a column's
+        # sum over its members is sum_k a_kc pi_k, whichever members it names)
+        K = self.K
+        sigma = np.concatenate([[0.0], np.maximum(y[K + 2:], 0.0)])
+        return Duals(-y[:K][self.classes.index], max(0.0, float(-y[K])), float(-y[K + 1]), sigma)
 
 
 @dataclass(frozen=True)
@@ -241,16 +269,20 @@ class Duals:
         return c.tokens - float(self.pi[list(c.users)].sum()) - self.mu * c.verify_ms - self.nu + float(self.sigma[1:level + 1].sum())
 
 
-def _entries(columns, M: int, level_of=None):
-    """Column-wise sparse entries of columns in the rows both LPs share: cover rows ``0..M-1``, the
-    budget row ``M`` (``tv_c``), the count row ``M + 1``; with ``level_of``, also the level rows
-    ``M + 1 + j`` for ``1 <= j <= level(c)``."""
-    starts, index, value = [], [], []
+def _entries(columns, classes: Classes, level_of=None):
+    """Column-wise sparse entries of columns in the rows both LPs share: class rows ``0..K-1``
+    (``a_kc``), the budget row ``K`` (``tv_c``), the count row ``K + 1``; with ``level_of``, also
+    the level rows ``K + 1 + j`` for ``1 <= j <= level(c)``."""
+    K = len(classes)
+    starts: list[int] = []
+    index: list[int] = []
+    value: list[float] = []
     for c in columns:
         level = max(level_of[m] for m in c.users) if level_of is not None else 0
         starts.append(len(index))
-        index += list(c.users) + [M, M + 1] + [M + 1 + j for j in range(1, level + 1)]
-        value += [1.0] * len(c.users) + [c.verify_ms, 1.0] + [1.0] * level
+        counts = sorted(classes.counts(c).items())
+        index += [k for k, _ in counts] + [K, K + 1] + [K + 1 + j for j in range(1, level + 1)]
+        value += [float(a) for _, a in counts] + [c.verify_ms, 1.0] + [1.0] * level
     return np.array(starts, dtype=np.int32), np.array(index, dtype=np.int32), np.array(value)
 
 
@@ -338,66 +370,77 @@ def _interval_bound(k: float, mu: float, a: float, b: float, u_max: float) -> fl
     return min(via_duals, u_max / a)
 
 
-def _dive(master: _Master, pricer: Pricer, budget: float, low: int, high: int, deadline: float) -> list[Column] | None:
+def _dive(master: _Master, pricer: Pricer, budget: float, low: int, high: int, deadline: float) -> list[tuple[Column, int]] | None:
     """A plan of span ``<= budget`` by diving on the column-generation LP (price-and-branch).
 
-    Column generation to convergence, then the fractional column closest to 1 is fixed and
-    generation resumes (pricing now finds columns for the users left), until the LP is
-    integral.  None when a fixing leaves no feasible completion or time runs out.  The
-    fixings are undone before returning, so the bounds never see them.
+    Column generation to convergence, then the column with the largest fractional part is
+    rounded up (``x_c >= floor(x_c) + 1``) and generation resumes (pricing now finds columns
+    for the users left), until the LP is integral.  Returns ``(column, multiplicity)`` pairs;
+    None when a fixing leaves no feasible completion or time runs out.  The fixings are undone
+    before returning, so the bounds never see them.
     """
     master.set_budget(budget)
     master.set_count(low, high)
     try:
         while time.perf_counter() < deadline:
             d = master.solve()
+            if not master.optimal():  # the fixings conflict (the cover rows are equalities)
+                return None
             top, cols = pricer.price(budget, d.pi, d.mu, d.nu, keep=COLUMNS_PER_ROUND, sigma=d.sigma)
             if top > RC_TOL and master.add(cols) > 0:
                 continue
             x, artificial = master.values()
             if artificial > INTEGRAL_TOL:
                 return None
-            free = [i for i in np.flatnonzero(x > INTEGRAL_TOL) if i not in master.fixed]
-            fractional = [i for i in free if x[i] < 1 - INTEGRAL_TOL]
-            if not fractional:
-                return [master.columns[i] for i in np.flatnonzero(x > 0.5)]
-            master.fix(max(fractional, key=lambda i: (x[i], -i)))
+            whole = np.floor(x + INTEGRAL_TOL)
+            fractional = np.flatnonzero(x - whole > INTEGRAL_TOL)
+            if not len(fractional):
+                return [(master.columns[i], int(round(x[i]))) for i in np.flatnonzero(x > 0.5)]
+            # a column can be rounded up only while its classes have users for one more copy
+            room = [i for i in fractional if whole[i] + 1 <= master.classes.most(master.columns[i])]
+            if not room:
+                return None
+            pick = max(room, key=lambda i: (x[i] - whole[i], -i))
+            master.fix(int(pick), int(whole[pick]) + 1)
         return None
     finally:
         master.release()
 
 
-def _budget_ip(scenario: Scenario, t: Tables, columns: list[Column], budget: float, low: int, high: int,
-               deadline: float, start: Plan | None = None) -> list[Column] | None:
+def _budget_ip(classes: Classes, columns: list[Column], budget: float, low: int, high: int,
+               deadline: float, start: Plan | None = None) -> list[tuple[Column, int]] | None:
     """``G(budget)`` over the given columns as an integer program (price-and-branch).
 
-    ``max sum U_c x_c`` with the cover rows, ``sum tv_c x_c <= budget``, the count row and
-    ``x`` binary, over columns with ``st_c <= budget``: any solution is a plan of span
-    ``<= budget``.  Returns its columns, or None without a solution in time.
+    ``max sum U_c x_c`` with the class rows, ``sum tv_c x_c <= budget``, the count row and
+    ``x`` integer in ``0..min_k floor(n_k / a_kc)`` (binary with distinct users), over columns
+    with ``st_c <= budget``: any solution is a plan of span ``<= budget``.  Returns its
+    ``(column, multiplicity)`` pairs, or None without a solution in time.
     """
     cols = [c for c in columns if fits(c.stage_ms, budget)]
     left = deadline - time.perf_counter()
     if not cols or left <= 0.05:
         return None
-    M, C = t.num_users, len(cols)
+    K, C = len(classes), len(cols)
+    sizes = [float(n) for n in classes.size]
     h = _new_highs()
     h.setOptionValue("mip_rel_gap", IP_REL_GAP)
     h.setOptionValue("time_limit", left)
-    h.addRows(M + 2, np.array([1.0] * M + [-_INF, float(low)]), np.array([1.0] * M + [float(budget), float(high)]), 0,
-              np.zeros(M + 2, dtype=np.int32), np.array([], dtype=np.int32), np.array([]))
-    starts, index, value = _entries(cols, M)
-    h.addCols(C, np.array([-c.tokens for c in cols]), np.zeros(C), np.ones(C), len(index), starts, index, value)
+    h.addRows(K + 2, np.array(sizes + [-_INF, float(low)]), np.array(sizes + [float(budget), float(high)]), 0,
+              np.zeros(K + 2, dtype=np.int32), np.array([], dtype=np.int32), np.array([]))
+    starts, index, value = _entries(cols, classes)
+    most = np.array([float(classes.most(c)) for c in cols])
+    h.addCols(C, np.array([-c.tokens for c in cols]), np.zeros(C), most, len(index), starts, index, value)
     h.changeColsIntegrality(C, np.arange(C, dtype=np.int32), np.full(C, highspy.HighsVarType.kInteger))
     if start is not None:  # the best plan as a MIP start where it fits the budget
-        keys = {c.key for c in columns_of(t, start)}
-        chosen = np.array([i for i, c in enumerate(cols) if c.key in keys], dtype=np.int32)
-        if len(chosen) == start.num_batches:
-            h.setSolution(len(chosen), chosen, np.ones(len(chosen)))
+        times = Counter(classes.canonical(c).key for c in columns_of(classes.t, start))
+        chosen = [(i, times[c.key]) for i, c in enumerate(cols) if c.key in times]
+        if sum(n for _, n in chosen) == start.num_batches:
+            h.setSolution(len(chosen), np.array([i for i, _ in chosen], dtype=np.int32), np.array([float(n) for _, n in chosen]))
     h.run()
-    if h.getInfo().primal_solution_status != 2:  # 2: a feasible solution
+    if h.getInfo().primal_solution_status != _FEASIBLE_SOLUTION:
         return None
     x = np.array(h.getSolution().col_value)
-    return [cols[i] for i in range(C) if x[i] > 0.5]
+    return [(cols[i], int(round(x[i]))) for i in range(C) if x[i] > 0.5]
 
 
 def solve_certify(scenario: Scenario, *, time_limit: float = 60.0, start_plan: Plan | None = None) -> SolveResult:
@@ -427,7 +470,8 @@ class _Search:
         self.clock = Deadline(time_limit)
         self.t = t = Tables.of(scenario)
         self.pricer = Pricer(t)
-        self.master = _Master(scenario, t)
+        self.classes = Classes(t)
+        self.master = _Master(scenario, t, self.classes)
         self.u_max = sum(max(row) for row in t.tokens)
         # no plan has fewer batches than the memory packing needs (milp.py proves the packing minimal)
         packed = greedy_batches(scenario)
@@ -549,12 +593,12 @@ class _Search:
                 break  # leave the rest of the time for the bound and the result
             self.tried.add(point)
             dived = _dive(self.master, self.pricer, *point, deadline)
-            improved |= bool(dived) and self.offer(plan_of(dived))
+            improved |= bool(dived) and self.offer(self.classes.realize(dived))
             left = deadline - time.perf_counter()
-            picked = _budget_ip(self.scenario, self.t, self.master.columns, *point,
+            picked = _budget_ip(self.classes, self.master.columns, *point,
                                 time.perf_counter() + min(0.1 * left, IP_MAX_S),
                                 start=None if self.best is None else self.best.plan)
-            improved |= bool(picked) and self.offer(plan_of(picked))
+            improved |= bool(picked) and self.offer(self.classes.realize(picked))
         self.plan_rounds += 1
         self.stale = 0 if improved else self.stale + 1
         if improved:

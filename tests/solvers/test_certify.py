@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 
 from dipsd import Scenario, User, paper_scenario
 from dipsd.data.generate import generate
-from dipsd.formulation.columns import Pricer, columns_of, make_column
+from dipsd.formulation.columns import Classes, Pricer, columns_of, make_column
 from dipsd.formulation.tables import Tables
 from dipsd.solvers import certify as C
 from dipsd.solvers.brute import solve_enumerate
@@ -197,3 +198,54 @@ def test_property_bound_valid_on_tiny_random_instances(s):
     assert_consistent(s, r)
     assert r.upper_bound_tps >= brute.throughput_tps * (1 - 1e-12)
     assert r.throughput_tps <= brute.throughput_tps * (1 + 1e-12)
+
+
+def test_classes_keep_columns_canonical_and_realize_a_partition():
+    # users 0, 2, 3 identical (class 0), user 1 on its own
+    base = paper_scenario(4, max_draft_length=4)
+    users = list(base.users)
+    users[1] = dataclasses.replace(users[1], alpha=0.6)
+    s = base.with_(users=tuple(users))
+    t = Tables.of(s)
+    classes = Classes(t)
+    assert classes.members == ((0, 2, 3), (1,)) and list(classes.size) == [3, 1]
+    col = make_column(t, (3, 1, 2), (2, 4, 3))  # two class-0 places (lengths 2, 3) and user 1
+    canon = classes.canonical(col)
+    assert canon.users == (0, 1, 2) and canon.lengths == (3, 4, 2)  # the longest on the first member
+    assert canon.tokens == pytest.approx(col.tokens) and canon.stage_ms == pytest.approx(col.stage_ms)
+    assert classes.counts(canon) == {0: 2, 1: 1} and classes.most(canon) == 1
+    single = classes.canonical(make_column(t, (3,), (4,)))
+    assert single.users == (0,) and classes.most(single) == 3
+    plan = classes.realize([(canon, 1), (single, 1)])
+    assert sorted(m for b in plan.batches for m in b) == [0, 1, 2, 3]
+    assert plan.batches == ((0, 1, 2), (3,)) and plan.lengths == (3, 4, 2, 4)
+    # distinct users: every column is its own canonical form
+    apart = Classes(t, merge=False)
+    assert len(apart) == 4 and apart.canonical(col) is col
+
+
+def _clone_instances():
+    out = [s for s in INSTANCES if any(len(c) > 1 for c in Tables.of(s).classes)]
+    out += [paper_scenario(m, max_draft_length=6) for m in (5, 9)]
+    return out
+
+
+@pytest.mark.parametrize("scenario", _clone_instances(), ids=lambda s: s.name)
+def test_class_master_has_the_per_user_masters_lp_value(scenario):
+    """Aggregating identical users changes the master's rows, not its LP optimum: any per-user
+    solution sums to a class solution, and any class solution spread evenly over the members
+    is a per-user one of the same value."""
+    t = Tables.of(scenario)
+    lo = t.span_lower_bound(1)
+    hi = scenario.num_users * (t.beta_ms + t.seq(t.max_length, len(t.levels) - 1)) + max(r[-1] for r in t.ready)
+    for budget in np.geomspace(lo * 1.01, hi, 5):
+        values = []
+        for merge in (True, False):
+            master = C._Master(scenario, t, Classes(t, merge=merge))
+            bounder = C._Bounder(scenario, t, master, Pricer(t), deadline=math.inf)
+            k, mu, _ = bounder.at(float(budget), scenario.min_batches, scenario.max_batches)
+            values.append(k + mu * budget if k != -math.inf else -math.inf)
+        if values[1] == -math.inf:
+            assert values[0] == -math.inf
+        else:
+            assert values[0] == pytest.approx(values[1], rel=1e-6, abs=1e-9)
