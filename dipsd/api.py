@@ -48,13 +48,14 @@ def _book(source) -> LoadedWorkbook:
 
 def run_study(source, methods: Sequence[str] | None = None, *, time_limit: float = 60.0, workers: int | None = None,
               scheduler: str | None = None, out: str | None = None, resume: bool = False, fresh: bool = False,
-              progress: bool = True, solver: str = "highs") -> pd.DataFrame:
+              progress: bool = True, solver: str = "highs", work_limit: int | None = None) -> pd.DataFrame:
     """Run every method on every scenario; one tidy row per (scenario, method).
 
     ``source`` is a workbook path or a list of :class:`~dipsd.Scenario`.  With ``out`` the same
     Excel report as ``dipsd study`` is written (and its checkpoint ``out + '.jsonl'``, with
     ``resume``/``fresh`` as on the command line); without it the study runs in a temporary
-    folder.  The columns are those of :func:`dipsd.reports.frames.records_frame`.
+    folder.  ``work_limit``: certify's deterministic limit in work units (``--work-limit``).  The
+    columns are those of :func:`dipsd.reports.frames.records_frame`.
     """
     from .service import StudyRequest, run
 
@@ -65,6 +66,7 @@ def run_study(source, methods: Sequence[str] | None = None, *, time_limit: float
     book = source if isinstance(source, (str, os.PathLike)) else _book(source)
     request = StudyRequest(source=book, methods=None if methods is None else list(methods), time_limit=time_limit,
                            workers=workers, scheduler=scheduler, out=out, resume=resume, fresh=fresh, solver=solver,
+                           work_limit=work_limit,
                            command_line=f"dipsd.run_study(..., methods={methods!r}, time_limit={time_limit!r})")
     done = run(request, on_done=progress_fn, on_tick=progress_fn.tick)
     return records_frame(done.outcome.records, {s.name: s.num_users for s in done.book.scenarios})

@@ -36,6 +36,8 @@ class StudyRequest:
     resume: bool = False
     fresh: bool = False
     solver: str = "highs"
+    work_limit: int | None = None
+    """certify's deterministic limit in work units (:mod:`dipsd.solvers.deadline`); None: time only."""
     patterns: Sequence[str] = ()
     command_line: str | None = None
     methods_option: str = "methods"
@@ -54,8 +56,11 @@ class StudyResult:
     figure: str | None
 
 
-def check_arguments(time_limit, workers) -> None:
+def check_arguments(time_limit, workers, work_limit=None) -> None:
     """The arguments the command line's parser checks, checked the same way for Python callers."""
+    from .solvers.deadline import check_work_limit
+
+    check_work_limit(work_limit)
     if isinstance(time_limit, bool) or not (isinstance(time_limit, (int, float)) and 0 < time_limit < float("inf")):
         raise InputError(f"time_limit: a finite number of seconds > 0, as on the command line; got {time_limit!r}")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
@@ -71,7 +76,7 @@ def run(request: StudyRequest, *, on_done: Callable | None = None, on_tick: Call
     from .solvers.milp_solvers import check
     from .solvers.study import run_study
 
-    check_arguments(request.time_limit, request.workers)
+    check_arguments(request.time_limit, request.workers, request.work_limit)
     check(request.solver)
     workers = request.workers or os.cpu_count() or 1
     report = checkpoint = png = None
@@ -92,7 +97,8 @@ def run(request: StudyRequest, *, on_done: Callable | None = None, on_tick: Call
 
     def finish(outcome) -> None:
         info = run_metadata(book, methods, outcome, time_limit=request.time_limit, workers=workers,
-                            scheduler=request.scheduler, solver=request.solver, command_line=request.command_line)
+                            scheduler=request.scheduler, solver=request.solver, command_line=request.command_line,
+                            work_limit=request.work_limit)
         if request.fresh:  # the earlier study's report goes with its checkpoint, never overwritten
             set_aside(report)
             set_aside(png)
@@ -102,7 +108,7 @@ def run(request: StudyRequest, *, on_done: Callable | None = None, on_tick: Call
             gap_figure(png, outcome.records, num_users, methods)
 
     common = dict(time_limit=request.time_limit, workers=workers, scheduler=request.scheduler, on_done=on_done,
-                  on_tick=on_tick, solver=request.solver)
+                  on_tick=on_tick, solver=request.solver, work_limit=request.work_limit)
     if report is None:
         with tempfile.TemporaryDirectory(prefix="dipsd-") as tmp:
             outcome = run_study(book, methods, checkpoint_path=os.path.join(tmp, "study.jsonl"), **common)

@@ -16,7 +16,7 @@ from .stats import HIT_TOL
 
 
 def run_metadata(book, methods, outcome, *, time_limit: float, workers: int, scheduler: str | None,
-                 command_line: str | None = None, solver: str = "highs") -> dict:
+                 command_line: str | None = None, solver: str = "highs", work_limit: int | None = None) -> dict:
     """The Run sheet of a study's report."""
     stamp = lambda t: datetime.datetime.fromtimestamp(t, datetime.UTC).isoformat(timespec="seconds")  # noqa: E731
     return {
@@ -29,6 +29,9 @@ def run_metadata(book, methods, outcome, *, time_limit: float, workers: int, sch
         "pandas": package_version("pandas"), "openpyxl": package_version("openpyxl"), "numpy": package_version("numpy"),
         "python": platform.python_version(),
         "time limit per task s": time_limit,
+        "work limit per task": (f"{work_limit} units (certify: master LP solves with their pricing rounds and budget-IP "
+                                f"nodes; results the same on any machine unless a time limit stopped them)")
+                               if work_limit is not None else "none (time limits only)",
         "MILP solver": f"{solver} ({milp_solvers.SOLVERS[solver].package} {milp_solvers.version(solver)}): exact and "
                        f"DiP-SD's steps; certify always uses HiGHS",
         "solver options": solver_options(solver),

@@ -38,6 +38,7 @@ from ..errors import InputError, PlanError, did_you_mean
 from ..formulation.evaluate import evaluate
 from ..formulation.plan import Plan
 from .audit import record_problem
+from .deadline import check_work_limit
 from .registry import METHODS, Method, Start
 from .results import SolveResult, Status
 
@@ -229,22 +230,24 @@ def check_methods(names: Iterable[str], *, plans: Iterable[str] = (), what: str 
 
 
 def solve(scenario: Scenario, method: str = "certify", *, time_limit: float = 60.0,
-          start_plan: Plan | None = None, solver: str = "highs") -> SolveResult | dict[str, SolveResult]:
+          start_plan: Plan | None = None, solver: str = "highs", work_limit: int | None = None) -> SolveResult | dict[str, SolveResult]:
     """Run one method on one scenario (the Python twin of ``dipsd solve``).
 
     ``method="all"`` runs every default method (:func:`default_methods`) in order, each started
     from the result it declares (certify from DiP-SD, exact from certify), and returns their
     results by name; otherwise the one :class:`SolveResult`.  ``solver`` is the MILP solver of
-    exact and DiP-SD's steps (``highs``, ``scip``, ``gurobi``).  An unknown name is an
+    exact and DiP-SD's steps (``highs``, ``scip``, ``gurobi``); ``work_limit`` certify's deterministic
+    limit in work units (``--work-limit``).  An unknown name is an
     :class:`~dipsd.errors.InputError` with a "did you mean"."""
     from . import milp_solvers
 
+    check_work_limit(work_limit)
     milp_solvers.check(solver)
     with milp_solvers.use(solver):
-        return _solve(scenario, method, time_limit, start_plan)
+        return _solve(scenario, method, time_limit, start_plan, work_limit)
 
 
-def _solve(scenario, method, time_limit, start_plan):
+def _solve(scenario, method, time_limit, start_plan, work_limit=None):
     from .registry import run_method, start_from
 
     if method == "all":
@@ -252,7 +255,7 @@ def _solve(scenario, method, time_limit, start_plan):
         done: dict[str, SolveResult] = {}
         for m in methods:
             source = METHODS[m].start_source(methods)
-            done[m] = run_method(m, scenario, time_limit=time_limit, start=start_from(done.get(source)))
+            done[m] = run_method(m, scenario, time_limit=time_limit, start=start_from(done.get(source)), work_limit=work_limit)
         return done
     check_methods([method], what="method")
-    return run_method(method, scenario, time_limit=time_limit, start_plan=start_plan)
+    return run_method(method, scenario, time_limit=time_limit, start_plan=start_plan, work_limit=work_limit)

@@ -65,7 +65,6 @@ from __future__ import annotations
 import heapq
 import logging
 import math
-import time
 from collections import Counter
 from dataclasses import dataclass
 
@@ -114,9 +113,11 @@ tried yet) only while it has used less than this share of the time limit."""
 NEIGHBOURHOOD = (1.0, 1.01, 1.03, 0.99, 1.1)
 """Budgets tried around the best plan's span (factors), with its number of batches."""
 IP_MAX_S = 8.0
-RESERVE = 0.05
-"""The plan search stops when less than this share of the time limit is left (HiGHS may overrun a limit a little)."""
 """Most seconds of one budget IP."""
+IP_MAX_NODES = 500
+"""Most branch-and-bound nodes of one budget IP under a work limit (in place of :data:`IP_MAX_S`)."""
+RESERVE = 0.05
+"""The plan search stops when less than this share of the limit is left (HiGHS may overrun a limit a little)."""
 _INF = highspy.kHighsInf
 _FEASIBLE_SOLUTION = int(highspy.kSolutionStatusFeasible)
 """HiGHS's ``primal_solution_status`` when it holds a feasible solution."""
@@ -294,8 +295,8 @@ def _h(value: float, low: int, high: int) -> float:
 class _Bounder:
     """Column generation per budget and the certified bound of an interval below it."""
 
-    def __init__(self, scenario: Scenario, t: Tables, master: _Master, pricer: Pricer, deadline: float):
-        self.s, self.t, self.master, self.pricer, self.deadline = scenario, t, master, pricer, deadline
+    def __init__(self, scenario: Scenario, t: Tables, master: _Master, pricer: Pricer, clock: Deadline):
+        self.s, self.t, self.master, self.pricer, self.clock = scenario, t, master, pricer, clock
         self.lp_solves = 0
         self.timed_out = False
         self.points: dict[tuple, float] = {}  # (budget, low, high) -> the bound on G there (the LP value at convergence)
@@ -320,6 +321,7 @@ class _Bounder:
             if resolve:
                 duals = master.solve()
                 self.lp_solves += 1
+                self.clock.spend()
             at_lp = center is None or smooth == 0.0
             sep = duals if at_lp else center.mix(duals, smooth)
             top, cols = self.pricer.price(budget, sep.pi, sep.mu, sep.nu, keep=COLUMNS_PER_ROUND, sigma=sep.sigma)
@@ -330,7 +332,7 @@ class _Bounder:
             value = k + mu * budget
             if value < best_val:
                 best_k, best_mu, best_val, center = k, mu, value, sep
-            late = time.perf_counter() > self.deadline
+            late = self.clock.over()
             proven = a > 0 and _interval_bound(best_k, best_mu, a, budget, math.inf) <= target * (1 + OPTIMAL_RTOL)
             close = best_val - master.value() <= LP_RTOL * abs(best_val)
             useful = [c for c in cols if master.reduced_cost(c, duals) > RC_TOL]
@@ -370,20 +372,21 @@ def _interval_bound(k: float, mu: float, a: float, b: float, u_max: float) -> fl
     return min(via_duals, u_max / a)
 
 
-def _dive(master: _Master, pricer: Pricer, budget: float, low: int, high: int, deadline: float) -> list[tuple[Column, int]] | None:
+def _dive(master: _Master, pricer: Pricer, budget: float, low: int, high: int, clock: Deadline) -> list[tuple[Column, int]] | None:
     """A plan of span ``<= budget`` by diving on the column-generation LP (price-and-branch).
 
     Column generation to convergence, then the column with the largest fractional part is
     rounded up (``x_c >= floor(x_c) + 1``) and generation resumes (pricing now finds columns
     for the users left), until the LP is integral.  Returns ``(column, multiplicity)`` pairs;
-    None when a fixing leaves no feasible completion or time runs out.  The fixings are undone
-    before returning, so the bounds never see them.
+    None when a fixing leaves no feasible completion or a limit is reached (each LP solve is a
+    unit of work).  The fixings are undone before returning, so the bounds never see them.
     """
     master.set_budget(budget)
     master.set_count(low, high)
     try:
-        while time.perf_counter() < deadline:
+        while not clock.over():
             d = master.solve()
+            clock.spend()
             if not master.optimal():  # the fixings conflict (the cover rows are equalities)
                 return None
             top, cols = pricer.price(budget, d.pi, d.mu, d.nu, keep=COLUMNS_PER_ROUND, sigma=d.sigma)
@@ -408,23 +411,37 @@ def _dive(master: _Master, pricer: Pricer, budget: float, low: int, high: int, d
 
 
 def _budget_ip(classes: Classes, columns: list[Column], budget: float, low: int, high: int,
-               deadline: float, start: Plan | None = None) -> list[tuple[Column, int]] | None:
+               clock: Deadline, start: Plan | None = None) -> list[tuple[Column, int]] | None:
     """``G(budget)`` over the given columns as an integer program (price-and-branch).
 
     ``max sum U_c x_c`` with the class rows, ``sum tv_c x_c <= budget``, the count row and
     ``x`` integer in ``0..min_k floor(n_k / a_kc)`` (binary with distinct users), over columns
     with ``st_c <= budget``: any solution is a plan of span ``<= budget``.  Returns its
     ``(column, multiplicity)`` pairs, or None without a solution in time.
+
+    Limits: a tenth of the time left, at most :data:`IP_MAX_S`; under a work limit, a tenth of
+    the work left in branch-and-bound nodes (at most :data:`IP_MAX_NODES`; the nodes used are
+    spent) and the rest of the wall-clock time.
     """
     cols = [c for c in columns if fits(c.stage_ms, budget)]
-    left = deadline - time.perf_counter()
-    if not cols or left <= 0.05:
+    left = clock.work_left()
+    if left is None:
+        seconds, nodes = min(0.1 * clock.remaining(), IP_MAX_S), None
+        if seconds <= 0.05:
+            return None
+    else:
+        seconds, nodes = clock.remaining(), max(1, min(IP_MAX_NODES, left // 10))
+        if seconds <= 0 or left <= 0:
+            return None
+    if not cols:
         return None
     K, C = len(classes), len(cols)
     sizes = [float(n) for n in classes.size]
     h = _new_highs()
     h.setOptionValue("mip_rel_gap", IP_REL_GAP)
-    h.setOptionValue("time_limit", left)
+    h.setOptionValue("time_limit", seconds)
+    if nodes is not None:
+        h.setOptionValue("mip_max_nodes", nodes)
     h.addRows(K + 2, np.array(sizes + [-_INF, float(low)]), np.array(sizes + [float(budget), float(high)]), 0,
               np.zeros(K + 2, dtype=np.int32), np.array([], dtype=np.int32), np.array([]))
     starts, index, value = _entries(cols, classes)
@@ -437,19 +454,25 @@ def _budget_ip(classes: Classes, columns: list[Column], budget: float, low: int,
         if sum(n for _, n in chosen) == start.num_batches:
             h.setSolution(len(chosen), np.array([i for i, _ in chosen], dtype=np.int32), np.array([float(n) for _, n in chosen]))
     h.run()
+    clock.spend(max(1, int(h.getInfo().mip_node_count)))
     if h.getInfo().primal_solution_status != _FEASIBLE_SOLUTION:
         return None
     x = np.array(h.getSolution().col_value)
     return [(cols[i], int(round(x[i]))) for i in range(C) if x[i] > 0.5]
 
 
-def solve_certify(scenario: Scenario, *, time_limit: float = 60.0, start_plan: Plan | None = None) -> SolveResult:
+def solve_certify(scenario: Scenario, *, time_limit: float = 60.0, start_plan: Plan | None = None,
+                  work_limit: int | None = None) -> SolveResult:
     """The best plan found and a certified upper bound on the optimum (module docstring).
 
     ``start_plan`` (for example DiP-SD's) is the first incumbent and its batches seed the
-    column pool, so the result is never worse than it.
+    column pool, so the result is never worse than it.  ``work_limit`` (optional): a limit in
+    work units, one master LP solve with its pricing round or one node of a budget IP; every
+    decision that depends on the share of the limit used then reads the work count, so that the
+    same input and limits give the same result on any machine (status ``work_limit`` when it
+    stops the search; the time limit stays a wall-clock cap, status ``time_limit``).
     """
-    search = _Search(scenario, time_limit)
+    search = _Search(scenario, time_limit, work_limit)
     if start_plan is not None and _valid(scenario, start_plan):
         search.offer(start_plan)
     search.offer(simple_plan(scenario))
@@ -465,9 +488,9 @@ class _Search:
     ``max(box bounds, best ratio)``, because the boxes cover every span a better plan can have.
     """
 
-    def __init__(self, scenario: Scenario, time_limit: float):
+    def __init__(self, scenario: Scenario, time_limit: float, work_limit: int | None = None):
         self.scenario, self.time_limit = scenario, time_limit
-        self.clock = Deadline(time_limit)
+        self.clock = Deadline(time_limit, work_limit)
         self.t = t = Tables.of(scenario)
         self.pricer = Pricer(t)
         self.classes = Classes(t)
@@ -479,7 +502,7 @@ class _Search:
         self.s_min = t.span_lower_bound(min(self.n_low, scenario.max_batches))
         # the largest span any plan can have (every batch padded to the longest length and prefix)
         self.s_all = scenario.num_users * (t.beta_ms + t.seq(t.max_length, len(t.levels) - 1)) + max(r[-1] for r in t.ready)
-        self.bounder = _Bounder(scenario, t, self.master, self.pricer, self.clock.at)
+        self.bounder = _Bounder(scenario, t, self.master, self.pricer, self.clock)
         self.best: Evaluation | None = None
         self.boxes: list[tuple[float, int, _Box]] = []
         self.serial = self.splits = self.plan_rounds = self.stale = 0
@@ -532,7 +555,7 @@ class _Search:
             fractional = math.isfinite(box.n) and abs(box.n - round(box.n)) > INTEGRAL_TOL and box.low < box.high
             if box.bound <= self.r_best() * (1 + OPTIMAL_RTOL) or (box.b / box.a - 1 < MIN_WIDTH and not fractional):
                 return True
-            if time.perf_counter() > self.clock.at:
+            if self.clock.over():
                 return False
             heapq.heappop(self.boxes)
             if fractional:
@@ -558,12 +581,12 @@ class _Search:
             self.open_box(self.s_min, self.s_high(), self.n_low, self.scenario.max_batches)
         self.finished = self.refine()
         self.milestone(0)  # round 0: the column-generation bound and the start plan
-        started = time.perf_counter()
+        started = self.clock.progress()
         while self.finished and self.open() and (self.stale < STALE_ROUNDS
-                                                 or time.perf_counter() - started < PLAN_SHARE * self.time_limit):
+                                                 or self.clock.progress() - started < PLAN_SHARE):
             if not self.plan_round():
                 break
-            self.finished = self.refine() and time.perf_counter() <= self.clock.at
+            self.finished = self.refine() and not self.clock.over()
             self.milestone(self.plan_rounds)
 
     def budgets(self) -> list[tuple]:
@@ -580,30 +603,29 @@ class _Search:
         return chosen
 
     def plan_round(self) -> bool:
-        """One round of price-and-branch (a dive and a budget IP per point); False when no point is left."""
+        """One round of price-and-branch (a dive and a budget IP per point); False when no point is
+        left or the limit's reserve (:data:`RESERVE`) is reached before the first."""
         from .steps import l_step
 
-        deadline = self.clock.at
         budgets = self.budgets()
         if not budgets:
             return False
         improved = False
-        for point in budgets:
-            if deadline - time.perf_counter() < RESERVE * self.time_limit:
-                break  # leave the rest of the time for the bound and the result
+        for number, point in enumerate(budgets):
+            if self.clock.progress() > 1 - RESERVE:
+                if number == 0:
+                    return False  # nothing tried: the rest of the limit is for the bound and the result
+                break
             self.tried.add(point)
-            dived = _dive(self.master, self.pricer, *point, deadline)
+            dived = _dive(self.master, self.pricer, *point, self.clock)
             improved |= bool(dived) and self.offer(self.classes.realize(dived))
-            left = deadline - time.perf_counter()
-            picked = _budget_ip(self.classes, self.master.columns, *point,
-                                time.perf_counter() + min(0.1 * left, IP_MAX_S),
+            picked = _budget_ip(self.classes, self.master.columns, *point, self.clock,
                                 start=None if self.best is None else self.best.plan)
             improved |= bool(picked) and self.offer(self.classes.realize(picked))
         self.plan_rounds += 1
         self.stale = 0 if improved else self.stale + 1
         if improved:
-            share = Deadline(max(0.0, min(0.2 * (deadline - time.perf_counter()), 30.0)))
-            self.offer(l_step(self.scenario, self.t, self.best, share).plan)
+            self.offer(l_step(self.scenario, self.t, self.best, self.clock.share(0.2, cap=30.0)).plan)
             self.boxes[:] = [entry for entry in self.boxes if entry[2].a < self.s_high()]
             heapq.heapify(self.boxes)
         return True
@@ -629,6 +651,7 @@ class _Search:
         lp_solves = self.bounder.lp_solves
         note = (f"{plural(lp_solves, 'LP solve')}, {plural(len(self.master.columns), 'column')}, "
                 f"{plural(self.splits, 'interval split')}, {plural(self.plan_rounds, 'plan round')}")
+        limit = Status.WORK_LIMIT if self.clock.out_of_work() and not self.clock.expired() else Status.TIME_LIMIT
         if best is None:
             if bound_ratio <= 0:
                 return SolveResult(name, "certify", Status.INFEASIBLE, None, None, None, runtime, iterations=lp_solves,
@@ -640,7 +663,7 @@ class _Search:
         if best.throughput_tps >= upper / (1 + OPTIMAL_RTOL + SAFETY):
             status = Status.OPTIMAL
         else:
-            status = Status.TIME_LIMIT if stopped else Status.FEASIBLE
+            status = limit if stopped else Status.FEASIBLE
         gap = 100.0 * (upper - best.throughput_tps) / upper
         return SolveResult(name, "certify", status, best.plan, best, upper, runtime, iterations=lp_solves,
                            message=f"certified gap {gap:.4f}%; {note}")

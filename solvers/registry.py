@@ -56,6 +56,11 @@ class Method:
     deterministic: bool = True
     """Whether the same input and limits give the same result (a time-limited search may differ
     between runs on a loaded machine; a user's method is not assumed to be)."""
+    honours_work_limit: bool = False
+    """Whether it takes a work limit (``run(..., work_limit=N)``, :mod:`dipsd.solvers.deadline`): under
+    one, its result is the same on any machine unless the time limit stops it first (status
+    ``time_limit``).  The others ignore a work limit: they are deterministic when they end within
+    their time limit (DiP-SD, exact with one HiGHS thread) or instant."""
 
     @property
     def takes_start(self) -> bool:
@@ -90,15 +95,16 @@ def _exact(scenario: Scenario, time_limit: float, start: Start | None) -> SolveR
     return replace(result, runtime_s=clock.elapsed(), message=result.message + note)
 
 
-def _certify(scenario: Scenario, time_limit: float, start: Start | None) -> SolveResult:
+def _certify(scenario: Scenario, time_limit: float, start: Start | None, work_limit: int | None = None) -> SolveResult:
     """certify from the start's plan; without one (certify run alone) it first does what a study
     does: DiP-SD, with at most a quarter of the limit (its time counts, the message says so), so
     that certify alone is never below DiP-SD."""
     if start is not None and start.plan is not None:
-        return solve_certify(scenario, time_limit=time_limit, start_plan=start.plan)
+        return solve_certify(scenario, time_limit=time_limit, start_plan=start.plan, work_limit=work_limit)
     clock = Deadline(time_limit)
     heuristic = solve_dipsd(scenario, time_limit=time_limit / 4)
-    result = solve_certify(scenario, time_limit=max(clock.remaining(), 0.01), start_plan=heuristic.plan)
+    result = solve_certify(scenario, time_limit=max(clock.remaining(), 0.01), start_plan=heuristic.plan,
+                           work_limit=work_limit)
     return replace(result, runtime_s=clock.elapsed(),
                    message=result.message + f"; started from DiP-SD ({heuristic.runtime_s:.2f}s, included)")
 
@@ -115,7 +121,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("ad-batch", "target-only decoding with greedy memory-feasible batching", lambda s, tl, start: solve_ad_batch(s),
            gives_bound=False, honours_time_limit=False),
     Method("certify", "best plan plus a certified upper bound at any size (column generation over span budgets)",
-           _certify, starts_from=("dipsd",), deterministic=False),
+           _certify, starts_from=("dipsd",), deterministic=False, honours_work_limit=True),
     Method("exact", "Dinkelbach over the full MILP with HiGHS (proven optimum or certified bound)", _exact,
            starts_from=("certify", "dipsd")),
     Method("enumerate", "brute force over all partitions and lengths (tiny instances only)",
@@ -132,16 +138,20 @@ def start_from(result: SolveResult | None) -> Start | None:
 
 
 def run_method(name: str, scenario: Scenario, *, time_limit: float = 60.0, start: Start | None = None,
-               start_plan: Plan | None = None) -> SolveResult:
+               start_plan: Plan | None = None, work_limit: int | None = None) -> SolveResult:
     """Run one method; a failure becomes a result with status ``error`` and its message.
 
-    ``start_plan`` is shorthand for ``start=Start(start_plan)``.
+    ``start_plan`` is shorthand for ``start=Start(start_plan)``.  ``work_limit`` goes to the
+    methods that honour one (:attr:`Method.honours_work_limit`).
     """
     t0 = time.perf_counter()
     if start is None and start_plan is not None:
         start = Start(start_plan)
+    spec = METHODS[name]
     try:
-        return METHODS[name].run(scenario, time_limit, start)
+        if work_limit is not None and spec.honours_work_limit:
+            return spec.run(scenario, time_limit, start, work_limit=work_limit)  # type: ignore[call-arg]
+        return spec.run(scenario, time_limit, start)
     except DipsdError as exc:
         log.warning("%s/%s failed: %s", scenario.name, name, exc)
         return SolveResult(scenario.name, name, Status.ERROR, None, None, None, time.perf_counter() - t0, message=str(exc))

@@ -23,6 +23,10 @@ class Status(enum.Enum):
     TIME_LIMIT = "time_limit"
     """The time limit stopped the method; it returns its best plan and a certified bound."""
 
+    WORK_LIMIT = "work_limit"
+    """The work limit (``--work-limit``, counted in solver work units) stopped the method; it returns
+    its best plan and a certified bound, the same on any machine (:mod:`dipsd.solvers.deadline`)."""
+
     NO_PLAN = "no_plan"
     """The time limit stopped the method before any feasible plan was found."""
 
@@ -34,7 +38,7 @@ class Status(enum.Enum):
 
     @property
     def has_plan(self) -> bool:
-        return self in (Status.OPTIMAL, Status.FEASIBLE, Status.TIME_LIMIT)
+        return self in (Status.OPTIMAL, Status.FEASIBLE, Status.TIME_LIMIT, Status.WORK_LIMIT)
 
 
 @dataclass(frozen=True)

@@ -72,11 +72,19 @@ def add_solver_option(p, *, threads: bool = False) -> None:
                        help="threads of each MILP solve (default 1; studies run one thread per worker process)")
 
 
+def add_work_limit_option(p) -> None:
+    p.add_argument("--work-limit", type=positive_int, default=None, metavar="UNITS",
+                   help="a deterministic limit for certify, in work units (one master LP solve with its pricing round, or "
+                        "one branch-and-bound node of a budget IP): the same inputs and limits give the same results on any "
+                        "machine and under any load (status work_limit where it stops certify); the time limit stays the "
+                        "wall-clock cap. DiP-SD and exact are deterministic when they end within the time limit")
+
+
 def add_checkpoint_options(p) -> None:
     again = p.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true",
                        help="continue the study in the checkpoint REPORT.xlsx.jsonl: skip its finished tasks, re-run its errors; "
-                            "methods may be added and the time limit raised (tasks stopped by the old limit run again); "
+                            "methods may be added and the time or work limit raised (tasks stopped by the old limit run again); "
                             "refused if the workbook, versions or anything else changed")
     again.add_argument("--fresh", action="store_true",
                        help="start again although a checkpoint exists: it is moved aside (REPORT.xlsx.jsonl.old-TIME), never deleted")
@@ -88,7 +96,8 @@ def run_info(args, book, methods, outcome) -> dict:
     from ..reports.metadata import run_metadata
 
     return run_metadata(book, methods, outcome, time_limit=args.time_limit, workers=args.workers,
-                        scheduler=getattr(args, "scheduler", None), solver=args.solver)
+                        scheduler=getattr(args, "scheduler", None), solver=args.solver,
+                        work_limit=getattr(args, "work_limit", None))
 
 
 def study_outputs(out: str, inputs: list[str | None]) -> tuple[str, str]:

@@ -9,7 +9,7 @@ from ..argtypes import positive_float
 from ..data.bundled import example_path
 from ..data.workbook import load_workbook
 from ..errors import InputError, did_you_mean
-from .common import add_solver_option
+from .common import add_solver_option, add_work_limit_option
 
 
 def add(sub) -> None:
@@ -28,6 +28,7 @@ def add(sub) -> None:
                    help="time limit per scenario in seconds (default 60; exact reports a certified bound when it stops)")
     p.add_argument("--json", action="store_true", help="one JSON object per line and scenario instead of a table")
     add_solver_option(p, threads=True)
+    add_work_limit_option(p)
     p.set_defaults(func=run)
 
 
@@ -98,7 +99,8 @@ def _solve_all(args, scenarios) -> int:
         done, records = {}, []
         for method in methods:
             source = METHODS[method].start_source(methods)
-            result = run_method(method, s, time_limit=args.time_limit, start=start_from(done.get(source)))
+            result = run_method(method, s, time_limit=args.time_limit, start=start_from(done.get(source)),
+                                work_limit=args.work_limit)
             done[method] = result
             records.append(result.record(s))
             total += 1

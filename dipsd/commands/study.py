@@ -11,7 +11,7 @@ from ..data.bundled import example_path
 from ..data.text import plural
 from ..outputs import shown
 from ..progress import Progress
-from .common import add_checkpoint_options, add_solver_option, interrupted
+from .common import add_checkpoint_options, add_solver_option, add_work_limit_option, interrupted
 
 
 def add(sub) -> None:
@@ -38,6 +38,7 @@ def add(sub) -> None:
     p.add_argument("--scheduler", default=None, metavar="ADDRESS", type=scheduler_address,
                    help="send tasks to a Dask cluster at tcp://HOST:PORT, or 'local' to start a Dask LocalCluster (needs dipsd[cluster])")
     add_solver_option(p)
+    add_work_limit_option(p)
     add_checkpoint_options(p)
     p.set_defaults(func=run)
 
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     # the service checks the solver, the arguments and every output before it reads the workbook
     request = StudyRequest(source=args.workbook or example_path(), methods=methods, time_limit=args.time_limit,
                            workers=args.workers, scheduler=args.scheduler, out=args.out, resume=args.resume,
-                           fresh=args.fresh, solver=args.solver, patterns=args.scenario or (),
+                           fresh=args.fresh, solver=args.solver, work_limit=args.work_limit, patterns=args.scenario or (),
                            command_line=" ".join(["dipsd"] + sys.argv[1:]), methods_option="--methods")
     done_study = run(request, on_done=progress, on_tick=progress.tick)
     outcome, book, methods = done_study.outcome, done_study.book, done_study.methods

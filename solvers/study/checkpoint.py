@@ -91,10 +91,11 @@ class Checkpoint:
                     raise InputError(f"{self.path}, line {number}: not a checkpoint header; "
                                      f"move the file aside (--fresh) to start again")
                 self._compare(data, header)
-                new_limit, old_limit = header.get("time_limit"), data.get("time_limit")
-                longer = all(isinstance(v, (int, float)) for v in (new_limit, old_limit)) and new_limit > old_limit
-                history = list(data.get("history", [])) + [{k: data.get(k) for k in ("methods", "time_limit")}]
-                if data.get("methods") != header.get("methods") or longer:
+                longer = _raised(data.get("time_limit"), header.get("time_limit"))
+                more_work = _raised(data.get("work_limit"), header.get("work_limit"))
+                history = list(data.get("history", [])) + [{k: data.get(k) for k in ("methods", "time_limit", "work_limit")
+                                                            if k in data or k != "work_limit"}]
+                if data.get("methods") != header.get("methods") or longer or more_work:
                     header = {**header, "history": history}
                 elif "history" in data:
                     header = {**header, "history": data["history"]}
@@ -104,8 +105,8 @@ class Checkpoint:
             except (ValueError, TypeError, KeyError, OverflowError, RecursionError) as exc:
                 raise InputError(f"{self.path}, line {number}: not a task record ({exc}); "
                                  f"move the file aside (--fresh) to start again") from None
-            if longer and record.status in (Status.TIME_LIMIT, Status.NO_PLAN):
-                continue  # stopped by the old time limit: runs again with the longer one
+            if (longer and record.status in (Status.TIME_LIMIT, Status.NO_PLAN)) or (more_work and record.status is Status.WORK_LIMIT):
+                continue  # stopped by the old limit: runs again with the raised one
             if record.status is not Status.ERROR:
                 self.records[(record.scenario, record.method)] = record
                 line_of[(record.scenario, record.method)] = number
@@ -131,15 +132,16 @@ class Checkpoint:
                 drop((record.scenario, record.method), why)
 
     def _compare(self, old: dict, new: dict) -> None:
-        """Refuse to resume under settings that change results, naming each difference.  Two
-        changes are allowed: more methods (the old ones' records are kept, the new ones run) and
-        a longer time limit (records stopped by the old limit, ``time_limit`` or ``no_plan``, run
-        again; finished and proven ones are kept)."""
+        """Refuse to resume under settings that change results, naming each difference.  Three
+        changes are allowed: more methods (the old ones' records are kept, the new ones run), a
+        longer time limit (records stopped by the old limit, ``time_limit`` or ``no_plan``, run
+        again; finished and proven ones are kept) and a larger work limit (``work_limit`` records
+        run again)."""
         def allowed(key, was, now) -> bool:
             if key == "methods":
                 return isinstance(was, list) and set(was) <= set(now)
-            if key == "time_limit":
-                return isinstance(was, (int, float)) and now >= was
+            if key in ("time_limit", "work_limit"):
+                return isinstance(was, (int, float)) and isinstance(now, (int, float)) and now >= was
             return False
 
         keys = [k for k in HEADER_KEYS_THAT_MATTER if k in new or k in old]
@@ -166,9 +168,15 @@ class Checkpoint:
 
 
 HEADER_KEYS_THAT_MATTER = ("scenarios_sha256", "methods", "time_limit", "dipsd", "pyomo", "highspy", "solver_options",
-                           "solver", "solver_version")
+                           "solver", "solver_version", "work_limit")
 """Header fields that must match for ``--resume`` (they change the results); ``methods`` may grow
-and ``time_limit`` rise (:meth:`Checkpoint._compare`)."""
+and ``time_limit`` and ``work_limit`` rise (:meth:`Checkpoint._compare`; a study without a work
+limit cannot be resumed with one, nor the other way round)."""
+
+
+def _raised(was, now) -> bool:
+    """Whether a limit rose between the checkpoint and this run (both numbers)."""
+    return all(isinstance(v, (int, float)) for v in (was, now)) and now > was
 
 
 class _Lock:
@@ -214,14 +222,18 @@ def package_version(name: str) -> str:
         return "not installed"
 
 
-def study_header(book: LoadedWorkbook, methods: list[str], time_limit: float, solver: str = "highs") -> dict:
+def study_header(book: LoadedWorkbook, methods: list[str], time_limit: float, solver: str = "highs",
+                 work_limit: int | None = None) -> dict:
     """What the checkpoint records about a study: everything that changes its results (the MILP
-    solver, its version and options included; a header without ``solver`` is HiGHS's)."""
+    solver, its version and options included; a header without ``solver`` is HiGHS's, one
+    without ``work_limit`` had none)."""
     header = {"workbook": os.path.basename(book.path), "scenarios_sha256": book.fingerprint, "methods": list(methods),
               "time_limit": time_limit, "dipsd": package_version("dipsd"), "pyomo": package_version("pyomo"),
               "highspy": package_version("highspy"), "solver_options": solver_options(solver)}
     if solver != "highs":
         header.update(solver=solver, solver_version=milp_solvers.version(solver))
+    if work_limit is not None:
+        header["work_limit"] = work_limit
     return header
 
 

@@ -62,21 +62,24 @@ def run_study(book: LoadedWorkbook, methods: list[str], *, time_limit: float, ch
               workers: int = 1, scheduler: str | None = None, resume: bool = False, fresh: bool = False,
               on_done: Callable[[Record, int, int], None] | None = None,
               on_tick: Callable[[Running], None] | None = None,
-              finish: Callable[[StudyOutcome], None] | None = None, solver: str = "highs") -> StudyOutcome:
+              finish: Callable[[StudyOutcome], None] | None = None, solver: str = "highs",
+              work_limit: int | None = None) -> StudyOutcome:
     """Run every (scenario, method) task; see the package docstring.
 
     ``solver`` is the MILP solver of exact and DiP-SD's steps (:mod:`..milp_solvers`, checked by
-    the caller).  ``on_done(record, done, total)`` is called as each task finishes; ``on_tick`` at
+    the caller); ``work_limit`` goes to the methods that honour one.  ``on_done(record, done,
+    total)`` is called as each task finishes; ``on_tick`` at
     least once a second with what is running (:class:`Running`).  ``finish`` (for example: write
     the report) runs while the checkpoint is still locked.  Each task start and finish is logged
     at INFO.
     """
     outcome = StudyOutcome(records=[])
-    ckpt = Checkpoint(checkpoint_path, study_header(book, methods, time_limit, solver), resume=resume, fresh=fresh,
+    ckpt = Checkpoint(checkpoint_path, study_header(book, methods, time_limit, solver, work_limit), resume=resume, fresh=fresh,
                       scenarios={s.name: s for s in book.scenarios})
     loop = None
     try:
-        loop = _Loop(book, methods, time_limit, solver, ckpt, workers, scheduler, on_done, on_tick)
+        loop = _Loop(book, methods, plan_tasks(book, methods, time_limit, solver, work_limit), ckpt, workers, scheduler,
+                     on_done, on_tick)
         try:
             loop.run()
         except KeyboardInterrupt:
@@ -104,11 +107,11 @@ class _Loop:
     deaths (``suspects`` run alone, at most :data:`MAX_TRIES` times) and the watchdog (``hung``
     tasks are recorded as errors, ``collateral`` ones run again)."""
 
-    def __init__(self, book, methods, time_limit, solver, ckpt: Checkpoint, workers, scheduler, on_done, on_tick):
+    def __init__(self, book, methods, planned: list[Task], ckpt: Checkpoint, workers, scheduler, on_done, on_tick):
         from ..catalog import METHODS
 
         self.ckpt, self.on_done, self.on_tick = ckpt, on_done, on_tick
-        tasks = [t for t in plan_tasks(book, methods, time_limit, solver) if t.key not in ckpt.records]
+        tasks = [t for t in planned if t.key not in ckpt.records]
         self.total = len(tasks) + sum(1 for k in ckpt.records if k[1] in methods)
         self.done = self.total - len(tasks)
         # a method that starts from another waits for that one's record of the same scenario

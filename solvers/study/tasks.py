@@ -8,6 +8,7 @@ or Dask worker re-imports it by.  :func:`run_task` always returns a record, neve
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ class Task:
     gives_bound: bool = False
     starts_from: tuple[str, ...] = ()
     solver: str = "highs"  # the MILP solver of exact and DiP-SD's steps (milp_solvers)
+    work_limit: int | None = None  # for the methods that honour one (registry.Method.honours_work_limit)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -72,7 +74,7 @@ def _runwith_start(task: Task) -> Record:
             if task.start.has_plan:
                 plan = Plan.from_names(task.scenario, task.start.batches, dict(task.start.draft_lengths))
             start = Start(plan, task.start.upper_bound_tps, task.start.method)
-        result = run_method(task.method, task.scenario, time_limit=task.time_limit, start=start)
+        result = run_method(task.method, task.scenario, time_limit=task.time_limit, start=start, work_limit=task.work_limit)
         return result.record(task.scenario)
 
 
@@ -81,7 +83,8 @@ def crash_record(task: Task, message: str, runtime_s: float = 0.0) -> Record:
     return Record.failed(task.scenario.name, task.method, message, runtime_s)
 
 
-def plan_tasks(book: LoadedWorkbook, methods: list[str], time_limit: float, solver: str = "highs") -> list[Task]:
+def plan_tasks(book: LoadedWorkbook, methods: list[str], time_limit: float, solver: str = "highs",
+               work_limit: int | None = None) -> list[Task]:
     """One task per scenario and method; a ``plan:NAME`` method only where the scenario has that plan."""
     from ..catalog import METHODS
 
@@ -95,12 +98,13 @@ def plan_tasks(book: LoadedWorkbook, methods: list[str], time_limit: float, solv
                 continue
             spec = METHODS[m]
             tasks.append(Task(s, m, time_limit, ref=spec.ref, gives_bound=spec.gives_bound, starts_from=spec.starts_from,
-                              solver=solver))
+                              solver=solver, work_limit=work_limit))
     return tasks
 
 
 def with_start(task: Task, record: Record | None) -> Task:
-    """The task with the finished record it starts from (if that record has a plan or a bound)."""
+    """The task with the finished record it starts from (if that record has a plan or a bound);
+    everything else about the task (solver, limits, a user's method reference) unchanged."""
     if record is not None and (record.has_plan or record.upper_bound_tps is not None):
-        return Task(task.scenario, task.method, task.time_limit, start=record)
+        return dataclasses.replace(task, start=record)
     return task

@@ -82,6 +82,24 @@ def test_solve_bad_time_limit_exit_2(run_cli):
     assert code == 2 and "Traceback" not in err
 
 
+@pytest.mark.parametrize("value", ["0", "-3", "2.5", "many"])
+def test_a_bad_work_limit_exits_2(run_cli, value):
+    for command in ("solve", "study"):
+        extra = ["--method", "certify"] if command == "solve" else []
+        code, _, err = run_cli(command, example_path(), *extra, "--work-limit", value)
+        assert code == 2 and "--work-limit" in err and "Traceback" not in err
+
+
+def test_solve_with_a_work_limit_says_which_limit_stopped_certify(run_cli):
+    args = ("solve", example_path(), "--method", "certify", "--scenario", "het-M6-1", "--work-limit", "2", "--json")
+    rows = [json.loads(run_cli(*args)[1]) for _ in range(2)]
+    assert rows[0]["status"] == "work_limit"
+    for row in rows:  # times differ between runs: the runtime and DiP-SD's seconds in the message
+        del row["runtime_s"]
+        row["message"] = re.sub(r"\(\d+\.\d+s", "(", row["message"])
+    assert rows[0] == rows[1]
+
+
 def test_solve_too_large_for_enumerate_is_an_error_row(run_cli):
     import json
     code, out, _ = run_cli("solve", example_path("paper.xlsx"), "--method", "enumerate", "--scenario", "paper-M14-1", "--json")

@@ -81,6 +81,19 @@ def test_solve_rejects_an_unknown_method_with_a_suggestion():
         dipsd.solve(paper_scenario(2), "certfy")
 
 
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True, "10"])
+def test_a_bad_work_limit_is_refused_like_on_the_command_line(bad):
+    with pytest.raises(dipsd.InputError, match="work_limit"):
+        dipsd.solve(paper_scenario(2), "certify", work_limit=bad)
+    with pytest.raises(dipsd.InputError, match="work_limit"):
+        dipsd.run_study([paper_scenario(2)], methods=["ad"], work_limit=bad)
+
+
+def test_solve_with_a_work_limit():
+    r = dipsd.solve(paper_scenario(3), "certify", work_limit=1)
+    assert r.status.value in ("work_limit", "optimal")
+
+
 def test_run_study_refuses_bad_input():
     with pytest.raises(dipsd.InputError):
         dipsd.run_study([paper_scenario(2)], methods=["magic"])

@@ -601,3 +601,65 @@ def test_resume_may_add_methods_and_raise_the_time_limit(small_book, tmp_path):
 
     with pytest.raises(InputError, match="time_limit"):
         study.run_study(book, ["dipsd", "ad", "ad-batch"], time_limit=10, checkpoint_path=path, workers=1, resume=True)
+
+
+@pytest.fixture(scope="module")
+def work_book(tmp_path_factory):
+    """Two heterogeneous scenarios where certify needs more than a few LP solves."""
+    path = tmp_path_factory.mktemp("work") / "work.xlsx"
+    save_scenarios(str(path), generate([8, 10], 1, seed=4))
+    return str(path)
+
+
+def test_a_work_limit_makes_two_studies_write_the_same_results(work_book, tmp_path):
+    """Under --work-limit every Results column but the runtime is the same in two runs (the
+    second one with another process busy on the second core); certify records which limit
+    stopped it."""
+    from dipsd.reports.frames import read_report
+    from dipsd.service import StudyRequest, run
+
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        frames = []
+        for i in range(2):
+            out = str(tmp_path / f"r{i}.xlsx")
+            run(StudyRequest(source=work_book, methods=["dipsd", "certify"], time_limit=120, workers=1, out=out,
+                             work_limit=25))
+            frames.append(read_report(out)["Results"].drop(columns=["runtime_s"]))
+    finally:
+        busy.kill()
+        busy.wait()
+    first, second = frames
+    assert first.equals(second)
+    certify = first[first["method"] == "certify"]
+    assert set(certify["status"]) == {"work_limit"}, certify[["scenario", "status", "message"]]
+    header, _ = read_checkpoint(str(tmp_path / "r0.xlsx.jsonl"))
+    assert header["work_limit"] == 25
+    run_sheet = read_report(str(tmp_path / "r0.xlsx"))["Run"]
+    said = dict(zip(run_sheet.iloc[:, 0], run_sheet.iloc[:, 1]))
+    assert str(said["work limit per task"]).startswith("25 units")
+
+
+def test_resume_may_raise_the_work_limit_but_not_add_or_drop_one(work_book, tmp_path):
+    from dipsd.data.workbook import load_workbook
+    from dipsd.errors import InputError
+    from dipsd.solvers import study
+
+    book = load_workbook(work_book)
+    path = str(tmp_path / "c.jsonl")
+    first = study.run_study(book, ["dipsd", "certify"], time_limit=120, checkpoint_path=path, workers=1, work_limit=5)
+    stopped = {(r.scenario, r.method) for r in first.records if r.status is Status.WORK_LIMIT}
+    assert stopped
+    with pytest.raises(InputError, match="work_limit"):
+        study.run_study(book, ["dipsd", "certify"], time_limit=120, checkpoint_path=path, workers=1, resume=True)
+    with pytest.raises(InputError, match="work_limit"):
+        study.run_study(book, ["dipsd", "certify"], time_limit=120, checkpoint_path=path, workers=1, resume=True,
+                        work_limit=4)
+    again = study.run_study(book, ["dipsd", "certify"], time_limit=120, checkpoint_path=path, workers=1, resume=True,
+                            work_limit=400)
+    by = {(r.scenario, r.method): r for r in again.records}
+    for key in stopped:
+        assert by[key].status is not Status.WORK_LIMIT  # ran again under the larger limit
+    header, _ = read_checkpoint(path)
+    assert header["work_limit"] == 400
+    assert header["history"] == [{"methods": ["dipsd", "certify"], "time_limit": 120, "work_limit": 5}]

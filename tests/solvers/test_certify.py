@@ -17,6 +17,7 @@ from dipsd.formulation.columns import Classes, Pricer, columns_of, make_column
 from dipsd.formulation.tables import Tables
 from dipsd.solvers import certify as C
 from dipsd.solvers.brute import solve_enumerate
+from dipsd.solvers.deadline import Deadline
 from dipsd.solvers.dipsd import solve_dipsd
 from dipsd.solvers.exact import solve_exact
 from dipsd.solvers.results import Status
@@ -71,7 +72,7 @@ def test_master_duals_reproduce_highs_reduced_costs():
     s = generate([5], 1, seed=3, max_draft_length=4)[0]
     t = Tables.of(s)
     master = C._Master(s, t)
-    bounder = C._Bounder(s, t, master, Pricer(t), deadline=math.inf)
+    bounder = C._Bounder(s, t, master, Pricer(t), Deadline(math.inf))
     budget = 400.0
     bounder.at(budget, s.min_batches, s.max_batches)
     duals = master.solve()
@@ -242,10 +243,49 @@ def test_class_master_has_the_per_user_masters_lp_value(scenario):
         values = []
         for merge in (True, False):
             master = C._Master(scenario, t, Classes(t, merge=merge))
-            bounder = C._Bounder(scenario, t, master, Pricer(t), deadline=math.inf)
+            bounder = C._Bounder(scenario, t, master, Pricer(t), Deadline(math.inf))
             k, mu, _ = bounder.at(float(budget), scenario.min_batches, scenario.max_batches)
             values.append(k + mu * budget if k != -math.inf else -math.inf)
         if values[1] == -math.inf:
             assert values[0] == -math.inf
         else:
             assert values[0] == pytest.approx(values[1], rel=1e-6, abs=1e-9)
+
+
+@pytest.mark.parametrize("scenario", INSTANCES[:16], ids=[s.name for s in INSTANCES[:16]])
+def test_the_bound_holds_at_every_work_limit(scenario):
+    """Stopped after 1, 3, 10 or 40 work units, certify's bound is still above the enumerated optimum
+    and its plan below it; a stop by the work limit says so."""
+    brute = solve_enumerate(scenario)
+    if brute.status is Status.INFEASIBLE:
+        return
+    for work in (1, 3, 10, 40):
+        r = C.solve_certify(scenario, time_limit=60, work_limit=work)
+        assert_consistent(scenario, r)
+        assert r.upper_bound_tps >= brute.throughput_tps * (1 - 1e-12)
+        assert r.throughput_tps <= brute.throughput_tps * (1 + 1e-12)
+        assert r.status in (Status.OPTIMAL, Status.FEASIBLE, Status.WORK_LIMIT)
+        if r.status is Status.WORK_LIMIT:
+            assert r.throughput_tps < r.upper_bound_tps / (1 + 1e-9)
+
+
+def test_a_work_limit_gives_the_same_result_twice():
+    for s in generate([9, 14], 1, seed=11):
+        runs = [C.solve_certify(s, time_limit=120, work_limit=60) for _ in range(2)]
+        a, b = runs
+        assert (a.status, a.plan, a.throughput_tps, a.upper_bound_tps, a.message) == \
+               (b.status, b.plan, b.throughput_tps, b.upper_bound_tps, b.message)
+
+
+def test_deadline_counts_work_and_decides_by_it():
+    clock = Deadline(1e9, work=10)
+    assert clock.progress() == 0.0 and not clock.over() and clock.work_left() == 10
+    clock.spend(4)
+    assert clock.progress() == pytest.approx(0.4) and clock.work_left() == 6
+    clock.spend(6)
+    assert clock.out_of_work() and clock.over() and clock.work_left() == 0
+    assert Deadline(5.0, work=3).share(0.2, cap=0.1).limit == pytest.approx(5.0, abs=0.01)  # the wall clock's rest
+    assert Deadline(5.0).share(0.2, cap=0.5).limit == pytest.approx(0.5)
+    plain = Deadline(1e9)
+    plain.spend(100)
+    assert not plain.over() and plain.work_left() is None
