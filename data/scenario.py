@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 from . import defaults as D
 
@@ -152,21 +153,21 @@ class Scenario:
             limit = self.max_draft_length if u.max_draft_length is None else u.max_draft_length
             if u.acceptance is not None and len(u.acceptance) != limit:
                 raise ValueError(f"user {u.name!r}: acceptance table must have {limit} entries (1..its max_draft_length)")
-        object.__setattr__(self, "_limits", tuple(
-            self.max_draft_length if u.max_draft_length is None else u.max_draft_length for u in self.users))
 
     @property
     def num_users(self) -> int:
         return len(self.users)
 
-    @property
+    @cached_property
     def limits(self) -> tuple[int, ...]:
-        """Each user's longest allowed draft length: its own ``max_draft_length``, else the scenario's."""
-        return self._limits
+        """Each user's longest allowed draft length: its own ``max_draft_length``, else the scenario's.
+        (Cached in the instance's ``__dict__``, not a field: the repr, equality and fingerprints stay as
+        they were.)"""
+        return tuple(self.max_draft_length if u.max_draft_length is None else u.max_draft_length for u in self.users)
 
     def clipped(self, length: int) -> tuple[int, ...]:
         """Every user at ``length``, or at its own limit where that is shorter."""
-        return tuple(min(length, limit) for limit in self._limits)
+        return tuple(min(length, limit) for limit in self.limits)
 
     @property
     def batch_range(self) -> range:

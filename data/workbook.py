@@ -268,7 +268,8 @@ def _parse_failure(exc: BaseException) -> str:
     """The cause of a failed parse in a user's words."""
     from defusedxml import DefusedXmlException
 
-    chain, seen = [], exc
+    chain: list[BaseException] = []
+    seen: BaseException | None = exc
     while seen is not None and len(chain) < 10:  # openpyxl wraps parse errors in its own
         chain.append(seen)
         seen = seen.__cause__ or seen.__context__
@@ -332,17 +333,17 @@ def _read_sheet(wf, wv, sheet: str, columns: tuple[Column, ...], problems: _Prob
             continue
         if raw is None or (isinstance(raw, str) and not raw.strip()):
             continue
-        name = str(raw).strip()
-        if name not in spec:
-            hint = did_you_mean(name, spec)
-            problems.add(sheet, header_row, _shorten(name), None, f"unknown column '{_shorten(name)}'{hint} (valid: {_names(columns)})")
+        title = str(raw).strip()
+        if title not in spec:
+            hint = did_you_mean(title, spec)
+            problems.add(sheet, header_row, _shorten(title), None, f"unknown column '{_shorten(title)}'{hint} (valid: {_names(columns)})")
             structural = True
             continue
-        if name in header.values():
-            problems.add(sheet, header_row, name, None, "column appears twice")
+        if title in header.values():
+            problems.add(sheet, header_row, title, None, "column appears twice")
             structural = True
             continue
-        header[cell.column] = name
+        header[cell.column] = title
     for c in columns:
         if c.required and c.name not in header.values():
             problems.add(sheet, header_row, c.name, None, "required column missing")

@@ -88,7 +88,8 @@ EXIT_OUTPUT = 74
 def output_failure(path: str, exc: BaseException) -> OutputError:
     """An :class:`OutputError` naming ``path`` and the operating system's reason (the first
     ``OSError`` in the chain: a library may report a later consequence, e.g. 'seek of closed file')."""
-    cause, seen = exc, set()
+    cause: BaseException | None = exc
+    seen: set[int] = set()
     while cause is not None and not isinstance(cause, OSError) and id(cause) not in seen:
         seen.add(id(cause))
         cause = cause.__context__ or cause.__cause__

@@ -98,7 +98,7 @@ def atomic_write(path: str, mode: str = "w") -> Iterator:
         raise InputError(f"{path!r} is not a regular file (a symbolic link, folder, FIFO or device); not replaced")
     fd, tmp = tempfile.mkstemp(prefix=f".{name[:100]}.", suffix=".tmp", dir=folder)
     try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
@@ -189,13 +189,13 @@ def writing(path: str, checkpoint: str | None = None) -> Iterator[None]:
         raise error from None
 
 
-def _release(exc: BaseException) -> None:
+def _release(exc: BaseException | None) -> None:
     """Free what a failed write left behind now, quietly: a half-written zip archive (openpyxl's)
     closes itself when collected and would print 'Exception ignored ... seek of closed file'."""
     import gc
     import sys
 
-    seen = set()
+    seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         exc.__traceback__ = None

@@ -13,10 +13,14 @@ import os
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .data.workbook import LoadedWorkbook, load_workbook
 from .errors import InputError
 from .outputs import check_output, claim, set_aside, writing
+
+if TYPE_CHECKING:
+    from .solvers.study import StudyOutcome
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ class StudyRequest:
 class StudyResult:
     """A finished (or interrupted) study: its outcome, the scenarios and methods it ran, where it wrote."""
 
-    outcome: object
+    outcome: StudyOutcome
     book: LoadedWorkbook
     methods: list[str]
     report: str | None
@@ -81,7 +85,7 @@ def run(request: StudyRequest, *, on_done: Callable | None = None, on_tick: Call
     workers = request.workers or os.cpu_count() or 1
     report = checkpoint = png = None
     loaded = request.source if isinstance(request.source, LoadedWorkbook) else None
-    source = loaded.path if loaded is not None else os.fspath(request.source)
+    source = request.source.path if isinstance(request.source, LoadedWorkbook) else os.fspath(request.source)
     if request.out is not None:
         inputs = [source] if os.path.exists(source) else []  # an output must never be the input
         report = check_output(request.out, inputs=inputs, what="--out")
@@ -95,7 +99,8 @@ def run(request: StudyRequest, *, on_done: Callable | None = None, on_tick: Call
         methods = check_methods(list(request.methods), plans=book.plan_methods, what=request.methods_option)
     num_users = {s.name: s.num_users for s in book.scenarios}
 
-    def finish(outcome) -> None:
+    def finish(outcome: StudyOutcome) -> None:
+        assert report is not None and checkpoint is not None and png is not None  # finish runs only with an --out
         info = run_metadata(book, methods, outcome, time_limit=request.time_limit, workers=workers,
                             scheduler=request.scheduler, solver=request.solver, command_line=request.command_line,
                             work_limit=request.work_limit)
@@ -107,14 +112,16 @@ def run(request: StudyRequest, *, on_done: Callable | None = None, on_tick: Call
         with writing(png, checkpoint):
             gap_figure(png, outcome.records, num_users, methods)
 
-    common = dict(time_limit=request.time_limit, workers=workers, scheduler=request.scheduler, on_done=on_done,
-                  on_tick=on_tick, solver=request.solver, work_limit=request.work_limit)
-    if report is None:
+    def loop(path: str, **more) -> StudyOutcome:
+        return run_study(book, methods, checkpoint_path=path, time_limit=request.time_limit, workers=workers,
+                         scheduler=request.scheduler, on_done=on_done, on_tick=on_tick, solver=request.solver,
+                         work_limit=request.work_limit, **more)
+
+    if checkpoint is None:
         with tempfile.TemporaryDirectory(prefix="dipsd-") as tmp:
-            outcome = run_study(book, methods, checkpoint_path=os.path.join(tmp, "study.jsonl"), **common)
+            outcome = loop(os.path.join(tmp, "study.jsonl"))
     else:
-        outcome = run_study(book, methods, checkpoint_path=checkpoint, resume=request.resume, fresh=request.fresh,
-                            finish=finish, **common)
+        outcome = loop(checkpoint, resume=request.resume, fresh=request.fresh, finish=finish)
     return StudyResult(outcome, book, methods, report, checkpoint, png)
 
 

@@ -230,7 +230,7 @@ class Pricer:
                     if not np.isfinite(rc[li, bi]):
                         break
                     b = bi + 1
-                    chosen = order[:b, li, bi]
+                    chosen: np.ndarray = order[:b, li, bi]
                     if swap[li, bi]:
                         chosen = np.concatenate([order[:b - 1, li, bi], order[first[li, bi]:first[li, bi] + 1, li, bi]])
                     members = users[chosen]
@@ -239,7 +239,8 @@ class Pricer:
         if not keep:
             return best, []
         found.sort(key=lambda f: -f[0])
-        out, seen = [], set()
+        out: list[Column] = []
+        seen: set[tuple] = set()
         for _, members, lens in found:
             col = make_column(t, members, lens)
             if col.key in seen:

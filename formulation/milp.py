@@ -176,8 +176,9 @@ class Layout:
 
     def top(self, c: int) -> int:
         """The longest length class c can have (its fixed length, else its users' limit)."""
-        if self.lengths[c] is not None:
-            return self.lengths[c]
+        fixed = self.lengths[c]
+        if fixed is not None:
+            return fixed
         return min(self.max_length, self.tops[c]) if self.tops else self.max_length
 
     def own_ks(self, c: int) -> range:
@@ -259,15 +260,17 @@ def _increments(values):
 
 def _count(model, lay: Layout, c: int, n: int, k: int):
     """``A_cnk``: its own variable for a free length; ``A_cn1`` up to a fixed length, None above."""
-    if lay.lengths[c] is None:
+    fixed = lay.lengths[c]
+    if fixed is None:
         return model.A[c, n, k]
-    return model.A[c, n, 1] if k <= lay.lengths[c] else None
+    return model.A[c, n, 1] if k <= fixed else None
 
 
 def _ind(model, lay: Layout, c: int, n: int, k: int):
     """``E_cnk`` (None where ``A_cnk`` is 0): the count itself for a class of one user."""
-    if lay.lengths[c] is not None:
-        if k > lay.lengths[c]:
+    fixed = lay.lengths[c]
+    if fixed is not None:
+        if k > fixed:
             return None
         k = 1
     return model.A[c, n, k] if lay.size(c) == 1 else model.E[c, n, k]
@@ -474,10 +477,10 @@ def _add_batch_counts(model, lay: Layout, t: Tables) -> None:
     if not lay.symmetric or any(length is None for length in lay.lengths):
         return
     J, C = len(t.levels), range(len(lay.classes))
-    corners_k = sorted(set(lay.lengths))
+    lo = [length for length in lay.lengths if length is not None]  # every length is fixed here
+    corners_k = sorted(set(lo))
     following = {k: (corners_k[i + 1] if i + 1 < len(corners_k) else None) for i, k in enumerate(corners_k)}
     level = [_level(lay, t, c) for c in C]
-    lo = list(lay.lengths)
     biggest = max(lay.bbar)
     cells = [(n, k, j) for n in model.N for k in corners_k for j in model.J if (k, j) != (1, 0)]
     model.R = pyo.Var(cells, bounds=(0, 1))
@@ -592,7 +595,8 @@ class Decoder:
                 counts = [int(round(self.A[c, n, k].value or 0.0)) for k in lay.own_ks(c)]
                 taken, queue = queue[: counts[0]], queue[counts[0]:]
                 for i, m in enumerate(taken):
-                    lengths[m] = lay.lengths[c] if lay.lengths[c] is not None else sum(1 for v in counts if v > i)
+                    fixed = lay.lengths[c]
+                    lengths[m] = fixed if fixed is not None else sum(1 for v in counts if v > i)
                 if taken:
                     batches.setdefault(n, []).extend(taken)
         ordered = tuple(tuple(sorted(batches[n])) for n in sorted(batches))

@@ -78,7 +78,8 @@ def length_layout(tables: Tables, batches: tuple[tuple[int, ...], ...]) -> Layou
     """l-step cells: per batch, its identical users form a class that lives in the batch's slot."""
     t, N = tables, len(batches)
     cls_of = t.class_of()
-    classes, pairs = [], []
+    classes: list[tuple[int, ...]] = []
+    pairs: list[tuple[int, int]] = []
     for n, batch in enumerate(batches):
         found: dict[int, list[int]] = {}
         for m in sorted(batch):

@@ -107,7 +107,8 @@ class Tables:
         f and ready increase in l), ``S >= max(N_min beta_v + sum_m f(l_m, i_m),
         max_m ready_m(l_m) + beta_v + f(l_m, i_m))``.
         """
-        low = [1 if lengths is None or lengths[m] is None else lengths[m] for m in range(self.num_users)]
+        given = lengths if lengths is not None else (None,) * self.num_users
+        low = [1 if length is None else length for length in given]
         own = [self.seq(low[m], self.level_of[m]) for m in range(self.num_users)]
         total = min_batches * self.beta_ms + sum(own)
         stage = max(self.ready[m][low[m] - 1] + self.beta_ms + own[m] for m in range(self.num_users))

@@ -137,8 +137,7 @@ def summarize(records: list[Record], num_users: dict[str, int], methods: list[st
         proven_here = sum(1 for s in names if refs[s].optimum is not None)
         open_here = sum(1 for s in names if refs[s].optimum is None and refs[s].best is not None)
         for method in methods:
-            rows = [by_key.get((s, method)) for s in names]
-            rows = [r for r in rows if r is not None]
+            rows = [r for r in (by_key.get((s, method)) for s in names) if r is not None]
             gaps = [gap(r, refs[r.scenario]) for r in rows if r.throughput_tps is not None]
             proven = [g.proven for g in gaps if g.proven is not None]
             certified = [max(g.certified, 0.0) for g in gaps if g.certified is not None]
@@ -185,8 +184,9 @@ def headline(records: list[Record], methods: list[str]) -> list[Headline]:
     out = []
     for method in methods:
         rows = [r for r in records if r.method == method]
-        worst = (None, None, None)
-        proven, hits = [], 0
+        worst: tuple[float | None, str | None, str | None] = (None, None, None)
+        proven: list[float] = []
+        hits = 0
         for r in rows:
             g = gap(r, refs.get(r.scenario))
             value, kind = (g.proven, "proven") if g.proven is not None else (g.certified, "certified")
@@ -278,7 +278,9 @@ def _users(ms: tuple[int, ...]) -> str:
     return f"M {ms[0]}" if ms[0] == ms[-1] else f"M {ms[0]}-{ms[-1]}"
 
 
-def _pct(value: float) -> str:
+def _pct(value: float | None) -> str:
+    if value is None:
+        return "-"
     return f"{value:.2g} %" if 0 < value < 0.01 else f"{value:.2f} %"
 
 

@@ -21,7 +21,6 @@ import math
 from ..data.scenario import Scenario
 from ..errors import PlanError
 from ..formulation.evaluate import evaluate, target_only_round_ms
-from ..formulation.plan import Plan
 from .results import Record, Status
 from .tolerances import OPTIMAL_RTOL
 
@@ -42,11 +41,12 @@ def record_problem(record: Record, scenario: Scenario) -> str | None:
         return None
     if record.has_plan:
         try:
-            plan = Plan.from_names(scenario, record.batches, dict(record.draft_lengths))
+            plan = record.plan_of(scenario)
         except PlanError as exc:
             return f"its plan is not a plan of the scenario ({exc})"
-        if len(record.draft_lengths) != scenario.num_users:
-            return f"its plan names {len(record.draft_lengths)} draft lengths for {scenario.num_users} users"
+        named = len(record.draft_lengths or ())
+        if named != scenario.num_users:
+            return f"its plan names {named} draft lengths for {scenario.num_users} users"
         ev = evaluate(scenario, plan)
         if not ev.feasible:
             return f"its plan is infeasible ({ev.reason})"
@@ -85,26 +85,27 @@ def conflicts(records: list[Record]) -> list[tuple[Record, str]]:
     """Records of one scenario whose bound or optimum another record's plan refutes, with why.
 
     Only records that passed :func:`record_problem` should be given."""
-    plans = [r for r in records if r.has_plan and r.throughput_tps is not None]
+    plans = [(r.throughput_tps, r) for r in records if r.has_plan and r.throughput_tps is not None]
     if not plans:
         return []
-    best = max(plans, key=lambda r: r.throughput_tps)
+    top, best = max(plans, key=lambda p: p[0])
     found = []
     for r in records:
-        if r.upper_bound_tps is not None and r.upper_bound_tps < best.throughput_tps * (1 - BOUND_RTOL):
+        if r.upper_bound_tps is not None and r.upper_bound_tps < top * (1 - BOUND_RTOL):
             found.append((r, f"its bound {r.upper_bound_tps:.9g} tok/s is below {best.method}'s plan "
-                             f"({best.throughput_tps:.9g} tok/s)"))
+                             f"({top:.9g} tok/s)"))
         elif r.status is Status.OPTIMAL and r.throughput_tps is not None \
-                and r.throughput_tps < best.throughput_tps * (1 - OPTIMAL_RTOL):
+                and r.throughput_tps < top * (1 - OPTIMAL_RTOL):
             found.append((r, f"it claims optimal at {r.throughput_tps:.9g} tok/s, but {best.method}'s plan reaches "
-                             f"{best.throughput_tps:.9g} tok/s"))
+                             f"{top:.9g} tok/s"))
     return found
 
 
 def audit(records: list[Record], scenarios: dict[str, Scenario]) -> list[str]:
     """Every problem :func:`record_problem` and :func:`conflicts` find in a study's records, one line
     each naming scenario and method (empty when everything checks out)."""
-    lines, sound = [], {}
+    lines: list[str] = []
+    sound: dict[str, list[Record]] = {}
     for r in records:
         scenario = scenarios.get(r.scenario)
         why = record_problem(r, scenario) if scenario is not None else None

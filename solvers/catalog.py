@@ -88,11 +88,13 @@ def _resolve(ref: str) -> Callable:
     if not module or not attr:
         raise InputError(f"method reference {ref!r}: expected 'module:function'")
     try:
-        obj = importlib.import_module(module)
+        obj: object = importlib.import_module(module)
         for part in attr.split("."):
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as exc:
         raise InputError(f"method reference {ref!r} cannot be imported: {type(exc).__name__}: {exc}") from None
+    if not callable(obj):
+        raise InputError(f"method reference {ref!r} is not a function")
     return obj
 
 

@@ -314,7 +314,7 @@ class _Bounder:
         master.set_budget(budget)
         master.set_count(low, high)
         best_k, best_mu, best_val = math.inf, 0.0, math.inf
-        center = None  # the duals of the best Lagrangian bound so far (Wentges smoothing)
+        center: Duals | None = None  # the duals of the best Lagrangian bound so far (Wentges smoothing)
         smooth = SMOOTHING
         resolve = True
         while True:
@@ -323,7 +323,7 @@ class _Bounder:
                 self.lp_solves += 1
                 self.clock.spend()
             at_lp = center is None or smooth == 0.0
-            sep = duals if at_lp else center.mix(duals, smooth)
+            sep = duals if center is None or at_lp else center.mix(duals, smooth)
             top, cols = self.pricer.price(budget, sep.pi, sep.mu, sep.nu, keep=COLUMNS_PER_ROUND, sigma=sep.sigma)
             if not math.isfinite(top):  # no column fits this budget: G(S) = -inf below it
                 return -math.inf, 0.0, 0.0
@@ -617,14 +617,15 @@ class _Search:
                     return False  # nothing tried: the rest of the limit is for the bound and the result
                 break
             self.tried.add(point)
-            dived = _dive(self.master, self.pricer, *point, self.clock)
+            budget, low, high = point
+            dived = _dive(self.master, self.pricer, budget, low, high, self.clock)
             improved |= bool(dived) and self.offer(self.classes.realize(dived))
-            picked = _budget_ip(self.classes, self.master.columns, *point, self.clock,
+            picked = _budget_ip(self.classes, self.master.columns, budget, low, high, self.clock,
                                 start=None if self.best is None else self.best.plan)
             improved |= bool(picked) and self.offer(self.classes.realize(picked))
         self.plan_rounds += 1
         self.stale = 0 if improved else self.stale + 1
-        if improved:
+        if improved and self.best is not None:
             self.offer(l_step(self.scenario, self.t, self.best, self.clock.share(0.2, cap=30.0)).plan)
             self.boxes[:] = [entry for entry in self.boxes if entry[2].a < self.s_high()]
             heapq.heapify(self.boxes)

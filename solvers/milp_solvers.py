@@ -26,6 +26,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import InputError
 from .tolerances import HIGHS_FEASIBILITY, HIGHS_OPTIONS
@@ -64,7 +65,7 @@ SOLVERS: dict[str, MilpSolver] = {
 }
 """Every solver by its ``--solver`` name."""
 
-_current = {"name": "highs", "threads": 1}
+_current: dict[str, Any] = {"name": "highs", "threads": 1}
 
 
 def current() -> MilpSolver:

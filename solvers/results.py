@@ -150,11 +150,13 @@ class SolveResult:
 
         plan = evaluation = reference = None
         if record.has_plan:
-            plan = Plan.from_names(scenario, record.batches, dict(record.draft_lengths))
+            plan = record.plan_of(scenario)
             evaluation = evaluate(scenario, plan)
         elif record.batches and record.throughput_tps is not None:
             index = {u.name: i for i, u in enumerate(scenario.users)}
             batches = tuple(tuple(index[n] for n in b) for b in record.batches)
+            if record.expected_tokens is None or record.span_ms is None:
+                raise ValueError(f"{record.scenario}/{record.method}: a target-only value needs its tokens and span")
             reference = ReferenceValue(batches, record.expected_tokens, record.span_ms)
         return cls(scenario=record.scenario, method=record.method, status=record.status, plan=plan,
                    evaluation=evaluation, upper_bound_tps=record.upper_bound_tps, runtime_s=record.runtime_s,
@@ -197,6 +199,13 @@ class Record:
     def has_plan(self) -> bool:
         """A plan of P (batches and draft lengths), not a target-only value."""
         return bool(self.batches) and self.draft_lengths is not None
+
+    def plan_of(self, scenario: Scenario) -> Plan:
+        """The plan this record names, in ``scenario``'s user indices (:class:`PlanError` if it is not one
+        of its plans; ``ValueError`` for a record without a plan)."""
+        if self.batches is None or self.draft_lengths is None or not self.batches:
+            raise ValueError(f"{self.scenario}/{self.method}: the record holds no plan")
+        return Plan.from_names(scenario, self.batches, dict(self.draft_lengths))
 
     @classmethod
     def failed(cls, scenario: str, method: str, message: str, runtime_s: float = 0.0) -> Record:

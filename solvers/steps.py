@@ -55,11 +55,11 @@ def l_step(scenario: Scenario, tables: Tables, current: Evaluation, clock: Deadl
     and hands the solver the best plan so far as a MIP start (its ``U - q S`` is 0, so the last
     solve, which proves that nothing beats it, prunes from the start; measured in
     docs/benchmarks.md)."""
-    best = current
+    best: Evaluation = current
     for length in range(1, scenario.max_draft_length + 1):
-        ev = evaluate(scenario, Plan(current.plan.batches, scenario.clipped(length)))
-        if ev.ratio > best.ratio * (1 + IMPROVE_RTOL):
-            best = ev
+        fixed = evaluate(scenario, Plan(current.plan.batches, scenario.clipped(length)))
+        if fixed.ratio > best.ratio * (1 + IMPROVE_RTOL):
+            best = fixed
     model, decoder = build_length_model(tables, current.plan.batches, q=best.ratio)
     session = MilpSession(scenario, model, decoder)
     while clock.remaining() > 0:

@@ -88,7 +88,7 @@ def _solve_all(args, scenarios) -> int:
     from ..reports.stats import gap, gap_statements, headline, headline_text, reference, statement_text
     from ..solvers.catalog import METHODS, default_methods
     from ..solvers.registry import run_method, start_from
-    from ..solvers.results import Status
+    from ..solvers.results import Record, SolveResult, Status
 
     if not args.json:
         print(TABLE_HEADER)
@@ -96,10 +96,11 @@ def _solve_all(args, scenarios) -> int:
     failures = total = 0
     everything = []
     for s in scenarios:
-        done, records = {}, []
+        done: dict[str, SolveResult] = {}
+        records: list[Record] = []
         for method in methods:
             source = METHODS[method].start_source(methods)
-            result = run_method(method, s, time_limit=args.time_limit, start=start_from(done.get(source)),
+            result = run_method(method, s, time_limit=args.time_limit, start=start_from(done.get(source) if source else None),
                                 work_limit=args.work_limit)
             done[method] = result
             records.append(result.record(s))

@@ -66,9 +66,9 @@ def run(args: argparse.Namespace) -> int:
     print(headline_text(headline(outcome.records, methods)))
     n = len(outcome.records)
     print(f"wrote {shown(args.out)} ({plural(n, 'task')}; gaps per scenario in its Summary and Instances sheets) and "
-          f"{shown(done_study.figure)}")
+          f"{shown(done_study.figure or '')}")
     if outcome.interrupted:
-        interrupted(done_study.checkpoint)
+        interrupted(done_study.checkpoint or args.out + ".jsonl")
         return 130
     if outcome.problems:
         print(f"dipsd: the consistency check failed ({plural(len(outcome.problems), 'problem')}, listed in the Run "

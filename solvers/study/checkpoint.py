@@ -154,6 +154,7 @@ class Checkpoint:
     def add(self, record: Record) -> None:
         self.records[(record.scenario, record.method)] = record
         try:
+            assert self._fh is not None, "the checkpoint is open while the study runs"
             self._fh.write(json.dumps(record.to_json()) + "\n")
             self._fh.flush()
             os.fsync(self._fh.fileno())

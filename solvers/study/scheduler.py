@@ -130,7 +130,7 @@ class _Loop:
             else:
                 self.queue.append(with_start(t, ckpt.records.get((t.scenario.name, src)) if src else None))
         self.slots = max(1, min(workers, len(tasks)))
-        self.backend = None
+        self.backend: _DaskBackend | _LocalBackend | None = None
         if tasks:
             self.backend = _DaskBackend(scheduler, self.slots) if scheduler else _LocalBackend(self.slots)
         self.pending: dict = {}
@@ -141,6 +141,11 @@ class _Loop:
         self.hung: dict[tuple[str, str], float] = {}  # tasks the watchdog stopped, with their seconds
         self.collateral: set[tuple[str, str]] = set()  # tasks in flight in a pool the watchdog killed
 
+    def _live(self) -> _DaskBackend | _LocalBackend:
+        """The backend (there is one whenever a task is queued)."""
+        assert self.backend is not None, "no backend: the study has no tasks"
+        return self.backend
+
     def run(self) -> None:
         while self.queue or self.pending or self.waiting:
             self.submit_ready()
@@ -149,7 +154,7 @@ class _Loop:
                     self.queue.extend(held)
                 self.waiting.clear()
                 continue
-            finished = set(self.backend.wait(self.pending, TICK_S))
+            finished = set(self._live().wait(self.pending, TICK_S))
             self.watch(finished)
             self.tick()
             for future in finished:
@@ -161,7 +166,7 @@ class _Loop:
             if self.queue[0].key in self.suspects and self.pending:
                 break
             task = self.queue.pop(0)
-            future = self.backend.submit(task)
+            future = self._live().submit(task)
             self.pending[future] = task
             self.started[future] = time.monotonic()
             log.info("%s × %s: started (time limit %gs)", task.scenario.name, task.method, task.time_limit)
@@ -179,7 +184,7 @@ class _Loop:
             self.hung[task.key] = now - self.started[future]
             log.warning("%s/%s: no answer after %.0f s (time limit %g s + grace %.0f s); stopping it", *task.key,
                         self.hung[task.key], task.time_limit, grace(task.time_limit))
-            self.backend.stop(future)
+            self._live().stop(future)
             if isinstance(self.backend, _DaskBackend):
                 finished.add(future)
             else:  # the pool's other tasks die with it and run again
@@ -200,7 +205,7 @@ class _Loop:
         tasks that start from it."""
         task = self.pending.pop(future)
         self.started.pop(future, None)
-        record = self.backend.result(future, task)
+        record = self._live().result(future, task)
         ran_alone = self.alone.pop(future, False)
         if record is None and task.key in self.hung:
             seconds = self.hung.pop(task.key)

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from ...data.plans import NamedPlan, plan_name
 from ...data.scenario import Scenario
 from ...data.workbook import LoadedWorkbook
-from ...formulation.plan import Plan
 from .. import milp_solvers
 from ..audit import record_problem
 from ..results import Record
@@ -65,15 +64,14 @@ def _runwith_start(task: Task) -> Record:
 
     with milp_solvers.use(task.solver):
         start = None
-        why = None if task.start is None else record_problem(task.start, task.scenario)
-        if why is not None:
+        given = task.start
+        why = None if given is None else record_problem(given, task.scenario)
+        if given is not None and why is not None:
             log.warning("%s/%s: the %s result it starts from is ignored: %s", task.scenario.name, task.method,
-                        task.start.method, why)
-        elif task.start is not None:
-            plan = None
-            if task.start.has_plan:
-                plan = Plan.from_names(task.scenario, task.start.batches, dict(task.start.draft_lengths))
-            start = Start(plan, task.start.upper_bound_tps, task.start.method)
+                        given.method, why)
+        elif given is not None:
+            plan = given.plan_of(task.scenario) if given.has_plan else None
+            start = Start(plan, given.upper_bound_tps, given.method)
         result = run_method(task.method, task.scenario, time_limit=task.time_limit, start=start, work_limit=task.work_limit)
         return result.record(task.scenario)
 
