@@ -8,6 +8,15 @@ from openpyxl import Workbook
 
 from dipsd.cli import main
 
+
+def pytest_collection_modifyitems(config, items):
+    """A long sweep is also slow: the fast default run (``-m 'not slow'``) leaves both out, CI
+    (``-m 'not sweep'``) runs the slow tests and leaves the sweeps out."""
+    for item in items:
+        if item.get_closest_marker("sweep") is not None:
+            item.add_marker(pytest.mark.slow)
+
+
 # property tests draw the same examples on every run: the suite is deterministic
 settings.register_profile("dipsd", derandomize=True, deadline=None, database=None)
 settings.load_profile("dipsd")

@@ -35,6 +35,7 @@ def _installed_layout(into: str) -> str:
     return into
 
 
+@pytest.mark.slow
 def test_mypy_passes_on_the_whole_package(tmp_path):
     """mypy (configured in pyproject.toml) over every module of the installed package."""
     pytest.importorskip("mypy", reason="mypy is not installed (pip install -e '.[test]')")

@@ -57,6 +57,7 @@ def test_real_process_exit_code_and_single_line(tmp_path):
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_solve_json_and_table(run_cli):
     import json
     wb = example_path("heterogeneous.xlsx")
@@ -163,6 +164,7 @@ def test_extreme_but_valid_values_never_crash_a_method(tmp_path, run_cli):
             assert r["upper_bound_tps"] >= r["throughput_tps"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["certify", "exact", "dipsd", "all"])
 def test_json_output_parses_line_by_line_in_a_fresh_process(method):
     """HiGHS prints its banner on the C-level stdout at the first solver object of a process; a
@@ -179,6 +181,7 @@ def test_json_output_parses_line_by_line_in_a_fresh_process(method):
     assert "Running HiGHS" not in run.stdout
 
 
+@pytest.mark.slow
 def test_verbose_shows_tasks_and_milestones_and_keeps_libraries_quiet(tmp_path):
     """``-v``: a line per task started and finished, per DiP-SD round, certify round and Dinkelbach
     iteration; no Pyomo or Dask lines (those start at -vv / -vvv); stdout holds only the answer."""

@@ -50,6 +50,7 @@ def test_a_planted_symlink_is_never_followed(tmp_path):
 
 
 # 2. overwriting what is not ours -------------------------------------------------------------
+@pytest.mark.slow
 def test_an_unrelated_file_at_out_is_never_replaced(tiny_book, tmp_path, run_cli):
     mine = tmp_path / "mydata.xlsx"
     mine.write_bytes(b"my own workbook")
@@ -78,6 +79,7 @@ def test_paper_never_rewrites_its_scenarios_before_a_refusal(tmp_path, run_cli):
     (b"[" * 100_000 + b"\n", "task record"),
     (b'{"scenario": "x", "method": "ad", "status": "feasible", "throughput_tps": ' + b"9" * 5000 + b"}\n", "task record"),
 ])
+@pytest.mark.slow
 def test_malformed_checkpoint_lines_are_refused_naming_the_line(tiny_book, tmp_path, run_cli, line, fragment):
     out = str(tmp_path / "r.xlsx")
     assert run_cli("study", tiny_book, "--out", out, "--methods", "ad", "--quiet")[0] == 0
@@ -167,6 +169,7 @@ def test_api_arguments_are_validated_like_the_cli(tiny_book, tmp_path):
 
 
 # 12. SIGTERM and odd arguments ---------------------------------------------------------------------
+@pytest.mark.slow
 def test_sigterm_ends_a_study_like_ctrl_c(tmp_path):
     book = tmp_path / "b.xlsx"
     save_scenarios(book, generate([12, 14], 2, seed=3))
@@ -191,6 +194,7 @@ def test_generate_refuses_a_negative_seed(tmp_path, run_cli):
 
 
 # 5. disk full / file too large while writing the report ------------------------------------------
+@pytest.mark.slow
 def test_a_report_that_cannot_be_written_is_one_clear_line_and_exit_74(tiny_book, tmp_path):
     import resource
 
@@ -214,6 +218,7 @@ def test_a_report_that_cannot_be_written_is_one_clear_line_and_exit_74(tiny_book
 
 
 # 3. a hung worker never hangs the study ----------------------------------------------------------
+@pytest.mark.slow
 def test_a_task_with_no_answer_is_stopped_and_the_study_ends(tiny_book, tmp_path, monkeypatch):
     from dipsd.solvers import study
     from dipsd.solvers.catalog import register_method

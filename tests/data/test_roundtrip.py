@@ -6,6 +6,7 @@ import tempfile
 import unicodedata
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -43,6 +44,7 @@ def scenarios(draw):
                     max_batches=draw(st.integers(nmin, m)), initial_draft_length=draw(st.integers(1, 30)))
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(scenarios(), min_size=1, max_size=3, unique_by=lambda s: s.name))
 def test_write_then_load_is_identity(scenarios_):

@@ -22,6 +22,7 @@ def readme_python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", text, flags=re.S)
 
 
+@pytest.mark.slow
 def test_readme_python_example_runs_as_written(capsys):
     block = readme_python_blocks()[0]
     assert "run_study" in block and "example_path" in block
@@ -30,6 +31,7 @@ def test_readme_python_example_runs_as_written(capsys):
     assert "gap_pct" in out and "certify" in out
 
 
+@pytest.mark.slow
 def test_readme_three_line_recipe_reproduces_the_summary(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     frame = dipsd.run_study(dipsd.example_path(), methods=["dipsd", "certify", "ad"], time_limit=20, out="dipsd-report.xlsx",

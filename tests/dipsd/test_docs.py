@@ -49,7 +49,7 @@ def _anchors(text: str) -> set[str]:
 def test_quick_start_is_two_command_lines_and_the_readme_is_short():
     text = _read("README.md")
     first = _blocks(text)[0][1].strip().splitlines()
-    assert first == ["pip install -e '.[test]' && dipsd study", "python -m pytest -q"]
+    assert first == ["pip install -e '.[test]' && dipsd study", 'python -m pytest -q -m "not sweep"']
     assert len(text.splitlines()) <= 250
 
 

@@ -56,6 +56,7 @@ def test_enough_cases():
     assert len(CASES) >= 40
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scenario,plan", CASES, ids=[f"{s.name}-{i}" for i, (s, _) in enumerate(CASES)])
 def test_fixed_plan_objective_equals_closed_form(scenario, plan):
     plan = canonical_lengths(scenario, plan)
@@ -85,6 +86,7 @@ def test_docstring_states_the_math():
         assert phrase in milp.__doc__
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scenario,plan", CASES[::2], ids=[f"{s.name}-{i}" for i, (s, _) in enumerate(CASES[::2])])
 def test_step_models_value_every_plan_in_closed_form(scenario, plan):
     """The x-step (lengths fixed, corner counts included) and the l-step (batches fixed) admit the

@@ -44,6 +44,7 @@ def test_stage_free_means_every_plan_spans_its_verification_sum(s, lengths, n):
         assert ev.span_ms == pytest.approx(sum(b.verify_ms for b in ev.batches), rel=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("s,lengths,n", [c for c in CASES if assignment_layout(Tables.of(c[0]), c[1], c[2]).stage_free][:25])
 def test_x_step_on_merged_classes_finds_the_enumerated_optimum(s, lengths, n):
     t = Tables.of(s)

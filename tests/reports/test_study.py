@@ -41,6 +41,7 @@ def sheet_rows(ws):
     return rows[0], rows[1:]
 
 
+@pytest.mark.slow
 def test_study_report_sheets_and_values(small_book, tmp_path, run_cli, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, _, err = run_cli("study", small_book, "--methods", FAST + ",enumerate", "--workers", "2", "--quiet")
@@ -126,6 +127,7 @@ def test_study_report_sheets_and_values(small_book, tmp_path, run_cli, monkeypat
     assert all(any(u in h for u in units) for h in head[3:]), head
 
 
+@pytest.mark.slow
 def test_one_failing_task_does_not_lose_the_others(tmp_path, run_cli):
     book = tmp_path / "mixed.xlsx"
     save_scenarios(book, [paper_scenario(3, max_draft_length=3, name="small"), paper_scenario(9, name="big")])
@@ -170,6 +172,7 @@ def _comparable(records):
     return {k: {f: r[f] for f in keep} for k, r in records.items()}
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_loses_nothing(tmp_path):
     book = str(tmp_path / "k.xlsx")
     save_scenarios(book, generate([4, 5, 6], 2, seed=21, max_draft_length=6))
@@ -203,6 +206,7 @@ def test_kill_9_then_resume_loses_nothing(tmp_path):
     assert strip(a) == strip(b)
 
 
+@pytest.mark.slow
 def test_ctrl_c_writes_the_report_of_what_finished(tmp_path):
     book = str(tmp_path / "c.xlsx")
     save_scenarios(book, generate([6, 8], 3, seed=2))
@@ -224,6 +228,7 @@ def test_ctrl_c_writes_the_report_of_what_finished(tmp_path):
     assert len(records) >= 2
 
 
+@pytest.mark.slow
 def test_dask_local_cluster(small_book, tmp_path, run_cli):
     pytest.importorskip("distributed")
     out = str(tmp_path / "dask.xlsx")
@@ -323,6 +328,7 @@ def test_outputs_checked_before_any_work(small_book, tmp_path, run_cli):
     assert code == 2 and "does not exist" in err
 
 
+@pytest.mark.slow
 def test_a_finished_study_is_never_emptied(small_book, tmp_path, run_cli):
     out = str(tmp_path / "r.xlsx")
     header, records = _finished_study(small_book, out, run_cli)
@@ -342,6 +348,7 @@ def test_a_finished_study_is_never_emptied(small_book, tmp_path, run_cli):
     assert old_report.read_bytes() == report
 
 
+@pytest.mark.slow
 def test_resume_refuses_other_settings_and_bad_lines(small_book, tmp_path, run_cli):
     out = str(tmp_path / "r.xlsx")
     _finished_study(small_book, out, run_cli)
@@ -360,6 +367,7 @@ def test_resume_refuses_other_settings_and_bad_lines(small_book, tmp_path, run_c
 
 @pytest.mark.parametrize("field,value,named", [("status", "solved", "'status'"), ("throughput_tps", "12.5", "'throughput_tps'"),
                                                ("draft_lengths", {"u1": 2.5}, "'draft_lengths'")])
+@pytest.mark.slow
 def test_resume_names_the_bad_field_of_a_checkpoint_record(small_book, tmp_path, run_cli, field, value, named):
     out = str(tmp_path / "r.xlsx")
     _finished_study(small_book, out, run_cli)
@@ -376,6 +384,7 @@ def test_resume_names_the_bad_field_of_a_checkpoint_record(small_book, tmp_path,
     assert open(out + ".jsonl").read() == kept  # the checkpoint is left as it was
 
 
+@pytest.mark.slow
 def test_resume_rewrites_atomically_and_reruns_errors(small_book, tmp_path, run_cli):
     out = str(tmp_path / "r.xlsx")
     _, records = _finished_study(small_book, out, run_cli)
@@ -395,6 +404,7 @@ def test_resume_rewrites_atomically_and_reruns_errors(small_book, tmp_path, run_
     assert not list(tmp_path.glob(".*tmp"))
 
 
+@pytest.mark.slow
 def test_a_second_study_on_the_same_report_is_refused(small_book, tmp_path):
     out = str(tmp_path / "r.xlsx")
     book = str(tmp_path / "slow.xlsx")
@@ -412,6 +422,7 @@ def test_a_second_study_on_the_same_report_is_refused(small_book, tmp_path):
         first.wait()
 
 
+@pytest.mark.slow
 def test_workers_die_with_the_study(tmp_path):
     """kill -9 of the study: its worker processes end by themselves within seconds."""
     book = str(tmp_path / "w.xlsx")
@@ -522,6 +533,7 @@ def _tiny_book(tmp_path) -> str:
     return path
 
 
+@pytest.mark.slow
 def test_study_prints_a_headline_per_method_naming_the_worst_scenario(small_book, tmp_path, run_cli):
     out = str(tmp_path / "h.xlsx")
     code, stdout, err = run_cli("study", small_book, "--out", out, "--methods", "dipsd,ad,exact", "--workers", "1", "--quiet")
@@ -547,6 +559,7 @@ def _sleepy(scenario, time_limit, start):
     return dataclasses.replace(solve_ad(scenario), method="sleepy")
 
 
+@pytest.mark.slow
 def test_progress_ticks_every_second_and_says_what_runs(small_book, tmp_path, monkeypatch):
     """on_tick is called at least once a second while a task runs, names the running task with its
     elapsed time, and bounds what is left by the remaining time limits."""
@@ -611,6 +624,7 @@ def work_book(tmp_path_factory):
     return str(path)
 
 
+@pytest.mark.slow
 def test_a_work_limit_makes_two_studies_write_the_same_results(work_book, tmp_path):
     """Under --work-limit every Results column but the runtime is the same in two runs (the
     second one with another process busy on the second core); certify records which limit
@@ -640,6 +654,7 @@ def test_a_work_limit_makes_two_studies_write_the_same_results(work_book, tmp_pa
     assert str(said["work limit per task"]).startswith("25 units")
 
 
+@pytest.mark.slow
 def test_resume_may_raise_the_work_limit_but_not_add_or_drop_one(work_book, tmp_path):
     from dipsd.data.workbook import load_workbook
     from dipsd.errors import InputError

@@ -79,6 +79,7 @@ TAMPERS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", list(TAMPERS))
 def test_a_tampered_record_is_dropped_named_and_run_again(book, tmp_path, run_cli, caplog, kind):
     out = str(tmp_path / "r.xlsx")

@@ -114,6 +114,7 @@ def test_plugins_from_entry_points(tmp_path, monkeypatch):
         METHODS.pop("plugged", None)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scheduler", [None, "local"])
 def test_a_user_method_runs_in_a_study(registered, scheduler):
     """With 2 local worker processes and on a Dask LocalCluster (workers that re-import it)."""
@@ -132,6 +133,7 @@ def test_a_user_method_runs_in_a_study(registered, scheduler):
         assert packed.loc[s.name, "gap_kind"] == "proven" and packed.loc[s.name, "gap_pct"] >= 0
 
 
+@pytest.mark.slow
 def test_a_plugin_runs_in_a_study_from_the_command_line(tmp_path):
     """The entry point seen by a fresh `dipsd study` process and its workers (PYTHONPATH holds the
     plugin's metadata, as an installed package's would be)."""
@@ -159,6 +161,7 @@ def test_a_plugin_runs_in_a_study_from_the_command_line(tmp_path):
     assert run.stdout.splitlines()[1].startswith("plugged: ")
 
 
+@pytest.mark.slow
 def test_certify_alone_starts_from_dipsd():
     """Run alone, certify does what a study does: DiP-SD first, so it is never below DiP-SD."""
     from dipsd import paper_scenario

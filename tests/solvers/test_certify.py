@@ -98,6 +98,7 @@ def test_two_paper_users_by_hand():
     assert r.upper_bound_tps == pytest.approx(r.throughput_tps, rel=1e-9)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scenario", INSTANCES, ids=[s.name for s in INSTANCES])
 def test_bound_and_plan_against_enumeration(scenario):
     brute = solve_enumerate(scenario)
@@ -114,6 +115,7 @@ def test_bound_and_plan_against_enumeration(scenario):
     assert (r.status is Status.OPTIMAL) == meets
 
 
+@pytest.mark.slow
 def test_most_tiny_instances_are_certified_optimal():
     results = [C.solve_certify(s, time_limit=60) for s in INSTANCES[:20]]
     proven = sum(r.status is Status.OPTIMAL for r in results)
@@ -134,6 +136,7 @@ def test_bound_valid_under_a_time_limit(limit):
         assert r.status in (Status.OPTIMAL, Status.TIME_LIMIT, Status.NO_PLAN, Status.FEASIBLE)
 
 
+@pytest.mark.slow
 def test_never_below_the_start_plan_and_dipsd():
     for s in INSTANCES[:16]:
         heuristic = solve_dipsd(s)
@@ -143,6 +146,7 @@ def test_never_below_the_start_plan_and_dipsd():
         assert r.throughput_tps >= heuristic.throughput_tps * (1 - 1e-12)
 
 
+@pytest.mark.slow
 def test_bound_above_exact_optimum_at_m8():
     (s,) = generate([8], 1, seed=5)
     exact = solve_exact(s, time_limit=120)
@@ -161,6 +165,7 @@ def test_exact_stops_when_its_start_meets_a_certified_bound():
     assert e.throughput_tps == c.throughput_tps and e.upper_bound_tps <= c.upper_bound_tps
 
 
+@pytest.mark.slow
 def test_columns_of_a_plan_rebuild_it():
     s = generate([5], 1, seed=9)[0]
     heuristic = solve_dipsd(s)
@@ -188,6 +193,7 @@ def tiny_scenarios(draw):
     return s.with_(min_batches=nmin, max_batches=draw(st.integers(nmin, m)))
 
 
+@pytest.mark.slow
 @settings(max_examples=40)
 @given(tiny_scenarios())
 def test_property_bound_valid_on_tiny_random_instances(s):
@@ -252,6 +258,7 @@ def test_class_master_has_the_per_user_masters_lp_value(scenario):
             assert values[0] == pytest.approx(values[1], rel=1e-6, abs=1e-9)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scenario", INSTANCES[:16], ids=[s.name for s in INSTANCES[:16]])
 def test_the_bound_holds_at_every_work_limit(scenario):
     """Stopped after 1, 3, 10 or 40 work units, certify's bound is still above the enumerated optimum

@@ -7,9 +7,9 @@ tiny instances: every method, certify at 0.001 s and 10 s, exact plain and from 
 * ``infeasible`` only where the oracle finds no plan (sd-nobatch: where no all-singleton plan is);
 * no valid input ends in ``error``.
 
-The default run covers 600 instances (seeds below; 50 of them at the far ends of the time scale:
-latencies down to 5e-324 ms, the server's intercept at its floor; 50 with per-user draft limits);
-``-m slow`` adds a longer sweep.
+CI (``-m "not sweep"``, the README's test command) covers 600 instances (seeds below; 50 of them
+at the far ends of the time scale: latencies down to 5e-324 ms, the server's intercept at its
+floor; 50 with per-user draft limits); ``-m sweep`` runs a longer sweep.
 """
 
 from __future__ import annotations
@@ -75,6 +75,7 @@ CHUNKS += [(seed, far_scaled_instances(25, seed)) for seed in (110, 111)]  # 50 
 CHUNKS += [(seed, limited_instances(25, seed)) for seed in (112, 113)]  # 50 with per-user draft limits
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed,instances", CHUNKS, ids=[f"seed{seed}" for seed, _ in CHUNKS])
 def test_contract_on_odd_tiny_instances(seed, instances):
     logging.disable(logging.WARNING)  # the tolerance re-solves log warnings by design
@@ -85,7 +86,7 @@ def test_contract_on_odd_tiny_instances(seed, instances):
     assert not bad, bad
 
 
-@pytest.mark.slow
+@pytest.mark.sweep
 @pytest.mark.parametrize("seed", range(200, 250))
 def test_contract_long_sweep(seed):
     logging.disable(logging.WARNING)

@@ -93,6 +93,7 @@ def tie_free_instances(count=18, seed=3):
 TIE_FREE = tie_free_instances()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("s,ref,ref_fixed", TIE_FREE, ids=[c[0].name for c in TIE_FREE])
 def test_dipsd_matches_its_definition(s, ref, ref_fixed):
     got = D.solve_dipsd(s)
@@ -110,6 +111,7 @@ def test_dipsd_is_deterministic():
     assert a.plan == b.plan and a.throughput_tps == b.throughput_tps
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("s", tiny_instances(16, seed=42), ids=lambda s: s.name)
 def test_every_method_feasible_consistent_and_below_the_optimum(s):
     optimum = solve_exact(s)
@@ -127,6 +129,7 @@ def test_every_method_feasible_consistent_and_below_the_optimum(s):
         assert results["sd-nobatch"].throughput_tps <= dip * (1 + 1e-12)
 
 
+@pytest.mark.slow
 def test_x_step_is_exact_on_small_cases():
     for s in tiny_instances(12, seed=8):
         t = Tables.of(s)
@@ -376,6 +379,7 @@ def _step_cases(count, seed):
         yield s, n, lengths
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [120, 121])
 def test_steps_return_their_own_optimum_within_the_contract_on_near_ties(seed):
     """Issue 19, item 4: each step, "solved with gap 0", must return its own problem's optimum

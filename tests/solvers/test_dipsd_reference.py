@@ -39,6 +39,7 @@ def _tie(old_steps, new_steps) -> str | None:
     return None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key,scenario", CASES, ids=[key for key, _ in CASES])
 def test_results_unchanged(key, scenario):
     for method in METHODS:

@@ -25,6 +25,7 @@ def test_instances_cover_the_model():
     assert any(s.name.endswith("clones") for s in INSTANCES)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scenario", INSTANCES, ids=[s.name for s in INSTANCES])
 def test_exact_equals_enumeration(scenario):
     brute = solve_enumerate(scenario)

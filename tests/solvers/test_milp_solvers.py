@@ -23,6 +23,7 @@ SOLVERS = ["scip", pytest.param("gurobi", marks=pytest.mark.skipif(
 INSTANCES = generate([3, 4, 5], 1, seed=21, max_draft_length=4) + odd_instances(12, 22)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("solver", SOLVERS)
 def test_exact_and_dipsd_match_highs_and_brute_force(solver):
     for s in INSTANCES:
@@ -53,6 +54,7 @@ def test_a_missing_solver_is_one_line(monkeypatch):
         milp_solvers.check("cplex")
 
 
+@pytest.mark.slow
 def test_the_cli_uses_the_solver_and_records_it(tmp_path):
     run = subprocess.run([sys.executable, "-m", "dipsd.cli", "solve", "--method", "exact", "--solver", "scip",
                           "--scenario", "het-M4-1", "--json"], capture_output=True, text=True, timeout=300)
@@ -77,6 +79,7 @@ def test_the_cli_uses_the_solver_and_records_it(tmp_path):
     assert run_sheet["MILP solver"].startswith("scip (pyscipopt")
 
 
+@pytest.mark.slow
 def test_threads_for_a_single_solve_give_the_same_answers():
     """`solve --threads 2` (a process's one HiGHS thread count, certify's LPs included: a pool made with
     another count returned empty dives) proves the same optima as one thread."""
