@@ -31,6 +31,22 @@ def registered():
         METHODS.pop(n, None)
 
 
+def test_the_registry_measures_every_runtime_itself(registered):
+    """A method's own runtime claim is replaced by the wall time of the call."""
+    import time as _time
+
+    from dipsd.solvers.results import SolveResult
+
+    def slow_claims_fast(scenario, time_limit, start):
+        _time.sleep(0.05)
+        plan = um.packed_at_three(scenario, time_limit, start)
+        return SolveResult(scenario.name, "claims", Status.FEASIBLE, plan, evaluate(scenario, plan), None, runtime_s=1e-9)
+
+    registered("claims", slow_claims_fast)
+    r = run_method("claims", S, time_limit=5)
+    assert r.status is Status.FEASIBLE and 0.05 <= r.runtime_s < 5
+
+
 def test_a_plan_returning_method_is_evaluated_in_closed_form(registered):
     registered("packed", um.packed_at_three)
     r = run_method("packed", S, time_limit=5)
