@@ -42,7 +42,7 @@ def generate(sizes: Sequence[int], per_size: int, seed: int, profile: str = "het
     return out
 
 
-def _paper(rng, name: str, m: int, k: int) -> Scenario:
+def _paper(rng: np.random.Generator, name: str, m: int, k: int) -> Scenario:
     alpha = D.ALPHA if k == 0 else round(float(rng.uniform(0.6, 0.9)), 4)
     return Scenario(name=name, users=tuple(User(name=f"u{i + 1}", alpha=alpha) for i in range(m)))
 
@@ -52,7 +52,7 @@ def _sig(x: float, digits: int = 6) -> float:
     return float(f"{x:.{digits}g}")
 
 
-def _acceptance(rng, alpha: float, lub: int) -> tuple[float, ...]:
+def _acceptance(rng: np.random.Generator, alpha: float, lub: int) -> tuple[float, ...]:
     """A plausible measured table: per-position acceptance that decays slowly with position."""
     decay = float(rng.uniform(0.93, 1.0))
     table, run, prob = [], 1.0, 1.0
@@ -65,7 +65,7 @@ def _acceptance(rng, alpha: float, lub: int) -> tuple[float, ...]:
     return tuple(table)
 
 
-def _heterogeneous(rng, name: str, m: int, lub: int | None = None) -> Scenario:
+def _heterogeneous(rng: np.random.Generator, name: str, m: int, lub: int | None = None) -> Scenario:
     drawn = int(rng.choice([10, 15, 20]))
     lub = drawn if lub is None else lub
     users = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from typing import Any
 
 from . import defaults as D
 
@@ -197,12 +198,12 @@ class Scenario:
             b += 1
         return min(b, self.num_users)
 
-    def with_(self, **changes) -> Scenario:
+    def with_(self, **changes: Any) -> Scenario:
         """A copy with some fields replaced (validated again)."""
         return replace(self, **changes)
 
 
-def paper_scenario(num_users: int, *, name: str | None = None, alpha: float = D.ALPHA, **changes) -> Scenario:
+def paper_scenario(num_users: int, *, name: str | None = None, alpha: float = D.ALPHA, **changes: Any) -> Scenario:
     """The paper's homogeneous setting with ``num_users`` identical users."""
     users = tuple(User(name=f"u{i + 1}", alpha=alpha) for i in range(num_users))
     return Scenario(name=name or f"paper-M{num_users}", users=users, **changes)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import zipfile
 from dataclasses import dataclass
+from typing import Any
 
 TESTED_OPENPYXL = ("3.1",)
 """openpyxl release series whose internals this module was written and tested against."""
@@ -70,7 +71,7 @@ def openpyxl_supported() -> bool:
     return any(openpyxl.__version__.startswith(v + ".") or openpyxl.__version__ == v for v in TESTED_OPENPYXL)
 
 
-def open_workbook(path: str, *, data_only: bool):
+def open_workbook(path: str, *, data_only: bool) -> Any:
     """A read-only openpyxl workbook (parses the workbook part, styles and shared strings only)."""
     import openpyxl
 
@@ -95,7 +96,7 @@ class Sheet:
     merged: tuple[str, ...]
 
 
-def read_sheet(workbook, name: str) -> Sheet:
+def read_sheet(workbook: Any, name: str) -> Sheet:
     """Stream sheet ``name`` of a workbook from :func:`open_workbook`."""
     from openpyxl.worksheet._reader import WorkSheetParser
 

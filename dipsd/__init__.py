@@ -9,6 +9,8 @@ Public API::
 its :class:`SolveResult`; ``run_study`` runs many and returns a tidy pandas DataFrame.
 """
 
+from typing import Any
+
 from .data.bundled import example_path
 from .data.scenario import DraftModel, Scenario, TargetModel, User, paper_scenario
 from .data.workbook import LoadedWorkbook, load_workbook
@@ -16,7 +18,7 @@ from .errors import DipsdError, InputError, PlanError, WorkbookError
 from .formulation.evaluate import Evaluation, ad_batch_throughput_tps, ad_throughput_tps, evaluate
 from .formulation.plan import Plan
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 __all__ = [
     "DraftModel", "Scenario", "TargetModel", "User", "paper_scenario", "LoadedWorkbook", "load_workbook",
@@ -42,7 +44,7 @@ def __dir__() -> list[str]:
     return sorted(set(__all__) | {n for n in globals() if not n.startswith("_")})
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     """Solvers and pandas load on first use, so that ``import dipsd`` stays light."""
     if name in _LAZY:
         import importlib

@@ -9,10 +9,11 @@ may record and continue past.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
-def did_you_mean(value, known) -> str:
+def did_you_mean(value: object, known: Iterable[str]) -> str:
     """``"; did you mean 'x'?"`` for the closest of ``known`` names, or ``""``: one wording for every hint."""
     close = difflib.get_close_matches(str(value), [str(k) for k in known], n=1)
     return f"; did you mean '{close[0]}'?" if close else ""

@@ -12,6 +12,11 @@ from __future__ import annotations
 import shutil
 import sys
 import time
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from .solvers.results import Record
+    from .solvers.study import Running
 
 
 def _seconds(s: float) -> str:
@@ -26,12 +31,12 @@ def _seconds(s: float) -> str:
 class Progress:
     """Call it with each finished record (``on_done``); give :meth:`tick` to ``on_tick``."""
 
-    def __init__(self, quiet: bool, *, stream=None):
+    def __init__(self, quiet: bool, *, stream: TextIO | None = None):
         self.quiet, self.stream, self.start = quiet, stream or sys.stderr, time.monotonic()
         self.tty = self.stream.isatty()
         self.shown = False
 
-    def line(self, running) -> str:
+    def line(self, running: Running) -> str:
         """The status line for a :class:`~dipsd.solvers.study.Running`."""
         width = 20
         filled = int(width * running.done / max(running.total, 1))
@@ -43,7 +48,7 @@ class Progress:
                 f"{_seconds(time.monotonic() - self.start)} | running: {doing or '-'} | "
                 f"at most {_seconds(running.left_at_most_s)} left (time limits)")
 
-    def tick(self, running) -> None:
+    def tick(self, running: Running) -> None:
         if self.quiet or not self.tty:
             return
         columns = shutil.get_terminal_size((100, 20)).columns
@@ -52,7 +57,7 @@ class Progress:
         self.stream.flush()
         self.shown = True
 
-    def __call__(self, record, done: int, total: int) -> None:
+    def __call__(self, record: Record, done: int, total: int) -> None:
         """Report one finished :class:`~dipsd.solvers.results.Record`."""
         if self.quiet:
             return

@@ -28,6 +28,7 @@ maximum over all ``(L, I, b)`` is the maximum over all columns.  Memory: ``b <= 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,7 +64,7 @@ class Column:
         return (self.users, self.lengths)
 
 
-def make_column(t: Tables, users, lengths) -> Column:
+def make_column(t: Tables, users: Sequence[int], lengths: Sequence[int]) -> Column:
     """The column of a batch (``users`` and their ``lengths`` in the same order)."""
     order = sorted(range(len(users)), key=lambda i: users[i])
     members = tuple(int(users[i]) for i in order)
@@ -80,7 +81,7 @@ def columns_of(t: Tables, plan: Plan) -> list[Column]:
     return [make_column(t, b, [plan.lengths[m] for m in b]) for b in plan.batches]
 
 
-def plan_of(columns) -> Plan:
+def plan_of(columns: Iterable[Column]) -> Plan:
     """The plan made of columns that partition the users (batches in the given order)."""
     lengths: dict[int, int] = {}
     for c in columns:
@@ -141,7 +142,7 @@ class Classes:
             return c
         return make_column(self.t, users, lengths)
 
-    def realize(self, chosen) -> Plan:
+    def realize(self, chosen: Iterable[tuple[Column, int]]) -> Plan:
         """The plan of ``(column, multiplicity)`` pairs that cover every class exactly: each
         place of a class-``k`` member goes to the next unused user of ``k``."""
         nxt = [0] * len(self.members)
@@ -176,7 +177,8 @@ class Pricer:
         self.room = [min(r, M) for r in t.room]
         self.eligible = [np.flatnonzero(self.level <= j) for j in range(len(t.levels))]
 
-    def price(self, budget: float, pi: np.ndarray, mu: float, nu: float, *, keep: int = 0, sigma=None):
+    def price(self, budget: float, pi: np.ndarray, mu: float, nu: float, *, keep: int = 0,
+              sigma: np.ndarray | None = None) -> tuple[float, list[Column]]:
         """Best reduced cost over every column with stage time ``<= budget``.
 
         ``sigma[j]`` (>= 0, j >= 1) rewards every column whose longest prefix is at level

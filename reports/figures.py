@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import statistics
 import tempfile
+from typing import Any
 
 from ..solvers.results import Record
 from .stats import gap, references
@@ -90,7 +91,7 @@ def gap_figure(path: str, records: list[Record], num_users: dict[str, int], meth
         plt.close(fig)
 
 
-def _frame(ax, title: str, ylabel: str, locator) -> bool:
+def _frame(ax: Any, title: str, ylabel: str, locator: Any) -> bool:
     """Title, axis labels, integer user ticks, grid and a legend if anything is labelled (whether one is)."""
     ax.set_title(title)
     ax.set_xlabel("users M")

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import math
 import zipfile
+from collections.abc import Iterable
 
 import pandas as pd
 
-from ..solvers.results import Record, Status
+from ..data.scenario import Scenario
+from ..solvers.results import Record, SolveResult, Status
 from .stats import gap, references
 
 COLUMNS = ("scenario", "users", "method", "status", "throughput_tps", "upper_bound_tps", "optimum_tps", "best_bound_tps",
@@ -29,7 +31,7 @@ INTS = ("users", "num_batches", "iterations")
 STATUSES = tuple(s.value for s in Status)
 
 
-def _num(value):
+def _num(value: float | None) -> float:
     return math.nan if value is None else value
 
 
@@ -70,7 +72,7 @@ def typed(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def results_frame(results, scenarios=None) -> pd.DataFrame:
+def results_frame(results: Iterable[SolveResult], scenarios: Iterable[Scenario] | None = None) -> pd.DataFrame:
     """The tidy frame of :class:`~dipsd.solvers.results.SolveResult` s (``scenarios`` gives user counts and names)."""
     by_name = {s.name: s for s in (scenarios or ())}
     records = [res.record(by_name.get(res.scenario)) for res in results]

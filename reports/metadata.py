@@ -7,15 +7,16 @@ import os
 import platform
 import sys
 
+from ..data.workbook import LoadedWorkbook
 from ..solvers import certify as certify_mod
 from ..solvers import dipsd as dipsd_mod
 from ..solvers import exact as exact_mod
 from ..solvers import milp_solvers, tolerances
-from ..solvers.study import package_version, solver_options
+from ..solvers.study import StudyOutcome, package_version, solver_options
 from .stats import HIT_TOL
 
 
-def run_metadata(book, methods, outcome, *, time_limit: float, workers: int, scheduler: str | None,
+def run_metadata(book: LoadedWorkbook, methods: list[str], outcome: StudyOutcome, *, time_limit: float, workers: int, scheduler: str | None,
                  command_line: str | None = None, solver: str = "highs", work_limit: int | None = None) -> dict:
     """The Run sheet of a study's report."""
     stamp = lambda t: datetime.datetime.fromtimestamp(t, datetime.UTC).isoformat(timespec="seconds")  # noqa: E731

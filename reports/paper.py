@@ -29,11 +29,11 @@ def ratio_table(records: list[Record], alphas: list[float], users: int) -> tuple
     """Markdown table of DiP-SD's (and the optimum's) ratios over the baselines at ``users``."""
     by_key = {(r.scenario, r.method): r for r in records}
 
-    def tps(name, method):
+    def tps(name: str, method: str) -> float | None:
         r = by_key.get((name, method))
         return None if r is None else r.throughput_tps
 
-    def ratio(a, b):
+    def ratio(a: float | None, b: float | None) -> float | None:
         return None if a is None or not b else a / b
 
     lines = ["| alpha | M | DiP-SD tok/s | optimum tok/s | DiP-SD / AD | DiP-SD / AD-batch | DiP-SD / SD-nobatch | "
@@ -52,7 +52,8 @@ def ratio_table(records: list[Record], alphas: list[float], users: int) -> tuple
         rows.append(row)
         num = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
         times = lambda v: "-" if v is None else f"{v:.2f}x"  # noqa: E731
-        opt_text = num(opt) + ("" if row["exact_status"] in (None, Status.OPTIMAL) else f" ({row['exact_status'].value})")
+        status = None if exact is None else exact.status
+        opt_text = num(opt) + ("" if status in (None, Status.OPTIMAL) else f" ({status.value})")
         ratios = " | ".join(times(row[k]) for k in ("dipsd/ad", "dipsd/ad-batch", "dipsd/sd-nobatch", "dipsd/dipsd-fixed",
                                                    "exact/ad", "exact/ad-batch", "exact/sd-nobatch"))
         lines.append(f"| {a:g} | {users} | {num(dip)} | {opt_text} | {ratios} |")

@@ -318,7 +318,7 @@ def statement_text(statements: list[GapStatement], *, done: int | None = None, t
     lines.append(f"{'method':<12} {'M':>5}  {'proven: n':>9} {'optimal':>7} {'mean %':>9} {'median %':>9} {'max %':>9}"
                  f"   {'certified <=: n':>15} {'mean %':>9} {'max %':>9}")
 
-    def num(v):
+    def num(v: float | None) -> str:
         return f"{'-':>9}" if v is None else f"{v:>9.4f}"
 
     for st in statements:

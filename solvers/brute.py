@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
+from typing import NoReturn
 
 import numpy as np
 
@@ -31,11 +33,11 @@ MAX_CELLS = 2_000_000_000
 """Most (partition, length vector) pairs: about 25 s on one core here (80-100 million pairs/s)."""
 
 
-def partitions(m: int, n_min: int, n_max: int):
+def partitions(m: int, n_min: int, n_max: int) -> Iterator[list[int]]:
     """Restricted growth strings of length m with between n_min and n_max blocks."""
     labels = [0] * m
 
-    def rec(i: int, used: int):
+    def rec(i: int, used: int) -> Iterator[list[int]]:
         if i == m:
             if n_min <= used <= n_max:
                 yield list(labels)
@@ -68,7 +70,7 @@ def check_size(scenario: Scenario) -> int:
     proportional to the size is built)."""
     m, lub = scenario.num_users, scenario.max_draft_length
 
-    def refuse(what: str):
+    def refuse(what: str) -> NoReturn:
         raise TooLargeError(
             f"scenario {scenario.name!r}: enumeration needs {what} evaluations ({plural(m, 'user')}, L_ub {lub}); "
             f"'enumerate' handles at most {MAX_CELLS:.0e} (and L_ub^M <= {MAX_GRID:.0e}); use method 'exact'")

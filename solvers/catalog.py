@@ -249,7 +249,8 @@ def solve(scenario: Scenario, method: str = "certify", *, time_limit: float = 60
         return _solve(scenario, method, time_limit, start_plan, work_limit)
 
 
-def _solve(scenario, method, time_limit, start_plan, work_limit=None):
+def _solve(scenario: Scenario, method: str, time_limit: float, start_plan: Plan | None,
+           work_limit: int | None = None) -> SolveResult | dict[str, SolveResult]:
     from .registry import run_method, start_from
 
     if method == "all":
@@ -257,7 +258,8 @@ def _solve(scenario, method, time_limit, start_plan, work_limit=None):
         done: dict[str, SolveResult] = {}
         for m in methods:
             source = METHODS[m].start_source(methods)
-            done[m] = run_method(m, scenario, time_limit=time_limit, start=start_from(done.get(source)), work_limit=work_limit)
+            earlier = done.get(source) if source is not None else None
+            done[m] = run_method(m, scenario, time_limit=time_limit, start=start_from(earlier), work_limit=work_limit)
         return done
     check_methods([method], what="method")
     return run_method(method, scenario, time_limit=time_limit, start_plan=start_plan, work_limit=work_limit)

@@ -66,6 +66,7 @@ import heapq
 import logging
 import math
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import highspy
@@ -179,7 +180,7 @@ class _Master:
         self.enabled = np.zeros(0, dtype=bool)
         self.fixed: list[int] = []
 
-    def add(self, columns) -> int:
+    def add(self, columns: Iterable[Column]) -> int:
         """Add the columns not in the pool yet (in canonical form); how many were new."""
         new: list[Column] = []
         for c in map(self.classes.canonical, columns):
@@ -270,7 +271,8 @@ class Duals:
         return c.tokens - float(self.pi[list(c.users)].sum()) - self.mu * c.verify_ms - self.nu + float(self.sigma[1:level + 1].sum())
 
 
-def _entries(columns, classes: Classes, level_of=None):
+def _entries(columns: Sequence[Column], classes: Classes,
+             level_of: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Column-wise sparse entries of columns in the rows both LPs share: class rows ``0..K-1``
     (``a_kc``), the budget row ``K`` (``tv_c``), the count row ``K + 1``; with ``level_of``, also
     the level rows ``K + 1 + j`` for ``1 <= j <= level(c)``."""
@@ -619,10 +621,12 @@ class _Search:
             self.tried.add(point)
             budget, low, high = point
             dived = _dive(self.master, self.pricer, budget, low, high, self.clock)
-            improved |= bool(dived) and self.offer(self.classes.realize(dived))
+            if dived:
+                improved |= self.offer(self.classes.realize(dived))
             picked = _budget_ip(self.classes, self.master.columns, budget, low, high, self.clock,
                                 start=None if self.best is None else self.best.plan)
-            improved |= bool(picked) and self.offer(self.classes.realize(picked))
+            if picked:
+                improved |= self.offer(self.classes.realize(picked))
         self.plan_rounds += 1
         self.stale = 0 if improved else self.stale + 1
         if improved and self.best is not None:

@@ -16,7 +16,7 @@ import time
 from ..errors import InputError
 
 
-def check_work_limit(work_limit) -> None:
+def check_work_limit(work_limit: object) -> None:
     """A work limit is a whole number >= 1, or None (no work limit)."""
     if work_limit is not None and (isinstance(work_limit, bool) or not isinstance(work_limit, int) or work_limit < 1):
         raise InputError(f"work_limit: a whole number of work units >= 1, or None, as on the command line; got {work_limit!r}")

@@ -56,7 +56,7 @@ class Round:
     lengths: tuple[int, ...]
 
 
-def split_to(batches, n: int) -> tuple[tuple[int, ...], ...] | None:
+def split_to(batches: tuple[tuple[int, ...], ...], n: int) -> tuple[tuple[int, ...], ...] | None:
     """``batches`` split into ``n`` batches (the largest gives up the later half of its users,
     until there are n): a memory-feasible partition stays memory-feasible, as a subset of a
     batch needs no more memory.  None when there are more than n batches or fewer than n users."""
@@ -71,7 +71,8 @@ def split_to(batches, n: int) -> tuple[tuple[int, ...], ...] | None:
     return tuple(tuple(b) for b in parts)
 
 
-def _for_n(scenario, tables, n, clock, *, fixed_lengths: bool, trace: list, start) -> Evaluation | None:
+def _for_n(scenario: Scenario, tables: Tables, n: int, clock: Deadline, *, fixed_lengths: bool, trace: list,
+           start: tuple[tuple[int, ...], ...] | None) -> Evaluation | None:
     lengths = scenario.clipped(scenario.start_length)
     current: Evaluation | None = None
     settled: set = set()  # (partition, lengths) an l-step returned: those lengths are optimal for it
@@ -101,7 +102,7 @@ def _for_n(scenario, tables, n, clock, *, fixed_lengths: bool, trace: list, star
     return current
 
 
-def _key(plan: Plan):
+def _key(plan: Plan) -> tuple[tuple[tuple[int, ...], ...], tuple[int, ...]]:
     """A plan up to the order of its batches and of users within them (S does not depend on it)."""
     return tuple(sorted(tuple(sorted(b)) for b in plan.batches)), plan.lengths
 

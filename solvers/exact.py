@@ -35,7 +35,7 @@ import time
 
 from ..data.scenario import Scenario
 from ..errors import SolverError
-from ..formulation.evaluate import evaluate
+from ..formulation.evaluate import Evaluation, evaluate
 from ..formulation.milp import build_model, model_size
 from ..formulation.plan import Plan
 from ..formulation.tables import Tables
@@ -171,13 +171,13 @@ def solve_exact(
     )
 
 
-def _timed_out(best_plan):
+def _timed_out(best_plan: Plan | None) -> tuple[Status, str]:
     if best_plan is None:
         return Status.NO_PLAN, "time limit reached before any feasible plan was found"
     return Status.TIME_LIMIT, "time limit reached; the plan is the best found, the bound is certified"
 
 
-def _start(scenario: Scenario, start_plan: Plan | None):
+def _start(scenario: Scenario, start_plan: Plan | None) -> tuple[Plan | None, Evaluation | None]:
     """The plan that sets the first q: the given one if feasible, else :func:`simple_plan`."""
     for plan in (start_plan, simple_plan(scenario)):
         if plan is None:

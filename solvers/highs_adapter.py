@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +30,7 @@ def pyomo_supported() -> bool:
     return any(version == v or version.startswith(v + ".") for v in TESTED_PYOMO)
 
 
-def set_mip_start(solver, values) -> bool:
+def set_mip_start(solver: Any, values: Any) -> bool:
     """Give HiGHS ``values`` (a ``ComponentMap`` of Pyomo variables to numbers) as a MIP start.
 
     ``solver`` is a ``pyomo.contrib.solver`` HiGHS solver after ``set_instance``.  Returns
@@ -47,7 +48,7 @@ def set_mip_start(solver, values) -> bool:
     return str(status).endswith("kOk") or str(status).endswith("kWarning")
 
 
-def manual_parameter_updates(solver) -> None:
+def manual_parameter_updates(solver: Any) -> None:
     """Only mutable Params change between solves: switch off the interface's automatic checks,
     so that a MIP start set before ``solve`` is not discarded by an update inside it; the
     caller pushes parameter changes with ``solver.update_parameters()``."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 from pyomo.contrib.solver.common.results import TerminationCondition
 
@@ -32,7 +33,7 @@ _HIGHS_OUTCOME: dict[TerminationCondition, MilpOutcome] = {
 }
 
 
-def outcome(res) -> MilpOutcome:
+def outcome(res: Any) -> MilpOutcome:
     """The outcome of a ``pyomo.contrib.solver`` HiGHS result; unmapped conditions are errors."""
     return _HIGHS_OUTCOME.get(res.termination_condition, MilpOutcome.ERROR)
 

@@ -11,6 +11,8 @@ strictly raises U/S over a finite set of plans, so the search ends.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from ..data.scenario import Scenario
 from ..formulation.evaluate import Evaluation, evaluate
 from ..formulation.plan import Plan
@@ -18,7 +20,7 @@ from .deadline import Deadline
 from .tolerances import IMPROVE_RTOL
 
 
-def _neighbours(scenario: Scenario, plan: Plan, lengths_only: bool, steps: tuple[int, ...] | None):
+def _neighbours(scenario: Scenario, plan: Plan, lengths_only: bool, steps: tuple[int, ...] | None) -> Iterator[Plan]:
     for m, length in enumerate(plan.lengths):
         top = scenario.limits[m]
         options = range(1, top + 1) if steps is None else (length + d for d in steps)

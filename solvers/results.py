@@ -224,7 +224,7 @@ class Record:
         }
 
     @classmethod
-    def from_json(cls, data) -> Record:
+    def from_json(cls, data: object) -> Record:
         """The record a JSON object describes; ``ValueError`` naming the first field that is wrong."""
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
@@ -260,7 +260,7 @@ class Record:
         )
 
 
-def _is_int(value) -> bool:
+def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -273,5 +273,5 @@ def _number(data: dict, key: str) -> float | None:
     return float(value)
 
 
-def _largest(batches) -> int:
+def _largest(batches: tuple[tuple[int, ...], ...] | None) -> int:
     return max((max(b) for b in batches or () if b), default=-1)

@@ -22,12 +22,14 @@ import logging
 import math
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 from pyomo.contrib.solver.common.factory import SolverFactory
 
 from ..data.scenario import Scenario
 from ..errors import SolverError
 from ..formulation.evaluate import Evaluation, evaluate
+from ..formulation.milp import Decoder
 from ..formulation.plan import Plan
 from .deadline import Deadline
 from .highs_adapter import manual_parameter_updates, set_mip_start, spend_banner
@@ -63,7 +65,7 @@ class MilpSession:
     does so when this module's logger shows DEBUG lines (``dipsd -vv``).
     """
 
-    def __init__(self, scenario: Scenario, model, decoder, *, threads: int | None = None, tee: bool | None = None,
+    def __init__(self, scenario: Scenario, model: Any, decoder: Decoder, *, threads: int | None = None, tee: bool | None = None,
                  options: dict | None = None):
         self.scenario, self.model, self.decoder = scenario, model, decoder
         self.threads = current_threads() if threads is None else threads
@@ -75,7 +77,7 @@ class MilpSession:
         self.max_tokens = sum(u.expected_tokens(limit) for u, limit in zip(scenario.users, scenario.limits))
         self.solver = self._instance()
 
-    def _instance(self):
+    def _instance(self) -> Any:
         if not self.backend.persistent:  # a direct interface: the model is handed over at each solve
             return SolverFactory(self.backend.pyomo_name)
         spend_banner()

@@ -10,6 +10,8 @@ import logging
 import multiprocessing
 import os
 import time
+from collections.abc import Iterable
+from typing import Any
 
 from ...errors import InputError
 from ..results import Record
@@ -23,23 +25,23 @@ class _LocalBackend:
         self.pool = self._new_pool()
         self.pool_of: dict = {}
 
-    def _new_pool(self):
+    def _new_pool(self) -> cf.ProcessPoolExecutor:
         # fork where the platform has it: workers inherit the imported modules (the parent
         # never starts HiGHS, so no solver threads are forked); spawn elsewhere
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         return cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context(method),
                                       initializer=_worker_init, initargs=(os.getpid(),))
 
-    def submit(self, task: Task):
+    def submit(self, task: Task) -> Any:
         future = self.pool.submit(run_task, task)
         self.pool_of[future] = self.pool
         return future
 
-    def wait(self, futures, timeout: float):
+    def wait(self, futures: Iterable[Any], timeout: float) -> set[Any]:
         done, _ = cf.wait(futures, timeout=timeout, return_when=cf.FIRST_COMPLETED)
         return done
 
-    def result(self, future, task: Task) -> Record | None:
+    def result(self, future: Any, task: Task) -> Record | None:
         """The task's record, or None when its worker process died (the task may run again)."""
         pool = self.pool_of.pop(future, None)
         try:
@@ -52,7 +54,7 @@ class _LocalBackend:
         except Exception as exc:
             return crash_record(task, f"{type(exc).__name__}: {exc}")
 
-    def stop(self, future) -> None:
+    def stop(self, future: Any) -> None:
         """Stop a task that gives no answer: its pool's workers are killed (a process pool cannot
         kill one task), so every task in flight ends as a dead worker and runs again; the hung
         one is recorded as such by the caller."""
@@ -60,7 +62,7 @@ class _LocalBackend:
         for process in list(getattr(pool, "_processes", {}).values()):
             process.kill()
 
-    def close(self, cancel: bool = False):
+    def close(self, cancel: bool = False) -> None:
         if cancel:  # Ctrl-C: stop the workers now; what they were doing is lost, nothing else
             for process in list(getattr(self.pool, "_processes", {}).values()):
                 process.terminate()
@@ -87,17 +89,17 @@ class _DaskBackend:
 
     stopped: set
 
-    def submit(self, task: Task):
+    def submit(self, task: Task) -> Any:
         return self.client.submit(run_task, task, pure=False)
 
-    def wait(self, futures, timeout: float):
+    def wait(self, futures: Iterable[Any], timeout: float) -> set[Any]:
         from distributed import wait
         try:
             return wait(list(futures), timeout=timeout, return_when="FIRST_COMPLETED").done
         except TimeoutError:  # distributed's wait raises on a timeout (a subclass of TimeoutError)
             return set()
 
-    def result(self, future, task: Task) -> Record | None:
+    def result(self, future: Any, task: Task) -> Record | None:
         if future in self.stopped:
             return None
         try:
@@ -105,13 +107,13 @@ class _DaskBackend:
         except Exception as exc:
             return crash_record(task, f"{type(exc).__name__}: {exc}")
 
-    def stop(self, future) -> None:
+    def stop(self, future: Any) -> None:
         """Give up on a task that gives no answer (Dask cannot kill a running task; its worker
         goes on until the cluster closes): the caller records it."""
         self.stopped.add(future)
         future.cancel()
 
-    def close(self, cancel: bool = False):
+    def close(self, cancel: bool = False) -> None:
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()

@@ -115,7 +115,7 @@ class Checkpoint:
 
     def _audit(self, line_of: dict[tuple[str, str], int]) -> None:
         """Drop the records that do not survive the closed-form re-check (module :mod:`.audit`)."""
-        def drop(key, why):
+        def drop(key: tuple[str, str], why: str) -> None:
             log.warning("%s, line %d: %s/%s dropped, %s; the task runs again", self.path, line_of[key], key[0], key[1], why)
             del self.records[key]
 
@@ -137,9 +137,9 @@ class Checkpoint:
         longer time limit (records stopped by the old limit, ``time_limit`` or ``no_plan``, run
         again; finished and proven ones are kept) and a larger work limit (``work_limit`` records
         run again)."""
-        def allowed(key, was, now) -> bool:
+        def allowed(key: str, was: object, now: object) -> bool:
             if key == "methods":
-                return isinstance(was, list) and set(was) <= set(now)
+                return isinstance(was, list) and isinstance(now, list) and set(was) <= set(now)
             if key in ("time_limit", "work_limit"):
                 return isinstance(was, (int, float)) and isinstance(now, (int, float)) and now >= was
             return False
@@ -175,9 +175,9 @@ and ``time_limit`` and ``work_limit`` rise (:meth:`Checkpoint._compare`; a study
 limit cannot be resumed with one, nor the other way round)."""
 
 
-def _raised(was, now) -> bool:
+def _raised(was: object, now: object) -> bool:
     """Whether a limit rose between the checkpoint and this run (both numbers)."""
-    return all(isinstance(v, (int, float)) for v in (was, now)) and now > was
+    return isinstance(was, (int, float)) and isinstance(now, (int, float)) and now > was
 
 
 class _Lock:

@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ...data.text import plural
 from ...data.workbook import LoadedWorkbook
@@ -107,7 +108,8 @@ class _Loop:
     deaths (``suspects`` run alone, at most :data:`MAX_TRIES` times) and the watchdog (``hung``
     tasks are recorded as errors, ``collateral`` ones run again)."""
 
-    def __init__(self, book, methods, planned: list[Task], ckpt: Checkpoint, workers, scheduler, on_done, on_tick):
+    def __init__(self, book: LoadedWorkbook, methods: list[str], planned: list[Task], ckpt: Checkpoint, workers: int,
+                 scheduler: str | None, on_done: Callable | None, on_tick: Callable | None):
         from ..catalog import METHODS
 
         self.ckpt, self.on_done, self.on_tick = ckpt, on_done, on_tick
@@ -200,7 +202,7 @@ class _Loop:
                 + sum(max(0.0, t.time_limit - (now - self.started[f])) for f, t in self.pending.items())) / self.slots
         self.on_tick(Running(running, self.done, self.total, self.slots, left))
 
-    def collect(self, future) -> None:
+    def collect(self, future: Any) -> None:
         """Record a finished task (or run it again after a worker's death), and release the
         tasks that start from it."""
         task = self.pending.pop(future)
