@@ -43,7 +43,7 @@ from .deadline import Deadline
 from .outcomes import MilpOutcome
 from .polish import polish
 from .results import Iteration, SolveResult, Status
-from .session import MilpSession
+from .session import Answer, MilpSession
 from .start import simple_plan
 from .tolerances import IMPROVE_RTOL, MEETS_RTOL, OPTIMAL_RTOL, outward
 
@@ -80,95 +80,131 @@ def solve_exact(
     tables = Tables.of(scenario)
     best_plan, best_eval = _start(scenario, start_plan)
     q = best_eval.ratio if best_eval is not None else 0.0
+    known = _known_bound(scenario, known_bound_tps, best_eval)
+    estimate = model_size(scenario, tables) / BUILD_RATE
+    if estimate > clock.remaining():  # would not even be built in time: say so now
+        return _not_built(scenario, tables, clock, best_plan, best_eval, known, estimate)
+    model, decoder = build_model(scenario, q=q, tables=tables)
+    session = MilpSession(scenario, model, decoder, threads=threads, tee=tee, options=solver_options)
+    run = _Dinkelbach(scenario, session, clock, best_plan, best_eval, known)
+    build_s = clock.elapsed()
+    ended = next((end for _ in range(max_iterations) if (end := run.step()) is not None), None)
+    status, message = ended if ended is not None else (Status.FEASIBLE, f"iteration cap ({max_iterations}) reached")
+    return run.result(status, message, build_s)
+
+
+class _Dinkelbach:
+    """One run of the loop (module docstring): the incumbent and its ratio ``q``, this run's own
+    certificate ``bound`` (tokens/ms; the bound given, ``known``, kept apart) and the trace."""
+
+    def __init__(self, scenario: Scenario, session: MilpSession, clock: Deadline, best_plan: Plan | None,
+                 best_eval: Evaluation | None, known: float):
+        self.scenario, self.session, self.clock, self.known = scenario, session, clock, known
+        self.best_plan, self.best_eval = best_plan, best_eval
+        self.q = best_eval.ratio if best_eval is not None else 0.0
+        self.bound = math.inf
+        self.trace: list[Iteration] = []
+
+    def take(self, ev: Evaluation) -> None:
+        self.best_plan, self.best_eval, self.q = ev.plan, ev, ev.ratio
+
+    def step(self) -> tuple[Status, str] | None:
+        """One iteration; the final status and message when the loop ends here, else None."""
+        name, q, best_eval = self.scenario.name, self.q, self.best_eval
+        if best_eval is not None and best_eval.ratio >= self.known / (1 + MEETS_RTOL):
+            log.info("%s: exact: the incumbent %.9g tok/s meets the bound given; no MILP needed", name, best_eval.throughput_tps)
+            return Status.OPTIMAL, "the incumbent meets the certified bound given (certify's)"
+        if self.clock.remaining() <= 0:
+            return _timed_out(self.best_plan)
+        ans = _iteration(self.session, self.scenario, q, self.clock, self.best_plan, self.trace)
+        ev = ans.evaluation
+        if ans.outcome is MilpOutcome.INFEASIBLE:
+            if self.best_plan is not None:
+                raise SolverError(f"{name}: MILP reports infeasible although a feasible plan is known")
+            return Status.INFEASIBLE, "no plan meets the memory cap within the batch range"
+        if ans.outcome is MilpOutcome.ERROR:
+            return Status.ERROR, f"HiGHS ended with {ans.termination}"
+        if math.isfinite(ans.bound):
+            self.bound = min(self.bound, q + max(ans.bound, 0.0) / self.session.min_span)
+        if ev is not None and ev.ratio > q * (1.0 + IMPROVE_RTOL) and (best_eval is None or ev.ratio > best_eval.ratio):
+            self.take(ev)
+            return _timed_out(self.best_plan) if ans.outcome is MilpOutcome.TIME_LIMIT else None
+        if ans.outcome is MilpOutcome.TIME_LIMIT:
+            return _timed_out(self.best_plan)
+        # solved to optimality and nothing better than q came back
+        if best_eval is not None and min(self.bound, self.known) <= q * (1.0 + OPTIMAL_RTOL):
+            return Status.OPTIMAL, f"F(q) <= {max(ans.bound, 0.0):.3g} (tolerance margin included)"
+        polished = polish(self.scenario, best_eval, clock=self.clock) if best_eval is not None else None
+        if polished is not None and polished.ratio > q * (1.0 + IMPROVE_RTOL):
+            log.info("%s: closed-form search found %.9g above HiGHS's maximizer %.9g", name, polished.ratio, q)
+            self.take(polished)
+            return None
+        return _tie(best_eval, min(self.bound, self.known), q)
+
+    def result(self, status: Status, message: str, build_s: float) -> SolveResult:
+        """The result: the bound is the given one as given (its source rounded it) or this run's own
+        rounded outward, never below the plan."""
+        upper = None
+        if status is not Status.INFEASIBLE and (math.isfinite(self.bound) or math.isfinite(self.known)):
+            upper = min(1000.0 * self.known, outward(1000.0 * self.bound))
+            if self.best_eval is not None:
+                upper = max(upper, outward(self.best_eval.throughput_tps))
+        return SolveResult(
+            scenario=self.scenario.name, method="exact", status=status,
+            plan=self.best_plan if status.has_plan else None, evaluation=self.best_eval if status.has_plan else None,
+            upper_bound_tps=upper, runtime_s=self.clock.elapsed(), iterations=len(self.trace), message=message,
+            trace=tuple(self.trace), build_s=build_s,
+        )
+
+
+def _known_bound(scenario: Scenario, known_bound_tps: float | None, best_eval: Evaluation | None) -> float:
+    """The certified bound given (tokens/ms; inf without one, or when the start plan refutes it)."""
     known = math.inf if known_bound_tps is None or not math.isfinite(known_bound_tps) else known_bound_tps / 1000.0
     if best_eval is not None and known < best_eval.ratio * (1 - 1e-14):  # refuted by the start plan itself
         log.warning("%s: the bound given (%.9g tok/s) is below the start plan's %.9g tok/s; ignored", scenario.name,
                     known_bound_tps, best_eval.throughput_tps)
-        known = math.inf
-    estimate = model_size(scenario, tables) / BUILD_RATE
-    if estimate > clock.remaining():  # would not even be built in time: say so now
-        status, message = _timed_out(best_plan)
-        return SolveResult(
-            scenario=scenario.name, method="exact", status=status, plan=best_plan, evaluation=best_eval,
-            upper_bound_tps=None if not math.isfinite(known) else max(1000.0 * known, best_eval.throughput_tps if best_eval else 0.0),
-            runtime_s=clock.elapsed(),
-            message=f"the MILP ({model_size(scenario, tables):,} index cells) would take about {estimate:.0f} s to build, "
-                    f"more than the time limit; the plan is the start plan" + ("" if math.isfinite(known) else ", no bound"),
-        )
-    model, decoder = build_model(scenario, q=q, tables=tables)
-    session = MilpSession(scenario, model, decoder, threads=threads, tee=tee, options=solver_options)
-    s_min = session.min_span
-    build_s = clock.elapsed()
-    trace: list[Iteration] = []
-    bound = math.inf  # this run's own certificate (ratio, tokens/ms); the known bound is kept apart
-    status, message = Status.FEASIBLE, f"iteration cap ({max_iterations}) reached"
-    for _ in range(max_iterations):
-        if best_eval is not None and best_eval.ratio >= known / (1 + MEETS_RTOL):
-            status, message = Status.OPTIMAL, "the incumbent meets the certified bound given (certify's)"
-            log.info("%s: exact: the incumbent %.9g tok/s meets the bound given; no MILP needed", scenario.name,
-                     best_eval.throughput_tps)
-            break
-        if clock.remaining() <= 0:
-            status, message = _timed_out(best_plan)
-            break
-        started = time.perf_counter()
-        ans = session.solve(q, clock, start=best_plan)  # the start's F(q) is 0 at q = its ratio
-        milp_s = time.perf_counter() - started
-        ev = ans.evaluation
-        trace.append(Iteration(
-            q=q, value=ans.value, bound=ans.bound,
-            tokens=None if ev is None else ev.expected_tokens, span_ms=None if ev is None else ev.span_ms,
-            milp_s=milp_s, milp_status=ans.outcome.value,
-        ))
-        log.info("%s: Dinkelbach q=%.9g F=%s bound=%s (%s, %.2fs)", scenario.name, q, ans.value, ans.bound,
-                 ans.outcome.value, milp_s)
-        if ans.outcome is MilpOutcome.INFEASIBLE:
-            if best_plan is not None:
-                raise SolverError(f"{scenario.name}: MILP reports infeasible although a feasible plan is known")
-            status, message = Status.INFEASIBLE, "no plan meets the memory cap within the batch range"
-            break
-        if ans.outcome is MilpOutcome.ERROR:
-            status, message = Status.ERROR, f"HiGHS ended with {ans.termination}"
-            break
-        if math.isfinite(ans.bound):
-            bound = min(bound, q + max(ans.bound, 0.0) / s_min)
-        if ev is not None and ev.ratio > q * (1.0 + IMPROVE_RTOL) and (best_eval is None or ev.ratio > best_eval.ratio):
-            best_plan, best_eval, q = ev.plan, ev, ev.ratio
-            if ans.outcome is MilpOutcome.TIME_LIMIT:
-                status, message = _timed_out(best_plan)
-                break
-            continue
-        if ans.outcome is MilpOutcome.TIME_LIMIT:
-            status, message = _timed_out(best_plan)
-            break
-        # solved to optimality and nothing better than q came back
-        if best_eval is not None and min(bound, known) <= q * (1.0 + OPTIMAL_RTOL):
-            status, message = Status.OPTIMAL, f"F(q) <= {max(ans.bound, 0.0):.3g} (tolerance margin included)"
-            break
-        polished = polish(scenario, best_eval, clock=clock) if best_eval is not None else None
-        if polished is not None and polished.ratio > q * (1.0 + IMPROVE_RTOL):
-            log.info("%s: closed-form search found %.9g above HiGHS's maximizer %.9g", scenario.name, polished.ratio, q)
-            best_plan, best_eval, q = polished.plan, polished, polished.ratio
-            continue
-        status = Status.FEASIBLE if best_eval is not None else Status.NO_PLAN
-        message = (f"HiGHS's bound leaves {100 * (min(bound, known) - q) / min(bound, known):.2g} % open and its maximizer "
-                   f"is no better than "
-                   f"the incumbent (a solver-tolerance tie); the bound is certified") if best_eval is not None \
-            else "HiGHS found no plan although one may exist (solver tolerance)"
-        break
-    runtime = clock.elapsed()
-    upper = None
-    if status is not Status.INFEASIBLE and (math.isfinite(bound) or math.isfinite(known)):
-        # the known bound as given (its source rounded it); this run's own rounded outward
-        upper = min(1000.0 * known, outward(1000.0 * bound))
-        if best_eval is not None:
-            upper = max(upper, outward(best_eval.throughput_tps))
+        return math.inf
+    return known
+
+
+def _not_built(scenario: Scenario, tables: Tables, clock: Deadline, best_plan: Plan | None,
+               best_eval: Evaluation | None, known: float, estimate: float) -> SolveResult:
+    """The result when the MILP would not even be built within the time limit: the start plan and the
+    bound given, if any."""
+    status, _ = _timed_out(best_plan)
     return SolveResult(
-        scenario=scenario.name, method="exact", status=status,
-        plan=best_plan if status.has_plan else None, evaluation=best_eval if status.has_plan else None,
-        upper_bound_tps=upper, runtime_s=runtime, iterations=len(trace), message=message, trace=tuple(trace),
-        build_s=build_s,
+        scenario=scenario.name, method="exact", status=status, plan=best_plan, evaluation=best_eval,
+        upper_bound_tps=None if not math.isfinite(known) else max(1000.0 * known, best_eval.throughput_tps if best_eval else 0.0),
+        runtime_s=clock.elapsed(),
+        message=f"the MILP ({model_size(scenario, tables):,} index cells) would take about {estimate:.0f} s to build, "
+                f"more than the time limit; the plan is the start plan" + ("" if math.isfinite(known) else ", no bound"),
     )
+
+
+def _iteration(session: MilpSession, scenario: Scenario, q: float, clock: Deadline, best_plan: Plan | None,
+               trace: list[Iteration]) -> Answer:
+    """One Dinkelbach iteration: ``F(q)`` solved from the best plan (a MIP start; its ``F(q)`` is 0 at
+    ``q`` = its ratio), recorded in ``trace`` and logged."""
+    started = time.perf_counter()
+    ans = session.solve(q, clock, start=best_plan)
+    milp_s = time.perf_counter() - started
+    ev = ans.evaluation
+    trace.append(Iteration(
+        q=q, value=ans.value, bound=ans.bound,
+        tokens=None if ev is None else ev.expected_tokens, span_ms=None if ev is None else ev.span_ms,
+        milp_s=milp_s, milp_status=ans.outcome.value,
+    ))
+    log.info("%s: Dinkelbach q=%.9g F=%s bound=%s (%s, %.2fs)", scenario.name, q, ans.value, ans.bound,
+             ans.outcome.value, milp_s)
+    return ans
+
+
+def _tie(best_eval: Evaluation | None, bound: float, q: float) -> tuple[Status, str]:
+    """HiGHS solved F(q) to optimality, its maximizer is no better than q, yet its bound leaves room."""
+    if best_eval is None:
+        return Status.NO_PLAN, "HiGHS found no plan although one may exist (solver tolerance)"
+    return Status.FEASIBLE, (f"HiGHS's bound leaves {100 * (bound - q) / bound:.2g} % open and its maximizer is no better "
+                             f"than the incumbent (a solver-tolerance tie); the bound is certified")
 
 
 def _timed_out(best_plan: Plan | None) -> tuple[Status, str]:
