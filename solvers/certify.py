@@ -656,6 +656,8 @@ class _Search:
         lp_solves = self.bounder.lp_solves
         note = (f"{plural(lp_solves, 'LP solve')}, {plural(len(self.master.columns), 'column')}, "
                 f"{plural(self.splits, 'interval split')}, {plural(self.plan_rounds, 'plan round')}")
+        if self.clock.work is not None:
+            note += f", {self.clock.used} of {plural(self.clock.work, 'work unit')}"
         limit = Status.WORK_LIMIT if self.clock.out_of_work() and not self.clock.expired() else Status.TIME_LIMIT
         if best is None:
             if bound_ratio <= 0:
