@@ -301,18 +301,40 @@ def _is_error(cell) -> bool:
 
 def _read_sheet(wf, wv, sheet: str, columns: tuple[Column, ...], problems: _Problems) -> list[_Row] | None:
     """Parse one sheet into rows of typed values, recording every bad cell."""
-    from openpyxl.utils import get_column_letter, range_boundaries
-
     if sheet not in wv.sheetnames:
         return None
     both = _stream(wf, wv, sheet, problems)
     if both is None:
         return None
     sheet_f, sheet_v = both
-    spec = {c.name: c for c in columns}
     if not sheet_v.rows:
         problems.add(sheet, None, None, None, f"sheet is empty; needs a header row with {_names(columns)}")
         return []
+    header_row = sheet_v.rows[0][0]
+    header = _read_header(sheet, sheet_v, columns, problems)
+    if header is None:
+        return None
+    formulas = {(c.row, c.column): c for _, cells in sheet_f.rows for c in cells if c.data_type == "f"}
+    cached = {(c.row, c.column) for _, cells in sheet_v.rows for c in cells}
+    by_row: dict[int, list] = {number: list(cells) for number, cells in sheet_v.rows[1:]}
+    # a formula without a cached value is absent from the value pass: add it as a blank cell
+    for (r, col), _f in formulas.items():
+        if r > header_row and (r, col) not in cached:
+            by_row.setdefault(r, []).append(xlsx.Cell(r, col, None, "f"))
+    out: list[_Row] = []
+    for number in sorted(by_row):
+        row = _read_row(sheet, number, by_row[number], header, columns, formulas, problems)
+        if row is not None:
+            out.append(row)
+    return out
+
+
+def _read_header(sheet: str, sheet_v, columns: tuple[Column, ...], problems: _Problems) -> dict[int, str] | None:
+    """Column number -> column name of a sheet's header row; None when the sheet's structure is wrong
+    (merged cells, an error value, an unknown or repeated name, a required column missing)."""
+    from openpyxl.utils import get_column_letter, range_boundaries
+
+    spec = {c.name: c for c in columns}
     header_row, header_cells = sheet_v.rows[0]
     structural = False
     for ref in sheet_v.merged:
@@ -348,50 +370,46 @@ def _read_sheet(wf, wv, sheet: str, columns: tuple[Column, ...], problems: _Prob
         if c.required and c.name not in header.values():
             problems.add(sheet, header_row, c.name, None, "required column missing")
             structural = True
-    if structural:
-        return None
+    return None if structural else header
 
-    formulas = {(c.row, c.column): c for _, cells in sheet_f.rows for c in cells if c.data_type == "f"}
-    cached = {(c.row, c.column) for _, cells in sheet_v.rows for c in cells}
-    out: list[_Row] = []
-    by_row: dict[int, list] = {number: list(cells) for number, cells in sheet_v.rows[1:]}
-    # a formula without a cached value is absent from the value pass: add it as a blank cell
-    for (r, col), _f in formulas.items():
-        if r > header_row and (r, col) not in cached:
-            by_row.setdefault(r, []).append(xlsx.Cell(r, col, None, "f"))
-    for number in sorted(by_row):
-        values: dict[str, Any] = {}
-        nonblank = False
-        for cv in sorted(by_row[number], key=lambda c: c.column):
-            name = header.get(cv.column)
-            raw = cv.value
-            if _is_error(cv):
-                problems.add(sheet, number, name or get_column_letter(cv.column), raw,
-                             "a value, not a spreadsheet error (fix the formula or type the value)")
-                nonblank = True
-                continue
-            if name is None:
-                if raw is not None and not (isinstance(raw, str) and not raw.strip()):
-                    problems.add(sheet, number, get_column_letter(cv.column), raw, "a value in a column without a header")
-                continue
-            if (number, cv.column) in formulas and raw is None:
-                problems.add(sheet, number, name, formulas[(number, cv.column)].value,
-                             "a formula with a cached value (open and save the file in a spreadsheet program), or a plain value")
-                nonblank = True
-                continue
-            parsed = _parse(raw, spec[name], sheet, number, problems)
-            if parsed is _BAD:
-                nonblank = True
-            elif parsed is not None:
-                values[name] = parsed
-                nonblank = True
-        if not nonblank:
-            continue  # blank rows are ignored
-        for c in columns:
-            if c.required and c.name not in values and not _has_problem(problems, sheet, number, c.name):
-                problems.add(sheet, number, c.name, "", f"required; {c.allowed()}")
-        out.append(_Row(number, values))
-    return out
+
+def _read_row(sheet: str, number: int, cells: list, header: dict[int, str], columns: tuple[Column, ...],
+              formulas: dict, problems: _Problems) -> _Row | None:
+    """One data row's typed values (every bad cell recorded); None for a blank row, which is ignored."""
+    from openpyxl.utils import get_column_letter
+
+    spec = {c.name: c for c in columns}
+    values: dict[str, Any] = {}
+    nonblank = False
+    for cv in sorted(cells, key=lambda c: c.column):
+        name = header.get(cv.column)
+        raw = cv.value
+        if _is_error(cv):
+            problems.add(sheet, number, name or get_column_letter(cv.column), raw,
+                         "a value, not a spreadsheet error (fix the formula or type the value)")
+            nonblank = True
+            continue
+        if name is None:
+            if raw is not None and not (isinstance(raw, str) and not raw.strip()):
+                problems.add(sheet, number, get_column_letter(cv.column), raw, "a value in a column without a header")
+            continue
+        if (number, cv.column) in formulas and raw is None:
+            problems.add(sheet, number, name, formulas[(number, cv.column)].value,
+                         "a formula with a cached value (open and save the file in a spreadsheet program), or a plain value")
+            nonblank = True
+            continue
+        parsed = _parse(raw, spec[name], sheet, number, problems)
+        if parsed is _BAD:
+            nonblank = True
+        elif parsed is not None:
+            values[name] = parsed
+            nonblank = True
+    if not nonblank:
+        return None
+    for c in columns:
+        if c.required and c.name not in values and not _has_problem(problems, sheet, number, c.name):
+            problems.add(sheet, number, c.name, "", f"required; {c.allowed()}")
+    return _Row(number, values)
 
 
 def _has_problem(problems: _Problems, sheet, row, column) -> bool:
@@ -610,12 +628,9 @@ def _known(what: str, value: str, names) -> str:
 
 
 def _build_scenario(name, srow: _Row, urows: list[_Row], acceptance, problems: _Problems):
+    """The scenario of a ``scenarios`` row and its users' rows with the notes the loader prints, or
+    None when a problem was recorded (every problem is, not just the first)."""
     sv = srow.values
-    notes: list[str] = []
-    user_cols = {c.name for c in USER_COLUMNS}
-    defaulted = [c.name for c in SCENARIO_COLUMNS if c.default is not None and c.name not in sv and c.name not in user_cols]
-    defaulted += [c for c in ("min_batches", "max_batches") if c not in sv]
-    user_defaulted = {c.name: sum(c.name not in r.values and c.name not in sv for r in urows) for c in USER_COLUMNS}
 
     def pick(col: str):
         spec = next(c for c in SCENARIO_COLUMNS if c.name == col)
@@ -627,18 +642,28 @@ def _build_scenario(name, srow: _Row, urows: list[_Row], acceptance, problems: _
     )
     cap = pick("memory_cap_bytes")
     lub = pick("max_draft_length")
-    m = len(urows)
     ok = True
-
-    kv_one = 4.0 * target.blocks * target.hidden
-    if target.parameter_bytes + kv_one > cap:
+    if target.parameter_bytes + 4.0 * target.blocks * target.hidden > cap:
         problems.add("scenarios", srow.number, "memory_cap_bytes", sv.get("memory_cap_bytes", cap),
                      f"a cap above the target model's parameter memory ({target.parameter_bytes:.6g} bytes) plus the KV cache of one user")
         ok = False
+    nmin, nmax, counts_ok = _batch_range(srow, len(urows), problems)
+    users = [_build_user(name, urow, sv, target, cap, lub, acceptance, problems) for urow in urows]
+    if not (ok and counts_ok) or any(u is None for u in users):
+        return None
+    scenario = Scenario(name=name, users=tuple(u for u in users if u is not None), target=target, memory_cap_bytes=cap,
+                        max_draft_length=lub, min_batches=nmin, max_batches=nmax,
+                        initial_draft_length=pick("initial_draft_length"))
+    return scenario, tuple(_scenario_notes(scenario, sv, urows))
 
-    nmin_default = 1 if m == 1 else min(D.MIN_BATCHES, m)
-    nmin = sv.get("min_batches", nmin_default)
+
+def _batch_range(srow: _Row, m: int, problems: _Problems) -> tuple[int, int, bool]:
+    """``min_batches`` and ``max_batches`` of a scenario of ``m`` users (blank: the defaults) and
+    whether they are allowed (each problem recorded)."""
+    sv = srow.values
+    nmin = sv.get("min_batches", 1 if m == 1 else min(D.MIN_BATCHES, m))
     nmax = sv.get("max_batches", m)
+    ok = True
     if not 1 <= nmin <= m:
         problems.add("scenarios", srow.number, "min_batches", nmin, f"a whole number in [1, {m}] (the scenario has {plural(m, 'user')})")
         ok = False
@@ -648,51 +673,61 @@ def _build_scenario(name, srow: _Row, urows: list[_Row], acceptance, problems: _
     elif 1 <= nmin <= m and nmin > nmax:
         problems.add("scenarios", srow.number, "min_batches", nmin, f"at most max_batches ({nmax})")
         ok = False
+    return nmin, nmax, ok
 
-    users = []
-    for urow in urows:
-        uv = urow.values
 
-        def upick(col: str, uv=uv):
-            if col in uv:
-                return uv[col]
-            spec = next(c for c in USER_COLUMNS if c.name == col)
-            return sv.get(col, spec.default)
+def _build_user(name: str, urow: _Row, sv: dict, target: TargetModel, cap: float, lub: int, acceptance,
+                problems: _Problems) -> User | None:
+    """One user of scenario ``name`` (blank cells: the scenario's value, else the paper default), or
+    None when a problem was recorded."""
+    uv = urow.values
 
-        uname = uv["user"]
-        draft = DraftModel(
-            blocks=upick("draft_blocks"), hidden=upick("draft_hidden"), ffn_hidden=upick("draft_ffn_hidden"),
-            c_ms_per_flop=upick("draft_c_ms_per_flop"), beta_ms=upick("draft_beta_ms"),
-        )
-        prefix = upick("prefix_len")
-        if target.parameter_bytes + target.kv_bytes(1, prefix) > cap:
-            room = int((cap - target.parameter_bytes) // kv_one) if cap > target.parameter_bytes else 0
-            problems.add("users", urow.number, "prefix_len", prefix,
-                         f"a prefix whose KV cache fits the memory cap alone (at most {room} tokens under memory_cap_bytes={cap:.6g})")
-            ok = False
-        limit = urow.values.get("max_draft_length")
-        if limit is not None and limit > lub:
-            problems.add("users", urow.number, "max_draft_length", limit,
-                         f"a whole number in 1..{lub} (the max_draft_length of scenario '{name}'), or blank")
-            ok = False
-            limit = None
-        table = _acceptance_table(name, uname, limit or lub, acceptance.get((name, uname), []), problems,
-                                  own=limit is not None)
-        if table is _BAD:
-            ok = False
-            table = None
-        try:
-            users.append(User(name=uname, alpha=upick("alpha"), prefix_len=prefix,
-                              comm_latency_ms=upick("comm_latency_ms"), draft=draft, acceptance=table,
-                              max_draft_length=limit))
-        except ValueError as exc:  # pragma: no cover - columns are validated above
-            problems.add("users", urow.number, None, None, str(exc))
-            ok = False
-    if not ok:
+    def upick(col: str):
+        if col in uv:
+            return uv[col]
+        spec = next(c for c in USER_COLUMNS if c.name == col)
+        return sv.get(col, spec.default)
+
+    uname = uv["user"]
+    draft = DraftModel(
+        blocks=upick("draft_blocks"), hidden=upick("draft_hidden"), ffn_hidden=upick("draft_ffn_hidden"),
+        c_ms_per_flop=upick("draft_c_ms_per_flop"), beta_ms=upick("draft_beta_ms"),
+    )
+    ok = True
+    prefix = upick("prefix_len")
+    if target.parameter_bytes + target.kv_bytes(1, prefix) > cap:
+        kv_one = 4.0 * target.blocks * target.hidden
+        room = int((cap - target.parameter_bytes) // kv_one) if cap > target.parameter_bytes else 0
+        problems.add("users", urow.number, "prefix_len", prefix,
+                     f"a prefix whose KV cache fits the memory cap alone (at most {room} tokens under memory_cap_bytes={cap:.6g})")
+        ok = False
+    limit = uv.get("max_draft_length")
+    if limit is not None and limit > lub:
+        problems.add("users", urow.number, "max_draft_length", limit,
+                     f"a whole number in 1..{lub} (the max_draft_length of scenario '{name}'), or blank")
+        ok = False
+        limit = None
+    table = _acceptance_table(name, uname, limit or lub, acceptance.get((name, uname), []), problems, own=limit is not None)
+    if table is _BAD:
+        ok = False
+        table = None
+    try:
+        user = User(name=uname, alpha=upick("alpha"), prefix_len=prefix, comm_latency_ms=upick("comm_latency_ms"),
+                    draft=draft, acceptance=table, max_draft_length=limit)
+    except ValueError as exc:  # pragma: no cover - columns are validated above
+        problems.add("users", urow.number, None, None, str(exc))
         return None
-    scenario = Scenario(name=name, users=tuple(users), target=target, memory_cap_bytes=cap,
-                        max_draft_length=lub, min_batches=nmin, max_batches=nmax,
-                        initial_draft_length=pick("initial_draft_length"))
+    return user if ok else None
+
+
+def _scenario_notes(scenario: Scenario, sv: dict, urows: list[_Row]) -> list[str]:
+    """What the loader says about a valid scenario: unusual values, a batch cap below the users,
+    the defaults applied."""
+    notes: list[str] = []
+    user_cols = {c.name for c in USER_COLUMNS}
+    defaulted = [c.name for c in SCENARIO_COLUMNS if c.default is not None and c.name not in sv and c.name not in user_cols]
+    defaulted += [c for c in ("min_batches", "max_batches") if c not in sv]
+    user_defaulted = {c.name: sum(c.name not in r.values and c.name not in sv for r in urows) for c in USER_COLUMNS}
     unusual = [f"{c.name} {sv[c.name]:g}" for c in SCENARIO_COLUMNS if c.name in sv and c.unusual(sv[c.name])]
     for urow in urows:
         unusual += [f"{c.name} {urow.values[c.name]:g} of user '{urow.values['user']}'"
@@ -705,10 +740,11 @@ def _build_scenario(name, srow: _Row, urows: list[_Row], acceptance, problems: _
                      f"batches are excluded (sd-nobatch, every user alone, is infeasible); leave it blank for the number of users")
     if defaulted:
         notes.append("defaults for " + ", ".join(defaulted))
-    per_user = [f"{name} ({n}/{m})" for name, n in user_defaulted.items() if n]
+    m = len(urows)
+    per_user = [f"{n} ({k}/{m})" for n, k in user_defaulted.items() if k]
     if per_user:
         notes.append("users on paper defaults for " + ", ".join(per_user))
-    return scenario, tuple(notes)
+    return notes
 
 
 def _acceptance_table(sname, uname, lub, rows: list[_Row], problems: _Problems, own: bool = False):
