@@ -190,54 +190,23 @@ class Pricer:
         ``(L, I, b)``, best first, duplicates removed).
         """
         t = self.t
-        L = t.max_length
         best = -np.inf
         found: list[tuple[float, tuple, tuple]] = []
-        ls = np.arange(1, L + 1)
         reward = np.zeros(len(t.levels)) if sigma is None else np.concatenate([[0.0], np.cumsum(np.asarray(sigma)[1:])])
         for j, users in enumerate(self.eligible):
-            bmax = min(self.room[j], len(users))
-            if bmax < 1:
+            if min(self.room[j], len(users)) < 1:
                 continue
-            bs = np.arange(1, bmax + 1)
-            tv = t.beta_ms + bs[None, :] * self.seq[:, j][:, None]  # (L, B)
-            theta = budget * (1 + STAGE_RTOL) - tv  # time left for drafting
-            ready = self.ready[users]  # (m, L)
-            # longest l with ready <= theta, capped at the padding L
-            count = (ready[:, :, None, None] <= theta[None, None, :, :]).sum(axis=1)  # (m, L, B)
-            lstar = np.minimum(count, ls[None, :, None])
-            value = np.take_along_axis(self.tokens[users], lstar.reshape(len(users), -1), axis=1).reshape(lstar.shape)
-            value = value - pi[users][:, None, None]
-            order = np.argsort(-value, axis=0, kind="stable")
-            top = np.take_along_axis(value, order, axis=0)  # (m, L, B) descending
-            csum = np.cumsum(top, axis=0)
-            pick = csum[bs - 1, :, bs - 1].T  # (L, B): for size b, the sum of the b best values
-            # at least one member at level j: the first user of level j in the order
-            exact = (self.level[users] == j)[order]  # (m, L, B)
-            first = np.argmax(exact, axis=0)  # (L, B); 0 when there is none (checked below)
-            has = exact.any(axis=0)
-            best_exact = np.take_along_axis(top, first[None], axis=0)[0]
-            before = np.where(bs[None, :] >= 2, csum[np.maximum(bs - 2, 0), :, bs - 1].T, 0.0)
-            swap = first >= bs[None, :]  # the b best hold no user of level j
-            pick = np.where(swap, before + best_exact, pick)
-            pick = np.where(has, pick, -np.inf)
-            rc = pick - mu * tv - nu + reward[j]  # (L, B)
+            level = _Level(self, j, users, budget, pi)
+            rc = level.pick - mu * level.tv - nu + reward[j]  # (L, B)
             rc[~np.isfinite(rc)] = -np.inf
             here = float(rc.max())
             best = max(best, here)
             if keep and np.isfinite(here):
-                flat = np.argsort(-rc, axis=None)[:keep]
-                for idx in flat:
+                for idx in np.argsort(-rc, axis=None)[:keep]:
                     li, bi = np.unravel_index(idx, rc.shape)
                     if not np.isfinite(rc[li, bi]):
                         break
-                    b = bi + 1
-                    chosen: np.ndarray = order[:b, li, bi]
-                    if swap[li, bi]:
-                        chosen = np.concatenate([order[:b - 1, li, bi], order[first[li, bi]:first[li, bi] + 1, li, bi]])
-                    members = users[chosen]
-                    lens = lstar[chosen, li, bi]
-                    found.append((float(rc[li, bi]), tuple(int(m) for m in members), tuple(int(x) for x in lens)))
+                    found.append((float(rc[li, bi]), *level.members(int(li), int(bi))))
         if not keep:
             return best, []
         found.sort(key=lambda f: -f[0])
@@ -252,3 +221,46 @@ class Pricer:
             if len(out) >= keep:
                 break
         return best, out
+
+
+class _Level:
+    """Pricing at one prefix level ``j`` (padding ``I = levels[j]``), for every padded length ``L``
+    and batch size ``b`` at once: ``pick[L-1, b-1]`` is the largest ``sum (u_m(l_m) - pi_m)`` over
+    ``b`` users of level ``<= j``, at least one of level ``j``, each at its longest length that is
+    ready in time and ``<= L`` (:meth:`Pricer.price`); ``tv`` the verification times."""
+
+    def __init__(self, pricer: Pricer, j: int, users: np.ndarray, budget: float, pi: np.ndarray):
+        t = pricer.t
+        L = t.max_length
+        self.users = users
+        bs = np.arange(1, min(pricer.room[j], len(users)) + 1)
+        self.tv = t.beta_ms + bs[None, :] * pricer.seq[:, j][:, None]  # (L, B)
+        theta = budget * (1 + STAGE_RTOL) - self.tv  # time left for drafting
+        ready = pricer.ready[users]  # (m, L)
+        # longest l with ready <= theta, capped at the padding L
+        count = (ready[:, :, None, None] <= theta[None, None, :, :]).sum(axis=1)  # (m, L, B)
+        self.lstar = np.minimum(count, np.arange(1, L + 1)[None, :, None])
+        value = np.take_along_axis(pricer.tokens[users], self.lstar.reshape(len(users), -1), axis=1).reshape(self.lstar.shape)
+        value = value - pi[users][:, None, None]
+        self.order = np.argsort(-value, axis=0, kind="stable")
+        top = np.take_along_axis(value, self.order, axis=0)  # (m, L, B) descending
+        csum = np.cumsum(top, axis=0)
+        pick = csum[bs - 1, :, bs - 1].T  # (L, B): for size b, the sum of the b best values
+        # at least one member at level j: the first user of level j in the order
+        exact = (pricer.level[users] == j)[self.order]  # (m, L, B)
+        self.first = np.argmax(exact, axis=0)  # (L, B); 0 when there is none (checked below)
+        has = exact.any(axis=0)
+        best_exact = np.take_along_axis(top, self.first[None], axis=0)[0]
+        before = np.where(bs[None, :] >= 2, csum[np.maximum(bs - 2, 0), :, bs - 1].T, 0.0)
+        self.swap = self.first >= bs[None, :]  # the b best hold no user of level j
+        pick = np.where(self.swap, before + best_exact, pick)
+        self.pick = np.where(has, pick, -np.inf)
+
+    def members(self, li: int, bi: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """The users and lengths of the priced batch at padded length ``li + 1`` and size ``bi + 1``."""
+        b = bi + 1
+        chosen: np.ndarray = self.order[:b, li, bi]
+        if self.swap[li, bi]:
+            f = self.first[li, bi]
+            chosen = np.concatenate([self.order[:b - 1, li, bi], self.order[f:f + 1, li, bi]])
+        return tuple(int(m) for m in self.users[chosen]), tuple(int(x) for x in self.lstar[chosen, li, bi])
