@@ -419,6 +419,28 @@ def _has_problem(problems: _Problems, sheet, row, column) -> bool:
 _BAD = object()
 
 
+def _parse_text(raw: Any, col: Column, sheet: str, row: int, problems: _Problems):
+    """A name (scenario, user, plan): NFC-normalized, no control or invisible characters, at most
+    :data:`MAX_NAME` characters; a whole number typed in a name column reads as its digits."""
+    if isinstance(raw, bool):
+        problems.add(sheet, row, col.name, raw, col.allowed())
+        return _BAD
+    if isinstance(raw, float) and raw.is_integer():
+        return str(int(raw))
+    text = unicodedata.normalize("NFC", str(raw).strip())  # 'café' typed two ways is one name
+    if any(unicodedata.category(ch) in _CONTROL for ch in text):
+        problems.add(sheet, row, col.name, raw, "text without line breaks, tabs or control characters")
+        return _BAD
+    if any(unicodedata.category(ch) == "Cf" for ch in text):  # zero-width and bidi controls: look-alike names
+        problems.add(sheet, row, col.name, raw, "text without invisible or direction-changing characters "
+                                                "(zero-width spaces, bidi overrides)")
+        return _BAD
+    if len(text) > MAX_NAME:
+        problems.add(sheet, row, col.name, raw, f"text of at most {MAX_NAME} characters (got {len(text):,})")
+        return _BAD
+    return text
+
+
 def _parse(raw: Any, col: Column, sheet: str, row: int, problems: _Problems):
     """The typed value of one cell; ``None`` for blank, ``_BAD`` after recording a problem."""
     if raw is None:
@@ -428,23 +450,7 @@ def _parse(raw: Any, col: Column, sheet: str, row: int, problems: _Problems):
         if not text:
             return None
     if col.kind == "text":
-        if isinstance(raw, bool):
-            problems.add(sheet, row, col.name, raw, col.allowed())
-            return _BAD
-        if isinstance(raw, float) and raw.is_integer():
-            return str(int(raw))
-        text = unicodedata.normalize("NFC", str(raw).strip())  # 'café' typed two ways is one name
-        if any(unicodedata.category(ch) in _CONTROL for ch in text):
-            problems.add(sheet, row, col.name, raw, "text without line breaks, tabs or control characters")
-            return _BAD
-        if any(unicodedata.category(ch) == "Cf" for ch in text):  # zero-width and bidi controls: look-alike names
-            problems.add(sheet, row, col.name, raw, "text without invisible or direction-changing characters "
-                                                    "(zero-width spaces, bidi overrides)")
-            return _BAD
-        if len(text) > MAX_NAME:
-            problems.add(sheet, row, col.name, raw, f"text of at most {MAX_NAME} characters (got {len(text):,})")
-            return _BAD
-        return text
+        return _parse_text(raw, col, sheet, row, problems)
     if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
         problems.add(sheet, row, col.name, raw, col.allowed())
         return _BAD

@@ -243,6 +243,13 @@ def _charts(ws, data_ws, records, num_users, methods) -> None:
     3. Throughput as a share of the best plan any method found (mean), every method: the
        baselines' ratios, on their own chart so that they do not flatten the heuristics' gaps.
     """
+    spans, last = _chart_data(data_ws, records, num_users, methods)
+    _charts_drawn_from(ws, data_ws, spans, last)
+
+
+def _chart_data(data_ws, records, num_users, methods) -> tuple[dict[str, tuple[int, int]], int]:
+    """The ``Chart data`` table: a row per number of users, a column per method and measure; returns
+    each block's first and last column and the table's last row."""
     by_m: dict[int, dict[str, list[Record]]] = {}
     for r in records:
         if r.scenario in num_users:
@@ -271,7 +278,11 @@ def _charts(ws, data_ws, records, num_users, methods) -> None:
             columns.append([fn(by_m[size].get(m, [])) for size in sizes])
     rows = [list(row) for row in zip(*columns)]
     _table(data_ws, headers, rows, name="ChartData")
-    last = 1 + len(rows)
+    return spans, 1 + len(rows)
+
+
+def _charts_drawn_from(ws, data_ws, spans: dict[str, tuple[int, int]], last: int) -> None:
+    """The three charts of :func:`_charts`, each reading its columns of the ``Chart data`` table."""
 
     def series_of(chart, key):
         first, final = spans[key]

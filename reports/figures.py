@@ -37,16 +37,7 @@ def gap_figure(path: str, records: list[Record], num_users: dict[str, int], meth
     width = 0.8 / max(1, len(heuristics))
     for i, method in enumerate(heuristics):
         colour = f"C{i}"
-        proven: dict[int, list[float]] = {}
-        certified: dict[int, list[float]] = {}
-        for r in records:
-            if r.method != method or r.throughput_tps is None or r.scenario not in num_users:
-                continue
-            g = gap(r, refs.get(r.scenario))
-            if g.proven is not None:
-                proven.setdefault(num_users[r.scenario], []).append(max(g.proven, 0.0))
-            elif g.certified is not None:
-                certified.setdefault(num_users[r.scenario], []).append(max(g.certified, 0.0))
+        proven, certified = _gaps_by_size(records, method, refs, num_users)
         xs = sorted(proven)
         if xs:
             left.plot(xs, [statistics.fmean(proven[x]) for x in xs], marker=markers[i % len(markers)], color=colour,
@@ -77,6 +68,30 @@ def gap_figure(path: str, records: list[Record], num_users: dict[str, int], meth
         for ax in (left, right):
             ax.set_xlim(min(sizes) - 0.6, max(sizes) + 0.6)
     fig.tight_layout()
+    try:
+        _save(fig, path)
+    finally:
+        plt.close(fig)
+
+
+def _gaps_by_size(records: list[Record], method: str, refs: dict, num_users: dict[str, int]
+                  ) -> tuple[dict[int, list[float]], dict[int, list[float]]]:
+    """A method's gaps % per number of users: proven ones, and certified ones where the optimum is open."""
+    proven: dict[int, list[float]] = {}
+    certified: dict[int, list[float]] = {}
+    for r in records:
+        if r.method != method or r.throughput_tps is None or r.scenario not in num_users:
+            continue
+        g = gap(r, refs.get(r.scenario))
+        if g.proven is not None:
+            proven.setdefault(num_users[r.scenario], []).append(max(g.proven, 0.0))
+        elif g.certified is not None:
+            certified.setdefault(num_users[r.scenario], []).append(max(g.certified, 0.0))
+    return proven, certified
+
+
+def _save(fig: Any, path: str) -> None:
+    """Write the figure as PNG to ``path``, atomically (a temporary file beside it, then a rename)."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".dipsd-", suffix=".png", dir=folder)
     try:
@@ -87,8 +102,6 @@ def gap_figure(path: str, records: list[Record], num_users: dict[str, int], meth
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
-    finally:
-        plt.close(fig)
 
 
 def _frame(ax: Any, title: str, ylabel: str, locator: Any) -> bool:
