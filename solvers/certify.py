@@ -510,6 +510,7 @@ class _Search:
         self.serial = self.splits = self.plan_rounds = self.stale = 0
         self.tried: set[tuple] = set()
         self.finished = False
+        self.cut_short = False  # the plan search stopped at the limit's reserve (RESERVE)
 
     # ---------------------------------------------------------------- plans
     def offer(self, plan: Plan | None) -> bool:
@@ -615,6 +616,7 @@ class _Search:
         improved = False
         for number, point in enumerate(budgets):
             if self.clock.progress() > 1 - RESERVE:
+                self.cut_short = True  # the limit, not the search, ended the plan search
                 if number == 0:
                     return False  # nothing tried: the rest of the limit is for the bound and the result
                 break
@@ -649,7 +651,7 @@ class _Search:
         for _, _, box in heapq.nsmallest(3, self.boxes):
             log.debug("%s: open box S in [%.6g, %.6g] N in %d..%d: bound %.6g tok/s (LP batches %.3f), plan %.6g",
                       name, box.a, box.b, box.low, box.high, 1000 * box.bound, box.n, 1000 * self.r_best())
-        stopped = not self.finished or self.bounder.timed_out
+        stopped = not self.finished or self.bounder.timed_out or self.cut_short
         bound_ratio = max([entry[2].bound for entry in self.boxes] + [self.r_best()])
         upper = 1000.0 * bound_ratio * (1 + SAFETY)
         runtime = self.clock.elapsed()
@@ -658,7 +660,8 @@ class _Search:
                 f"{plural(self.splits, 'interval split')}, {plural(self.plan_rounds, 'plan round')}")
         if self.clock.work is not None:
             note += f", {self.clock.used} of {plural(self.clock.work, 'work unit')}"
-        limit = Status.WORK_LIMIT if self.clock.out_of_work() and not self.clock.expired() else Status.TIME_LIMIT
+        # a limit stopped it: the work limit where there is one and the wall clock did not run out too
+        limit = Status.WORK_LIMIT if self.clock.work is not None and not self.clock.expired() else Status.TIME_LIMIT
         if best is None:
             if bound_ratio <= 0:
                 return SolveResult(name, "certify", Status.INFEASIBLE, None, None, None, runtime, iterations=lp_solves,
