@@ -84,8 +84,10 @@ def run(request: StudyRequest, *, on_done: Callable | None = None, on_tick: Call
     check(request.solver)
     workers = request.workers or os.cpu_count() or 1
     report = checkpoint = png = None
-    loaded = request.source if isinstance(request.source, LoadedWorkbook) else None
-    source = request.source.path if isinstance(request.source, LoadedWorkbook) else os.fspath(request.source)
+    if isinstance(request.source, LoadedWorkbook):
+        loaded, source = request.source, request.source.path
+    else:
+        loaded, source = None, os.fspath(request.source)
     if request.out is not None:
         inputs = [source] if os.path.exists(source) else []  # an output must never be the input
         report = check_output(request.out, inputs=inputs, what="--out")

@@ -88,8 +88,12 @@ def solve_exact(
     session = MilpSession(scenario, model, decoder, threads=threads, tee=tee, options=solver_options)
     run = _Dinkelbach(scenario, session, clock, best_plan, best_eval, known)
     build_s = clock.elapsed()
-    ended = next((end for _ in range(max_iterations) if (end := run.step()) is not None), None)
-    status, message = ended if ended is not None else (Status.FEASIBLE, f"iteration cap ({max_iterations}) reached")
+    status, message = Status.FEASIBLE, f"iteration cap ({max_iterations}) reached"
+    for _ in range(max_iterations):
+        ended = run.step()
+        if ended is not None:
+            status, message = ended
+            break
     return run.result(status, message, build_s)
 
 
