@@ -21,7 +21,7 @@ from dipsd.solvers.deadline import Deadline
 from dipsd.solvers.dipsd import solve_dipsd
 from dipsd.solvers.exact import solve_exact
 from dipsd.solvers.results import Status
-from tests.solvers.instances import assert_consistent, tiny_instances
+from tests.solvers.instances import assert_consistent, far_scaled_instances, odd_instances, tiny_instances
 
 INSTANCES = tiny_instances()
 
@@ -274,6 +274,25 @@ def test_the_bound_holds_at_every_work_limit(scenario):
         assert r.status in (Status.OPTIMAL, Status.FEASIBLE, Status.WORK_LIMIT)
         if r.status is Status.WORK_LIMIT:
             assert r.throughput_tps < r.upper_bound_tps / (1 + 1e-9)
+
+
+@pytest.mark.parametrize("seed", [300, 301, 302, 303])
+def test_the_bound_holds_at_every_work_limit_on_odd_instances(seed):
+    """The same on the contract's odd corners (alpha 0 / 1, L_ub 1, 6e5 ms latencies, caps one byte
+    from binding, clones) and at the far ends of the time scale."""
+    bad = []
+    for scenario in odd_instances(20, seed) + far_scaled_instances(5, seed):
+        brute = solve_enumerate(scenario)
+        if brute.status is not Status.OPTIMAL:
+            continue
+        for work in (2, 25):
+            r = C.solve_certify(scenario, time_limit=60, work_limit=work)
+            assert_consistent(scenario, r)
+            if r.upper_bound_tps < brute.throughput_tps * (1 - 1e-12) or r.throughput_tps > brute.throughput_tps * (1 + 1e-12):
+                bad.append((scenario.name, work, r.upper_bound_tps, r.throughput_tps, brute.throughput_tps))
+            if r.status is Status.OPTIMAL and r.throughput_tps < brute.throughput_tps * (1 - 1e-9):
+                bad.append((scenario.name, work, "optimal claimed", r.throughput_tps, brute.throughput_tps))
+    assert not bad, bad
 
 
 def test_a_work_limit_gives_the_same_result_twice():
