@@ -2,11 +2,12 @@
 
 1. Heterogeneous instances (``generate([M], 1, seed)``, seeds 0..4, as
    ``dipsd generate --profile heterogeneous --users M --per-size 1 --seed S``) at
-   M = 20, 30, 50: certify's status, plan, certified bound, certified gap and time.
-2. Paper defaults at M = 14 and 50.
+   M = 12, 16, 20, 30, 50: certify's status, plan, certified bound, certified gap and time;
+   per size how many were proven optimal.
+2. Paper defaults at M = 14, 50 and 100.
 3. Exact with certify's plan and bound at M = 16 and 20 (heterogeneous, five seeds).
 
-    python benchmarks/bench_certify.py [--sizes 20,30,50] [--seeds 0,1,2,3,4] [--time-limit 120] [--exact-sizes 16,20]
+    python benchmarks/bench_certify.py [--sizes 12,16,20,30,50] [--seeds 0,1,2,3,4] [--time-limit 120] [--exact-sizes 16,20]
                                        [--work-limit UNITS]
 
 With ``--work-limit`` certify stops after that many work units instead of at a time that depends
@@ -23,6 +24,7 @@ import statistics
 from dipsd import paper_scenario
 from dipsd.data.generate import generate
 from dipsd.solvers.registry import Start, run_method
+from dipsd.solvers.results import Status
 
 
 def gap_pct(r) -> float:
@@ -39,9 +41,9 @@ def certify_row(kind, s, time_limit, work_limit=None):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default="20,30,50")
+    ap.add_argument("--sizes", default="12,16,20,30,50")
     ap.add_argument("--seeds", default="0,1,2,3,4")
-    ap.add_argument("--paper-sizes", default="14,50")
+    ap.add_argument("--paper-sizes", default="14,50,100")
     ap.add_argument("--exact-sizes", default="16,20")
     ap.add_argument("--time-limit", type=float, default=120.0)
     ap.add_argument("--work-limit", type=int, default=None)
@@ -62,12 +64,14 @@ def main() -> None:
             line, r = certify_row(f"heterogeneous seed {seed}", s, args.time_limit, args.work_limit)
             print(line, flush=True)
             summary.setdefault(m, []).append(r)
-    print("\n| M | seeds | median gap % | max gap % | median s | max s |")
-    print("|---|---|---|---|---|---|")
+    print("\n| M | seeds | proven optimal | median gap % | max gap % | median s | max s |")
+    print("|---|---|---|---|---|---|---|")
     for m, rs in summary.items():
         gaps = [gap_pct(r) if r.throughput_tps is not None else float("inf") for r in rs]
         times = [r.runtime_s for r in rs]
-        print(f"| {m} | {len(rs)} | {statistics.median(gaps):.4f} | {max(gaps):.4f} | {statistics.median(times):.1f} | {max(times):.1f} |")
+        proven = sum(r.status is Status.OPTIMAL for r in rs)
+        print(f"| {m} | {len(rs)} | {proven} | {statistics.median(gaps):.4f} | {max(gaps):.4f} | "
+              f"{statistics.median(times):.1f} | {max(times):.1f} |")
     exact_sizes = [int(x) for x in args.exact_sizes.split(",") if x]
     if exact_sizes:
         print("\n| M | seed | certify s | exact status | exact s (after certify) | exact tok/s |")

@@ -24,12 +24,24 @@ some length ``l <= L`` has ``r_m(l) <= S - tv``, and since ``u_m`` is non-decrea
 ``b`` takes the ``b`` users with the largest ``u_m(l_m) - pi_m``.  The column actually
 formed (its true ``L_n <= L``, ``I_n <= I``) is at least as good as the priced one, so the
 maximum over all ``(L, I, b)`` is the maximum over all columns.  Memory: ``b <= B(I)``.
+
+Pricing under branching rules (:class:`Rules`, the nodes of ``certify``'s branch-and-price).
+A length range ``lo_m..hi_m`` caps a user's longest length at ``hi_m`` and bars it from
+``(L, I, b)`` where that length is below ``lo_m`` (its value is then ``-inf``): the argument above
+holds unchanged.  With *together* or *apart* pairs the best ``b`` users are no longer the ``b``
+best: users bound together form a group taken whole, and groups joined by apart pairs form a
+component of which an independent set is taken.  The best batch of each ``(L, I, b)`` is then a
+knapsack with exact size ``b`` over the components' choices, solved exactly by dynamic
+programming over (size, holds a user of level ``I``) for every ``(L, b)`` at once
+(:class:`_Grouped`).  A component with more than :data:`MOST_APART` groups has its apart pairs
+ignored: pricing then over-estimates (a valid bound) and such columns are dropped by
+:meth:`Rules.allows`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -42,6 +54,10 @@ STAGE_RTOL = 1e-12
 Pricing and the master must agree on which columns fit; comparing ``r + tv <= S`` in one
 place and ``r <= S - tv`` in another could differ in the last bit.  Admitting a slightly
 larger set of columns only raises ``G``, so every bound stays valid."""
+
+
+MOST_APART = 12
+"""Components of more groups joined by apart pairs are priced without those pairs (a relaxation)."""
 
 
 def fits(stage_ms: float, budget: float) -> bool:
@@ -62,6 +78,72 @@ class Column:
     @property
     def key(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
         return (self.users, self.lengths)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Branching rules of a node of ``certify``'s tree: which batches the node's plans may use.
+
+    ``together``: user pairs in one batch (a column holds both or neither); ``apart``: pairs in
+    different batches (no column holds both); ``lengths``: ``(user, lo, hi)``, the user's draft
+    length within ``lo..hi``.  A plan obeys the rules iff each of its batches does, so the two
+    children of a branch (together / apart, ``<= l`` / ``>= l + 1``) split a node's plans.
+    """
+
+    together: frozenset[tuple[int, int]] = frozenset()
+    apart: frozenset[tuple[int, int]] = frozenset()
+    lengths: tuple[tuple[int, int, int], ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.together or self.apart or self.lengths)
+
+    @property
+    def pairs(self) -> bool:
+        """Whether pricing needs the grouped dynamic program (together or apart pairs)."""
+        return bool(self.together or self.apart)
+
+    def length_range(self, m: int, top: int) -> tuple[int, int]:
+        """User ``m``'s allowed lengths ``lo..hi`` (``1..top`` without a rule)."""
+        for user, lo, hi in self.lengths:
+            if user == m:
+                return lo, min(hi, top)
+        return 1, top
+
+    def allows(self, c: Column) -> bool:
+        """Whether a batch obeys every rule."""
+        members = dict(zip(c.users, c.lengths))
+        if any((i in members) != (j in members) for i, j in self.together):
+            return False
+        if any(i in members and j in members for i, j in self.apart):
+            return False
+        return not any(m in members and not lo <= members[m] <= hi for m, lo, hi in self.lengths)
+
+    def mask(self, member: np.ndarray, length: np.ndarray) -> np.ndarray:
+        """:meth:`allows` over many columns: ``member`` (columns x users, bool), ``length`` (their lengths)."""
+        ok = np.ones(member.shape[0], dtype=bool)
+        for i, j in self.together:
+            ok &= member[:, i] == member[:, j]
+        for i, j in self.apart:
+            ok &= ~(member[:, i] & member[:, j])
+        for m, lo, hi in self.lengths:
+            ok &= ~member[:, m] | ((length[:, m] >= lo) & (length[:, m] <= hi))
+        return ok
+
+    def join(self, i: int, j: int) -> Rules:
+        return replace(self, together=self.together | {(min(i, j), max(i, j))})
+
+    def part(self, i: int, j: int) -> Rules:
+        return replace(self, apart=self.apart | {(min(i, j), max(i, j))})
+
+    def narrow(self, m: int, lo: int, hi: int) -> Rules:
+        """User ``m``'s lengths within ``lo..hi`` as well (an intersection with its current range)."""
+        old = [r for r in self.lengths if r[0] == m]
+        if old:
+            lo, hi = max(lo, old[0][1]), min(hi, old[0][2])
+        return replace(self, lengths=tuple(sorted([r for r in self.lengths if r[0] != m] + [(m, lo, hi)])))
+
+
+NO_RULES = Rules()
 
 
 def make_column(t: Tables, users: Sequence[int], lengths: Sequence[int]) -> Column:
@@ -181,7 +263,7 @@ class Pricer:
         self.eligible = [np.flatnonzero(self.level <= j) for j in range(len(t.levels))]
 
     def price(self, budget: float, pi: np.ndarray, mu: float, nu: float, *, keep: int = 0,
-              sigma: np.ndarray | None = None) -> tuple[float, list[Column]]:
+              sigma: np.ndarray | None = None, rules: Rules = NO_RULES) -> tuple[float, list[Column]]:
         """Best reduced cost over every column with stage time ``<= budget``.
 
         ``sigma[j]`` (>= 0, j >= 1) rewards every column whose longest prefix is at level
@@ -190,7 +272,9 @@ class Pricer:
         ``b``-subset with one is the ``b`` best, or the ``b - 1`` best and the best user of the
         level).  Returns ``(best, columns)``: ``best`` the largest reduced cost (``-inf`` when
         no column fits the budget) and up to ``keep`` columns of largest reduced cost (one per
-        ``(L, I, b)``, best first, duplicates removed).
+        ``(L, I, b)``, best first, duplicates removed).  Under ``rules`` both are over the columns
+        the rules allow (module docstring; ``best`` may over-estimate only where a component of
+        apart pairs is too large to enumerate).
         """
         t = self.t
         best = -np.inf
@@ -199,7 +283,7 @@ class Pricer:
         for j, users in enumerate(self.eligible):
             if min(self.room[j], len(users)) < 1:
                 continue
-            level = _Level(self, j, users, budget, pi)
+            level = (_Grouped if rules.pairs else _Level)(self, j, users, budget, pi, rules)
             rc = level.pick - mu * level.tv - nu + reward[j]  # (L, B)
             rc[~np.isfinite(rc)] = -np.inf
             here = float(rc.max())
@@ -217,7 +301,7 @@ class Pricer:
         seen: set[tuple] = set()
         for _, members, lens in found:
             col = make_column(t, members, lens)
-            if col.key in seen:
+            if col.key in seen or (rules and not rules.allows(col)):
                 continue
             seen.add(col.key)
             out.append(col)
@@ -230,12 +314,15 @@ class _Level:
     """Pricing at one prefix level ``j`` (padding ``I = levels[j]``), for every padded length ``L``
     and batch size ``b`` at once: ``pick[L-1, b-1]`` is the largest ``sum (u_m(l_m) - pi_m)`` over
     ``b`` users of level ``<= j``, at least one of level ``j``, each at its longest length that is
-    ready in time and ``<= L`` (:meth:`Pricer.price`); ``tv`` the verification times."""
+    ready in time, ``<= L`` and within its rule's range (:meth:`Pricer.price`); ``tv`` the
+    verification times.  Without pair rules the best ``b`` users are the ``b`` best (or the
+    ``b - 1`` best and the best of level ``j``)."""
 
-    def __init__(self, pricer: Pricer, j: int, users: np.ndarray, budget: float, pi: np.ndarray):
+    def __init__(self, pricer: Pricer, j: int, users: np.ndarray, budget: float, pi: np.ndarray,
+                 rules: Rules = NO_RULES):
         t = pricer.t
         L = t.max_length
-        self.users = users
+        self.users, self.rules, self.j = users, rules, j
         bs = np.arange(1, min(pricer.room[j], len(users)) + 1)
         self.tv = t.beta_ms + bs[None, :] * pricer.seq[:, j][:, None]  # (L, B)
         theta = budget * (1 + STAGE_RTOL) - self.tv  # time left for drafting
@@ -243,14 +330,22 @@ class _Level:
         # longest l with ready <= theta, capped at the padding L
         count = (ready[:, :, None, None] <= theta[None, None, :, :]).sum(axis=1)  # (m, L, B)
         self.lstar = np.minimum(count, np.arange(1, L + 1)[None, :, None])
+        if rules.lengths:  # cap at hi; below lo the user cannot join (index 0: value -inf)
+            at = {int(m): i for i, m in enumerate(users)}
+            for m, lo, hi in rules.lengths:
+                if m in at:
+                    row = np.minimum(self.lstar[at[m]], hi)
+                    self.lstar[at[m]] = np.where(row >= lo, row, 0)
         value = np.take_along_axis(pricer.tokens[users], self.lstar.reshape(len(users), -1), axis=1).reshape(self.lstar.shape)
-        value = value - pi[users][:, None, None]
+        self._select(pricer, bs, value - pi[users][:, None, None])
+
+    def _select(self, pricer: Pricer, bs: np.ndarray, value: np.ndarray) -> None:
         self.order = np.argsort(-value, axis=0, kind="stable")
         top = np.take_along_axis(value, self.order, axis=0)  # (m, L, B) descending
         csum = np.cumsum(top, axis=0)
         pick = csum[bs - 1, :, bs - 1].T  # (L, B): for size b, the sum of the b best values
         # at least one member at level j: the first user of level j in the order
-        exact = (pricer.level[users] == j)[self.order]  # (m, L, B)
+        exact = (pricer.level[self.users] == self.j)[self.order]  # (m, L, B)
         self.first = np.argmax(exact, axis=0)  # (L, B); 0 when there is none (checked below)
         has = exact.any(axis=0)
         best_exact = np.take_along_axis(top, self.first[None], axis=0)[0]
@@ -259,11 +354,116 @@ class _Level:
         pick = np.where(self.swap, before + best_exact, pick)
         self.pick = np.where(has, pick, -np.inf)
 
-    def members(self, li: int, bi: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """The users and lengths of the priced batch at padded length ``li + 1`` and size ``bi + 1``."""
+    def chosen(self, li: int, bi: int) -> np.ndarray:
+        """Indices into :attr:`users` of the priced batch at padded length ``li + 1`` and size ``bi + 1``."""
         b = bi + 1
         chosen: np.ndarray = self.order[:b, li, bi]
         if self.swap[li, bi]:
             f = self.first[li, bi]
             chosen = np.concatenate([self.order[:b - 1, li, bi], self.order[f:f + 1, li, bi]])
+        return chosen
+
+    def members(self, li: int, bi: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """The users and lengths of the priced batch at padded length ``li + 1`` and size ``bi + 1``."""
+        chosen = self.chosen(li, bi)
         return tuple(int(m) for m in self.users[chosen]), tuple(int(x) for x in self.lstar[chosen, li, bi])
+
+
+class _Grouped(_Level):
+    """:class:`_Level` under together / apart pairs: an exact knapsack of size ``b`` by dynamic
+    programming (module docstring).
+
+    Items are the components of the apart graph over the groups of users bound together (a group
+    is usable at level ``j`` iff all its members are); an item's choices are its independent sets
+    of groups.  ``best[c, f]`` (for every ``(L, b)`` at once) is the largest value of ``c`` users
+    from the items so far, ``f`` whether one is of level ``j``; ``pick[L, b] = best[b, 1]``.
+    """
+
+    def _select(self, pricer: Pricer, bs: np.ndarray, value: np.ndarray) -> None:
+        at = {int(m): i for i, m in enumerate(self.users)}
+        is_top = pricer.level[self.users] == self.j
+        self.items = [[(np.array([at[m] for m in members]), bool(is_top[[at[m] for m in members]].any()))
+                       for members in choice] for choice in _choices(self.rules, pricer.t.num_users, at)]
+        n = len(bs)
+        best = np.full((n + 1, 2) + value.shape[1:], -np.inf)
+        best[0, 0] = 0.0
+        self.codes: list[np.ndarray] = []
+        for item in self.items:
+            new = best.copy()
+            code = np.zeros(best.shape, dtype=np.int32)  # 0: item not taken; else 2 * choice + previous flag
+            for number, (local, top) in enumerate(item, start=1):
+                size = len(local)
+                if size > n:
+                    continue
+                src = best[: n + 1 - size] + value[local].sum(axis=0)[None, None]
+                for f_from in (0, 1):
+                    f_to = 1 if top else f_from
+                    better = src[:, f_from] > new[size:, f_to]
+                    new[size:, f_to] = np.where(better, src[:, f_from], new[size:, f_to])
+                    code[size:, f_to] = np.where(better, 2 * number + f_from, code[size:, f_to])
+            best = new
+            self.codes.append(code)
+        self.pick = best[bs, 1, :, bs - 1].T  # (L, B)
+
+    def chosen(self, li: int, bi: int) -> np.ndarray:
+        size, flag, out = bi + 1, 1, []
+        for item, code in zip(reversed(self.items), reversed(self.codes)):
+            number, previous = divmod(int(code[size, flag, li, bi]), 2)
+            if number:
+                local = item[number - 1][0]
+                out.append(local)
+                size, flag = size - len(local), previous
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
+def _choices(rules: Rules, num_users: int, at: dict[int, int]) -> list[list[list[int]]]:
+    """The knapsack items of :class:`_Grouped`: per component of the apart graph over the groups of
+    users bound together (those of users all in ``at``), its non-empty independent sets of groups,
+    each as the list of its users.  A group holding an apart pair is never usable; a component of
+    more than :data:`MOST_APART` groups gives one item per group (its apart pairs ignored)."""
+    root = list(range(num_users))
+
+    def find(x: int) -> int:
+        while root[x] != x:
+            root[x] = root[root[x]]
+            x = root[x]
+        return x
+
+    for i, k in sorted(rules.together):
+        root[find(i)] = find(k)
+    groups: dict[int, list[int]] = {}
+    for m in range(num_users):
+        groups.setdefault(find(m), []).append(m)
+    usable = [g for g in groups.values() if all(m in at for m in g)]
+    gid = {m: n for n, g in enumerate(usable) for m in g}
+    bad: set[int] = set()
+    near: dict[int, set[int]] = {n: set() for n in range(len(usable))}
+    for i, k in sorted(rules.apart):
+        if i in gid and k in gid:
+            if gid[i] == gid[k]:
+                bad.add(gid[i])
+            else:
+                near[gid[i]].add(gid[k])
+                near[gid[k]].add(gid[i])
+    items: list[list[list[int]]] = []
+    seen: set[int] = set(bad)
+    for n in range(len(usable)):
+        if n in seen:
+            continue
+        component, stack = [], [n]
+        seen.add(n)
+        while stack:
+            g = stack.pop()
+            component.append(g)
+            for h in sorted(near[g] - seen):
+                seen.add(h)
+                stack.append(h)
+        component.sort()
+        if len(component) > MOST_APART:
+            items += [[usable[g]] for g in component]
+            continue
+        sets: list[list[int]] = [[]]
+        for g in component:
+            sets += [chosen + [g] for chosen in sets if not near[g] & set(chosen)]
+        items.append([[m for g in chosen for m in usable[g]] for chosen in sets[1:]])
+    return items

@@ -68,13 +68,14 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from enum import Enum
 
 import highspy
 import numpy as np
 
 from ..data.scenario import Scenario
 from ..data.text import plural
-from ..formulation.columns import STAGE_RTOL, Classes, Column, Pricer, columns_of, fits
+from ..formulation.columns import NO_RULES, STAGE_RTOL, Classes, Column, Pricer, Rules, columns_of, fits
 from ..formulation.evaluate import Evaluation, evaluate, greedy_batches
 from ..formulation.plan import Plan
 from ..formulation.tables import Tables
@@ -101,6 +102,10 @@ columns of reduced cost ~1e-7 that pricing keeps finding (the bound stays valid,
 INTEGRAL_TOL = 1e-6
 """An LP value within this of an integer counts as integral (dives, branching on the batch count);
 an artificial variable above it means the restricted master is infeasible."""
+BRANCH_TOL = 1e-9
+"""A pair's or a length's share of the LP solution counts as fractional above this (and below 1 minus it):
+shares of 1e-7 carry LP ratios 1e-7 above the best plan, which ``optimal`` (1e-9) cannot leave open; the
+master's primal tolerance is :data:`LP_FEASIBILITY`, ten times smaller."""
 SMOOTHING = 0.7
 """Wentges dual smoothing: pricing uses this weight on the best duals so far (fewer generation rounds)."""
 LP_RTOL = 1e-7
@@ -117,6 +122,13 @@ IP_MAX_S = 8.0
 """Most seconds of one budget IP."""
 IP_MAX_NODES = 500
 """Most branch-and-bound nodes of one budget IP under a work limit (in place of :data:`IP_MAX_S`)."""
+BRANCH_RATIO = 1.0
+"""A box is branched on a pair or a length only when its LP's excess over the best plan at ``b`` is at
+least this many times the part of its bound that comes from the width of its span range (otherwise
+its span range is halved first)."""
+BRANCH_SHARE = 0.4
+"""Branch-and-price runs first until this share of the limit is used, then the plan search, then
+branch-and-price again for the rest (a tree that does not close leaves time for plans)."""
 RESERVE = 0.05
 """The plan search stops when less than this share of the limit is left (HiGHS may overrun a limit a little)."""
 _INF = highspy.kHighsInf
@@ -179,6 +191,8 @@ class _Master:
         self.stage = np.zeros(0)
         self.enabled = np.zeros(0, dtype=bool)
         self.fixed: list[int] = []
+        # who each column holds and at which length (0: not in it), for the rules of a node (grown by doubling)
+        self._length = np.zeros((64, self.M), dtype=np.int16)
 
     def add(self, columns: Iterable[Column]) -> int:
         """Add the columns not in the pool yet (in canonical form); how many were new."""
@@ -192,7 +206,14 @@ class _Master:
         starts, index, value = _entries(new, self.classes, self.level_of)
         self.h.addCols(len(new), np.array([-c.tokens for c in new]), np.zeros(len(new)), np.full(len(new), _INF),
                        len(index), starts, index, value)
+        first = len(self.columns)
         self.columns += new
+        if len(self.columns) > len(self._length):
+            grown = np.zeros((2 * len(self.columns), self.M), dtype=np.int16)
+            grown[:first] = self._length[:first]
+            self._length = grown
+        for i, c in enumerate(new, start=first):
+            self._length[i, list(c.users)] = c.lengths
         self.stage = np.concatenate([self.stage, [c.stage_ms for c in new]])
         self.enabled = np.concatenate([self.enabled, np.ones(len(new), dtype=bool)])
         return len(new)
@@ -201,10 +222,14 @@ class _Master:
         """Count row ``low <= sum x <= high`` (a branch on the number of batches)."""
         self.h.changeRowBounds(self.K + 1, float(low), float(high))
 
-    def set_budget(self, budget: float) -> None:
-        """Budget row ``sum tv x <= budget``; columns whose stage exceeds it are fixed at 0."""
+    def set_budget(self, budget: float, rules: Rules = NO_RULES) -> None:
+        """Budget row ``sum tv x <= budget``; columns whose stage exceeds it, or that break a rule of
+        the node (:class:`~dipsd.formulation.columns.Rules`), are fixed at 0."""
         self.h.changeRowBounds(self.K, -_INF, float(budget))
         want = self.stage <= budget * (1 + STAGE_RTOL) + 1e-9  # as columns.fits
+        if rules:
+            length = self._length[: len(self.columns)]
+            want &= rules.mask(length > 0, length)
         flip = np.flatnonzero(want != self.enabled)
         if len(flip):
             upper = np.where(want[flip], _INF, 0.0)
@@ -303,17 +328,18 @@ class _Bounder:
         self.timed_out = False
         self.points: dict[tuple, float] = {}  # (budget, low, high) -> the bound on G there (the LP value at convergence)
 
-    def at(self, budget: float, low: int, high: int, a: float = 0.0, target: float = math.inf) -> tuple[float, float, float]:
-        """``(K, mu, n)``: ``G(S) <= K + mu S`` for every ``S <= budget`` and plans of ``low..high``
-        batches (module docstring); ``n`` is the LP's number of batches ``sum x``.
+    def at(self, budget: float, low: int, high: int, a: float = 0.0, target: float = math.inf,
+           rules: Rules = NO_RULES, rtol: float = LP_RTOL) -> _Lp:
+        """``G(S) <= K + mu S`` for every ``S <= budget`` and plans of ``low..high`` batches that obey
+        ``rules`` (module docstring), with the LP's solution (:class:`_Lp`).
 
         Column generation stops once no column has a positive reduced cost, once the
-        Lagrangian bound is within :data:`LP_RTOL` of the master's value, or once the box
+        Lagrangian bound is within ``rtol`` (relative) of the master's value, or once the box
         ``[a, budget]`` is proven no better than ``target`` (tokens/ms): a box's bound needs
         no more precision than that.
         """
         master = self.master
-        master.set_budget(budget)
+        master.set_budget(budget, rules)
         master.set_count(low, high)
         best_k, best_mu, best_val = math.inf, 0.0, math.inf
         center: Duals | None = None  # the duals of the best Lagrangian bound so far (Wentges smoothing)
@@ -326,9 +352,10 @@ class _Bounder:
                 self.clock.spend()
             at_lp = center is None or smooth == 0.0
             sep = duals if center is None or at_lp else center.mix(duals, smooth)
-            top, cols = self.pricer.price(budget, sep.pi, sep.mu, sep.nu, keep=COLUMNS_PER_ROUND, sigma=sep.sigma)
-            if not math.isfinite(top):  # no column fits this budget: G(S) = -inf below it
-                return -math.inf, 0.0, 0.0
+            top, cols = self.pricer.price(budget, sep.pi, sep.mu, sep.nu, keep=COLUMNS_PER_ROUND, sigma=sep.sigma,
+                                          rules=rules)
+            if not math.isfinite(top):  # no column fits this budget (and the rules): G(S) = -inf below it
+                return _Lp(-math.inf, 0.0, 0.0, math.nan, rtol=0.0)
             k = float(np.sum(sep.pi)) + _h(sep.nu, low, high) + _h(top, low, high) - float(sep.sigma @ master.level_rhs)
             mu = sep.mu
             value = k + mu * budget
@@ -336,7 +363,7 @@ class _Bounder:
                 best_k, best_mu, best_val, center = k, mu, value, sep
             late = self.clock.over()
             proven = a > 0 and _interval_bound(best_k, best_mu, a, budget, math.inf) <= target * (1 + OPTIMAL_RTOL)
-            close = best_val - master.value() <= LP_RTOL * abs(best_val)
+            close = best_val - master.value() <= rtol * abs(best_val)
             useful = [c for c in cols if master.reduced_cost(c, duals) > RC_TOL]
             converged = at_lp and top <= RC_TOL
             if not useful and not at_lp and not converged:
@@ -346,24 +373,109 @@ class _Bounder:
             # priced are in the pool already): the bound holds for whatever duals were used
             if converged or proven or close or late or master.add(useful) == 0:
                 self.timed_out = self.timed_out or (late and not (converged or proven or close))
-                self.points[(budget, low, high)] = best_val
+                if not rules:  # the plan search looks at these points
+                    self.points[(budget, low, high)] = best_val
                 x, artificial = master.values()
-                return best_k, best_mu, float(x.sum()) if artificial <= INTEGRAL_TOL else math.nan
+                if artificial > INTEGRAL_TOL:
+                    return _Lp(best_k, best_mu, math.nan, math.nan, rtol=rtol)
+                used = np.flatnonzero(x > 1e-12)
+                return _Lp(best_k, best_mu, float(x.sum()), master.value(),
+                           tuple((master.columns[i], float(x[i])) for i in used), rtol)
             smooth, resolve = SMOOTHING, True
 
 
 @dataclass(frozen=True)
+class _Lp:
+    """Column generation's answer at a box's upper end ``b``: ``G(S) <= k + mu S`` for ``S <= b``;
+    ``n`` the LP's number of batches, ``value`` its objective and ``support`` its columns with
+    their values (nan, nan and empty when the restricted master needed artificial columns)."""
+
+    k: float
+    mu: float
+    n: float
+    value: float
+    support: tuple[tuple[Column, float], ...] = ()
+    rtol: float = LP_RTOL  # column generation's stopping tolerance (0: to convergence)
+
+    def integral(self) -> bool:
+        return bool(self.support) and all(abs(x - round(x)) <= INTEGRAL_TOL for _, x in self.support)
+
+
+@dataclass(frozen=True)
 class _Box:
-    """Spans ``[a, b]`` and batch counts ``low..high``, bounded with the duals found at ``b``."""
+    """A node of certify's tree: spans ``[a, b]``, batch counts ``low..high`` and branching ``rules``,
+    bounded with column generation's answer ``lp`` at ``b``."""
 
     a: float
     b: float
     low: int
     high: int
-    k: float
-    mu: float
-    n: float  # the LP's number of batches at b (nan when artificial columns were needed)
+    lp: _Lp
     bound: float  # on U/S over the box, tokens/ms
+    rules: Rules = NO_RULES
+
+    def at_b(self) -> float:
+        """The bound's part that branching can lower: ``(k + mu b) / b``, the LP's ratio at ``b``."""
+        return min(self.bound, self.lp.mu + self.lp.k / self.b) if self.lp.k != -math.inf else 0.0
+
+    def fractional_count(self) -> bool:
+        n = self.lp.n
+        return math.isfinite(n) and abs(n - round(n)) > INTEGRAL_TOL and self.low < self.high
+
+
+class _Step(Enum):
+    """How :meth:`_Search.refine` refines a box."""
+
+    COUNT = "count"  # branch on the number of batches
+    BRANCH = "branch"  # branch-and-price: a user pair together / apart, or a length <= l / >= l + 1
+    SPLIT = "split"  # halve the span range
+    TIGHTEN = "tighten"  # column generation again, to convergence
+
+
+def _branch(support: Sequence[tuple[Column, float]], rules: Rules, classes: Classes) -> tuple[Rules, Rules] | None:
+    """The children of a branch on a fractional LP solution, or None when there is none to take.
+
+    Ryan-Foster: for users ``i, j`` (each in a class of its own, so covered exactly once) let
+    ``w_ij = sum of x_c over columns holding both``.  If some ``w_ij`` is fractional, the
+    children are *together* (every batch holds both or neither) and *apart*; every plan obeys
+    one of them, and the LP solution neither.  The pair with ``w_ij`` nearest 1/2 is taken.
+    If every ``w_ij`` is integral the batches are fixed as sets; a user ``m`` whose length is
+    still split between columns is branched on ``l_m <= l`` / ``l_m >= l + 1`` at the ``l``
+    where the share of its columns with length ``<= l`` is nearest 1/2.  Users of classes of
+    several identical users are left to the span and count branches (their rows are covered
+    ``n_k`` times).
+    """
+    used = list(support)
+    if not used:
+        return None
+    M = len(classes.index)
+    alone = classes.size[classes.index] == 1
+    x = np.array([v for _, v in used])
+    length = np.zeros((len(used), M), dtype=np.int64)
+    for row, (c, _) in enumerate(used):
+        length[row, list(c.users)] = c.lengths
+    member = (length > 0).astype(float)
+    pair = (member * x[:, None]).T @ member  # w_ij
+    far = np.minimum(pair, 1.0 - pair)
+    far[~(alone[:, None] & alone[None, :])] = 0.0
+    far[np.tril_indices(M)] = 0.0
+    for pair_ruled in rules.together | rules.apart:  # (their w is 0 or 1 up to the LP's tolerances)
+        far[pair_ruled] = 0.0
+    i, j = np.unravel_index(int(np.argmax(far)), far.shape)
+    if far[i, j] > BRANCH_TOL:
+        return rules.join(int(i), int(j)), rules.part(int(i), int(j))
+    top = int(length.max())
+    share = np.stack([((length > 0) & (length <= l)).astype(float).T @ x for l in range(1, top + 1)], axis=1)  # (M, L)
+    far = np.minimum(share, 1.0 - share)
+    far[~alone] = 0.0
+    for m, lo, hi in rules.lengths:  # only a split inside the user's range makes two smaller ranges
+        far[m, : lo - 1] = 0.0
+        far[m, hi - 1:] = 0.0
+    m, li = np.unravel_index(int(np.argmax(far)), far.shape)
+    if far[m, li] > BRANCH_TOL:
+        cap = classes.t.limit(int(m))
+        return rules.narrow(int(m), 1, int(li) + 1), rules.narrow(int(m), int(li) + 2, cap)
+    return None
 
 
 def _interval_bound(k: float, mu: float, a: float, b: float, u_max: float) -> float:
@@ -507,7 +619,7 @@ class _Search:
         self.bounder = _Bounder(scenario, t, self.master, self.pricer, self.clock)
         self.best: Evaluation | None = None
         self.boxes: list[tuple[float, int, _Box]] = []
-        self.serial = self.splits = self.plan_rounds = self.stale = 0
+        self.serial = self.splits = self.branches = self.plan_rounds = self.stale = 0
         self.tried: set[tuple] = set()
         self.finished = False
         self.cut_short = False  # the plan search stopped at the limit's reserve (RESERVE)
@@ -534,43 +646,77 @@ class _Search:
         return min(self.s_all, self.u_max / self.best.ratio) if self.best is not None else self.s_all
 
     # ---------------------------------------------------------------- boxes
-    def push(self, a: float, b: float, low: int, high: int, k: float, mu: float, n: float) -> None:
+    def push(self, a: float, b: float, low: int, high: int, lp: _Lp, rules: Rules = NO_RULES, cap: float = math.inf) -> None:
+        """Queue a box; ``cap`` is its parent's bound (the box's plans are among the parent's)."""
         a = max(a, self.t.span_lower_bound(low))  # N >= low batches: S >= low beta_v + ...
         if a >= b or a >= self.s_high():
             return  # no plan has a span in here, or none there beats the best plan
-        box = _Box(a, b, low, high, k, mu, n, _interval_bound(k, mu, a, b, self.u_max))
+        box = _Box(a, b, low, high, lp, min(cap, _interval_bound(lp.k, lp.mu, a, b, self.u_max)), rules)
         self.serial += 1
         heapq.heappush(self.boxes, (-box.bound, self.serial, box))
 
-    def open_box(self, a: float, b: float, low: int, high: int) -> None:
+    def open_box(self, a: float, b: float, low: int, high: int, rules: Rules = NO_RULES, rtol: float = LP_RTOL,
+                 cap: float = math.inf) -> None:
+        """Column generation at ``b`` for the box; an integral LP solution is a plan, offered."""
         a = max(a, self.t.span_lower_bound(low))
         if a < min(b, self.s_high()):
-            self.push(a, b, low, high, *self.bounder.at(b, low, high, a, self.r_best()))
+            lp = self.bounder.at(b, low, high, a, self.r_best(), rules, rtol)
+            if lp.integral():
+                self.offer(self.classes.realize([(c, int(round(x))) for c, x in lp.support]))
+            self.push(a, b, low, high, lp, rules, cap)
 
-    def refine(self) -> bool:
-        """Split the worst box until it is proven, too narrow, or time is up; False on time-out.
+    def refine(self, branching: bool = False, until: float = math.inf) -> bool:
+        """Refine the worst box until it is proven, cannot be refined, or time is up; False on time-out.
 
         A box whose LP uses a fractional number of batches ``n`` is branched on the count
-        (``N <= floor(n)`` or ``N >= floor(n) + 1``); otherwise its span range is halved.
+        (``N <= floor(n)`` or ``N >= floor(n) + 1``).  Otherwise, where most of the box's excess
+        over the best plan is the LP's own ratio at ``b`` (not the width of its span range) and
+        the LP is fractional, it is branched on a user pair or a length (:func:`_branch`:
+        branch-and-price); otherwise its span range is halved; a box too narrow to halve whose
+        column generation stopped early (:data:`LP_RTOL`) is bounded again to convergence.
         """
         while self.boxes:
             box = self.boxes[0][2]
-            fractional = math.isfinite(box.n) and abs(box.n - round(box.n)) > INTEGRAL_TOL and box.low < box.high
-            if box.bound <= self.r_best() * (1 + OPTIMAL_RTOL) or (box.b / box.a - 1 < MIN_WIDTH and not fractional):
+            if box.bound <= self.r_best() * (1 + OPTIMAL_RTOL):
+                return True
+            children = self.children(box, branching)
+            if children is None:
                 return True
             if self.clock.over():
                 return False
+            if self.clock.progress() >= until:
+                return True  # paused: the rest of the limit is for other steps
             heapq.heappop(self.boxes)
-            if fractional:
-                cut = math.floor(box.n)
-                self.open_box(box.a, box.b, box.low, cut)
-                self.open_box(box.a, box.b, cut + 1, box.high)
-            else:
+            kind, kids = children
+            if kind is _Step.SPLIT:
                 mid = math.sqrt(box.a * box.b)
-                self.open_box(box.a, mid, box.low, box.high)
-                self.push(mid, box.b, box.low, box.high, box.k, box.mu, box.n)
-            self.splits += 1
+                self.open_box(box.a, mid, box.low, box.high, box.rules, cap=box.bound)
+                self.push(mid, box.b, box.low, box.high, box.lp, box.rules, box.bound)
+            for low, high, rules, rtol in kids:
+                self.open_box(box.a, box.b, low, high, rules, rtol, box.bound)
+            if kind is _Step.BRANCH:
+                self.branches += 1
+            elif kind is not _Step.TIGHTEN:
+                self.splits += 1
         return True
+
+    def children(self, box: _Box, branching: bool = True) -> tuple[_Step, list[tuple[int, int, Rules, float]]] | None:
+        """How to refine a box (:meth:`refine`) and its children over the same span range as
+        ``(low, high, rules, rtol)``; None when nothing is left to do."""
+        if box.fractional_count():
+            cut = math.floor(box.lp.n)
+            return _Step.COUNT, [(box.low, cut, box.rules, LP_RTOL), (cut + 1, box.high, box.rules, LP_RTOL)]
+        lp_excess = box.at_b() - self.r_best() * (1 + IMPROVE_RTOL)  # the LP at b beats the best plan
+        if branching and lp_excess > 0 and lp_excess >= BRANCH_RATIO * (box.bound - box.at_b()):
+            rules = _branch(box.lp.support, box.rules, self.classes)
+            if rules is not None:
+                return _Step.BRANCH, [(box.low, box.high, r, LP_RTOL) for r in rules]
+        if box.b / box.a - 1 >= MIN_WIDTH:
+            return _Step.SPLIT, []
+        lp = box.lp
+        if lp.rtol > 0 and lp.k + lp.mu * box.b - lp.value > 0.1 * OPTIMAL_RTOL * abs(lp.value):
+            return _Step.TIGHTEN, [(box.low, box.high, box.rules, 0.0)]
+        return None
 
     def open(self) -> bool:
         """Whether the worst open box still promises more than the best plan."""
@@ -584,12 +730,18 @@ class _Search:
             self.open_box(self.s_min, self.s_high(), self.n_low, self.scenario.max_batches)
         self.finished = self.refine()
         self.milestone(0)  # round 0: the column-generation bound and the start plan
+        if self.finished and self.open():  # branch-and-price, for a share of the limit first
+            self.finished = self.refine(branching=True, until=BRANCH_SHARE) and not self.clock.over()
+            self.milestone(0)
         started = self.clock.progress()
         while self.finished and self.open() and (self.stale < STALE_ROUNDS
                                                  or self.clock.progress() - started < PLAN_SHARE):
             if not self.plan_round():
                 break
             self.finished = self.refine() and not self.clock.over()
+            self.milestone(self.plan_rounds)
+        if self.finished and self.open():  # branch-and-price on what the plan search left open
+            self.finished = self.refine(branching=True) and not self.clock.over()
             self.milestone(self.plan_rounds)
 
     def budgets(self) -> list[tuple]:
@@ -650,14 +802,15 @@ class _Search:
         name, best = self.scenario.name, self.best
         for _, _, box in heapq.nsmallest(3, self.boxes):
             log.debug("%s: open box S in [%.6g, %.6g] N in %d..%d: bound %.6g tok/s (LP batches %.3f), plan %.6g",
-                      name, box.a, box.b, box.low, box.high, 1000 * box.bound, box.n, 1000 * self.r_best())
+                      name, box.a, box.b, box.low, box.high, 1000 * box.bound, box.lp.n, 1000 * self.r_best())
         stopped = not self.finished or self.bounder.timed_out or self.cut_short
         bound_ratio = max([entry[2].bound for entry in self.boxes] + [self.r_best()])
         upper = 1000.0 * bound_ratio * (1 + SAFETY)
         runtime = self.clock.elapsed()
         lp_solves = self.bounder.lp_solves
         note = (f"{plural(lp_solves, 'LP solve')}, {plural(len(self.master.columns), 'column')}, "
-                f"{plural(self.splits, 'interval split')}, {plural(self.plan_rounds, 'plan round')}")
+                f"{plural(self.splits, 'interval split')}, {plural(self.branches, 'branch', 'branches')}, "
+                f"{plural(self.plan_rounds, 'plan round')}")
         if self.clock.work is not None:
             note += f", {self.clock.used} of {plural(self.clock.work, 'work unit')}"
         # a limit stopped it: the work limit where there is one and the wall clock did not run out too

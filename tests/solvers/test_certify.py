@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from dipsd import Scenario, User, paper_scenario
 from dipsd.data.generate import generate
-from dipsd.formulation.columns import Classes, Pricer, columns_of, make_column
+from dipsd.formulation.columns import NO_RULES, Classes, Pricer, columns_of, make_column
 from dipsd.formulation.tables import Tables
 from dipsd.solvers import certify as C
 from dipsd.solvers.brute import solve_enumerate
@@ -250,8 +250,8 @@ def test_class_master_has_the_per_user_masters_lp_value(scenario):
         for merge in (True, False):
             master = C._Master(scenario, t, Classes(t, merge=merge))
             bounder = C._Bounder(scenario, t, master, Pricer(t), Deadline(math.inf))
-            k, mu, _ = bounder.at(float(budget), scenario.min_batches, scenario.max_batches)
-            values.append(k + mu * budget if k != -math.inf else -math.inf)
+            lp = bounder.at(float(budget), scenario.min_batches, scenario.max_batches)
+            values.append(lp.k + lp.mu * budget if lp.k != -math.inf else -math.inf)
         if values[1] == -math.inf:
             assert values[0] == -math.inf
         else:
@@ -315,3 +315,60 @@ def test_deadline_counts_work_and_decides_by_it():
     plain = Deadline(1e9)
     plain.spend(100)
     assert not plain.over() and plain.work_left() is None
+
+
+# ---------------------------------------------------------------- branch-and-price
+
+BRANCHING = [generate([m], 1, seed=seed, max_draft_length=4)[0] for m, seed in ((6, 26), (6, 29), (7, 5))]
+"""Instances whose column LP stays fractional where the optimum lies (found by a scan of seeds)."""
+
+
+def _branch_and_price_alone(s, work_limit=None):
+    """certify's bound and branch-and-price with no plan search and no start but the simple plan:
+    plans come only from integral node LPs."""
+    search = C._Search(s, 60, work_limit)
+    search.offer(C.simple_plan(s))
+    search.open_box(search.s_min, search.s_high(), search.n_low, s.max_batches)
+    search.refine()
+    search.refine(branching=True)
+    return search
+
+
+@pytest.mark.parametrize("scenario", BRANCHING, ids=lambda s: s.name)
+def test_branch_and_price_proves_the_enumerated_optimum(scenario):
+    opt = solve_enumerate(scenario).throughput_tps
+    search = _branch_and_price_alone(scenario)
+    r = search.result()
+    assert search.branches > 0, "the instance no longer needs branching: the test would not test it"
+    assert_consistent(scenario, r)
+    assert r.status is Status.OPTIMAL
+    assert r.throughput_tps == pytest.approx(opt, rel=1e-12)
+    assert opt * (1 - 1e-12) <= r.upper_bound_tps <= opt * (1 + 2e-9)
+
+
+@pytest.mark.parametrize("scenario", BRANCHING, ids=lambda s: s.name)
+def test_branch_and_price_bound_holds_wherever_the_tree_stops(scenario):
+    """Stopped after any number of LP solves (nodes half bounded, children not yet opened), the bound
+    over the open nodes stays above the optimum and the plan below it."""
+    opt = solve_enumerate(scenario).throughput_tps
+    for work in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512):
+        r = _branch_and_price_alone(scenario, work).result()
+        assert_consistent(scenario, r)
+        assert r.upper_bound_tps >= opt * (1 - 1e-12), work
+        assert r.throughput_tps <= opt * (1 + 1e-12), work
+
+
+def test_branch_picks_the_pair_nearest_half_then_a_split_length():
+    t = Tables.of(generate([4], 1, seed=1, max_draft_length=4)[0])
+    classes = Classes(t)
+    col = lambda users, lengths: make_column(t, users, lengths)  # noqa: E731
+    # users 0, 1 share a batch in 0.7 of the solution: branch on (0, 1) (w = 0.7; (0, 2) has 0.3)
+    support = [(col((0, 1), (2, 2)), 0.7), (col((2, 3), (1, 1)), 0.7), (col((0, 2), (2, 1)), 0.3), (col((1, 3), (2, 1)), 0.3)]
+    together, apart = C._branch(support, NO_RULES, classes)
+    assert together.together == {(0, 1)} and apart.apart == {(0, 1)}
+    # the same sets, user 3 at length 1 (0.4) or 3 (0.6): branch on l_3 <= 1 / >= 2
+    support = [(col((0, 1), (2, 2)), 1.0), (col((2, 3), (1, 1)), 0.4), (col((2, 3), (1, 3)), 0.6)]
+    low, high = C._branch(support, NO_RULES, classes)
+    assert low.lengths == ((3, 1, 1),) and high.lengths == ((3, 2, t.limit(3)),)
+    # integral: nothing to branch on
+    assert C._branch([(col((0, 1), (2, 2)), 1.0), (col((2, 3), (1, 1)), 1.0)], NO_RULES, classes) is None

@@ -1,0 +1,111 @@
+"""Columns under branching rules: which batches a node allows, and exact pricing there (brute-force oracle)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from dipsd import paper_scenario
+from dipsd.data.generate import generate
+from dipsd.formulation.columns import NO_RULES, Pricer, Rules, make_column
+from dipsd.formulation.tables import Tables
+
+
+def test_rules_by_hand():
+    t = Tables.of(paper_scenario(5, max_draft_length=4))
+    rules = NO_RULES.join(3, 1).part(0, 2).narrow(4, 2, 4).narrow(4, 1, 3)
+    assert rules.together == {(1, 3)} and rules.apart == {(0, 2)} and rules.lengths == ((4, 2, 3),)
+    assert rules and rules.pairs and not NO_RULES and not Rules(lengths=((0, 1, 2),)).pairs
+    assert rules.length_range(4, 4) == (2, 3) and rules.length_range(0, 4) == (1, 4)
+    batches = {
+        ((1, 3), (2, 2)): True,  # together, both in
+        ((1,), (2,)): False,  # 3 missing
+        ((0, 2), (1, 1)): False,  # apart pair in one batch
+        ((0, 4), (1, 3)): True,
+        ((0, 4), (1, 4)): False,  # user 4 above its range
+        ((2, 4), (1, 1)): False,  # below it
+        ((0,), (4,)): True,
+    }
+    columns = [make_column(t, users, lengths) for users, lengths in batches]
+    assert [rules.allows(c) for c in columns] == list(batches.values())
+    length = np.zeros((len(columns), 5), dtype=np.int16)
+    for row, c in enumerate(columns):
+        length[row, list(c.users)] = c.lengths
+    assert rules.mask(length > 0, length).tolist() == list(batches.values())
+
+
+def brute_best(s, t: Tables, budget: float, pi, mu: float, nu: float, sigma, rules: Rules) -> float:
+    """The best reduced cost over every memory-feasible batch and lengths the rules allow, by enumeration."""
+    best = -math.inf
+    for size in range(1, s.num_users + 1):
+        for members in itertools.combinations(range(s.num_users), size):
+            if not s.memory_ok(size, max(s.users[m].prefix_len for m in members)):
+                continue
+            for lengths in itertools.product(range(1, s.max_draft_length + 1), repeat=size):
+                if any(l > t.limit(m) for m, l in zip(members, lengths)):
+                    continue
+                col = make_column(t, members, lengths)
+                if col.stage_ms <= budget and rules.allows(col):
+                    level = max(t.level_of[m] for m in members)
+                    best = max(best, col.tokens - sum(pi[m] for m in members) - mu * col.verify_ms - nu + sum(sigma[1:level + 1]))
+    return best
+
+
+def random_rules(rng, m: int, lub: int) -> Rules:
+    rules = NO_RULES
+    for _ in range(int(rng.integers(1, 5))):
+        i, k = sorted(int(v) for v in rng.choice(m, 2, replace=False))
+        kind = int(rng.integers(3))
+        if kind == 0 and (i, k) not in rules.apart:
+            rules = rules.join(i, k)
+        elif kind == 1 and (i, k) not in rules.together:
+            rules = rules.part(i, k)
+        else:
+            cut = int(rng.integers(1, lub + 1))
+            rules = rules.narrow(i, 1, cut) if rng.random() < 0.5 else rules.narrow(i, cut, lub)
+    return rules
+
+
+@pytest.mark.parametrize("index", range(16))
+def test_pricing_under_rules_equals_brute_force(index):
+    """Together / apart pairs (the grouped dynamic program) and length ranges: the best reduced cost is
+    the enumerated one and the first column returned obeys the rules and is as good."""
+    rng = np.random.default_rng(5000 + index)
+    (s,) = generate([int(rng.integers(3, 6))], 1, seed=int(rng.integers(1 << 30)), max_draft_length=int(rng.integers(2, 4)))
+    t = Tables.of(s)
+    pricer = Pricer(t)
+    lo, hi = t.span_lower_bound(1), s.num_users * (t.beta_ms + t.seq(t.max_length, len(t.levels) - 1)) + 200
+    for _ in range(5):
+        rules = random_rules(rng, s.num_users, s.max_draft_length)
+        budget = float(rng.uniform(lo, hi))
+        pi = rng.uniform(-1.0, 4.0, size=s.num_users)
+        mu, nu = float(rng.uniform(0.0, 0.05)), float(rng.uniform(-2.0, 2.0))
+        sigma = np.concatenate([[0.0], rng.uniform(0.0, 1.5, size=len(t.levels) - 1)])
+        got, columns = pricer.price(budget, pi, mu, nu, keep=5, sigma=sigma, rules=rules)
+        want = brute_best(s, t, budget, pi, mu, nu, sigma, rules)
+        if want == -math.inf:
+            assert got == -math.inf
+            continue
+        assert got == pytest.approx(want, abs=1e-9), rules
+        assert all(rules.allows(c) and c.stage_ms <= budget * (1 + 1e-9) for c in columns)
+        first = columns[0]
+        level = max(t.level_of[m] for m in first.users)
+        assert first.tokens - pi[list(first.users)].sum() - mu * first.verify_ms - nu + sigma[1:level + 1].sum() >= want - 1e-9
+
+
+def test_pricing_with_a_chain_of_apart_pairs_is_exact():
+    """A component of several apart pairs (its independent sets enumerated) on one paper-like instance."""
+    s = generate([6], 1, seed=7, max_draft_length=3)[0]
+    t = Tables.of(s)
+    rules = NO_RULES.part(0, 1).part(1, 2).part(2, 3).part(3, 4).join(4, 5)
+    rng = np.random.default_rng(1)
+    budget = 0.5 * (t.span_lower_bound(1) + s.num_users * (t.beta_ms + t.seq(t.max_length, len(t.levels) - 1)))
+    for _ in range(4):
+        pi = rng.uniform(-2.0, 3.0, size=s.num_users)
+        sigma = np.zeros(len(t.levels))
+        got, columns = Pricer(t).price(budget, pi, 0.01, 0.5, keep=3, sigma=sigma, rules=rules)
+        assert got == pytest.approx(brute_best(s, t, budget, pi, 0.01, 0.5, sigma, rules), abs=1e-9)
+        assert all(rules.allows(c) for c in columns)
