@@ -33,8 +33,8 @@ best: users bound together form a group taken whole, and groups joined by apart 
 component of which an independent set is taken.  The best batch of each ``(L, I, b)`` is then a
 knapsack with exact size ``b`` over the components' choices, solved exactly by dynamic
 programming over (size, holds a user of level ``I``) for every ``(L, b)`` at once
-(:class:`_Grouped`).  A component with more than :data:`MOST_APART` groups has its apart pairs
-ignored: pricing then over-estimates (a valid bound) and such columns are dropped by
+(:class:`_Grouped`).  A component with more than :data:`MOST_SETS` independent sets has its apart
+pairs ignored: pricing then over-estimates (a valid bound) and such columns are dropped by
 :meth:`Rules.allows`.
 """
 
@@ -56,8 +56,9 @@ place and ``r <= S - tv`` in another could differ in the last bit.  Admitting a 
 larger set of columns only raises ``G``, so every bound stays valid."""
 
 
-MOST_APART = 12
-"""Components of more groups joined by apart pairs are priced without those pairs (a relaxation)."""
+MOST_SETS = 1024
+"""A component of groups joined by apart pairs with more independent sets than this is priced without
+its apart pairs (a relaxation: the bound stays valid, pricing may over-estimate there)."""
 
 
 def fits(stage_ms: float, budget: float) -> bool:
@@ -390,7 +391,7 @@ class _Grouped(_Level):
         self.codes: list[np.ndarray] = []
         for item in self.items:
             new = best.copy()
-            code = np.zeros(best.shape, dtype=np.int32)  # 0: item not taken; else 2 * choice + previous flag
+            code = np.zeros(best.shape, dtype=np.int16)  # 0: item not taken; else 2 * choice + previous flag
             for number, (local, top) in enumerate(item, start=1):
                 size = len(local)
                 if size > n:
@@ -420,7 +421,7 @@ def _choices(rules: Rules, num_users: int, at: dict[int, int]) -> list[list[list
     """The knapsack items of :class:`_Grouped`: per component of the apart graph over the groups of
     users bound together (those of users all in ``at``), its non-empty independent sets of groups,
     each as the list of its users.  A group holding an apart pair is never usable; a component of
-    more than :data:`MOST_APART` groups gives one item per group (its apart pairs ignored)."""
+    more than :data:`MOST_SETS` independent sets gives one item per group (its apart pairs ignored)."""
     root = list(range(num_users))
 
     def find(x: int) -> int:
@@ -459,11 +460,13 @@ def _choices(rules: Rules, num_users: int, at: dict[int, int]) -> list[list[list
                 seen.add(h)
                 stack.append(h)
         component.sort()
-        if len(component) > MOST_APART:
-            items += [[usable[g]] for g in component]
-            continue
         sets: list[list[int]] = [[]]
         for g in component:
             sets += [chosen + [g] for chosen in sets if not near[g] & set(chosen)]
-        items.append([[m for g in chosen for m in usable[g]] for chosen in sets[1:]])
+            if len(sets) > MOST_SETS + 1:
+                break
+        if len(sets) > MOST_SETS + 1:
+            items += [[usable[g]] for g in component]
+        else:
+            items.append([[m for g in chosen for m in usable[g]] for chosen in sets[1:]])
     return items

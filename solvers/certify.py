@@ -44,6 +44,28 @@ than the best plan, is narrower than :data:`MIN_WIDTH`, or time is up.  At conve
 leaves.  Column generation uses Wentges smoothing (any duals give a valid bound, the
 smoothed ones just converge in fewer rounds).
 
+Branch-and-price.  A box also carries *rules* ``R`` (:class:`~dipsd.formulation.columns.Rules`):
+user pairs together (in one batch) or apart, and per user a range of lengths; its plans are
+the plans of the box whose every batch obeys ``R``.  The proof above holds word for word with
+``rc*`` the largest reduced cost over the columns that obey ``R``, because such plans use no
+other column, and pricing under rules is exact (:mod:`dipsd.formulation.columns`); the master
+fixes every column that breaks a rule at 0.  A box is refined by one of four branchings whose
+children's plans together are the box's plans: on the batch count (above), on a pair ``i, j``
+(together / apart: every plan has them in one batch or not), on a length (``l_m <= l`` /
+``l_m >= l + 1``) and by halving the span range.  A child's plans are among its parent's, so
+its bound is also capped by the parent's.  Hence ``R* <= max(R_best, max over open boxes)``
+at any moment, and when every open box is at most ``R_best (1 + 1e-9)`` the best plan is
+optimal.  Choice (:meth:`_Search.children`, :func:`_branch`): a pair or length branch when
+the LP at ``b`` still beats the best plan and that excess is at least the part of the box's
+bound that comes from the width ``[a, b]`` (otherwise the span range is halved first);
+Ryan-Foster's pair is the one whose share ``w_ij`` of the LP solution is nearest 1/2.  For users
+in classes of their own, an LP solution whose every ``w_ij`` and every length share is
+integral is integral (a fractional column ``c`` holding ``i`` has a second column holding ``i``
+in the support; some ``j`` is in one and not the other, so ``0 < w_ij < 1``; with the sets fixed,
+two columns differ in a length), so the tree ends in integral leaves, which are plans of span
+``<= b`` and are offered as such.  Each branch adds a pair not yet ruled or narrows a range, so
+a box has finitely many descendants at one span range.
+
 Identical users.  Users with the same tables form a class (:class:`~dipsd.formulation.columns.Classes`);
 the master has one cover row per class, ``sum_c a_kc x_c = n_k`` with ``x`` integer, and keeps each
 column in a canonical form (the class's first users), so the ``n_k!`` relabellings of a batch are
@@ -468,13 +490,12 @@ def _branch(support: Sequence[tuple[Column, float]], rules: Rules, classes: Clas
     share = np.stack([((length > 0) & (length <= l)).astype(float).T @ x for l in range(1, top + 1)], axis=1)  # (M, L)
     far = np.minimum(share, 1.0 - share)
     far[~alone] = 0.0
-    for m, lo, hi in rules.lengths:  # only a split inside the user's range makes two smaller ranges
-        far[m, : lo - 1] = 0.0
-        far[m, hi - 1:] = 0.0
-    m, li = np.unravel_index(int(np.argmax(far)), far.shape)
-    if far[m, li] > BRANCH_TOL:
-        cap = classes.t.limit(int(m))
-        return rules.narrow(int(m), 1, int(li) + 1), rules.narrow(int(m), int(li) + 2, cap)
+    for ruled, lo, hi in rules.lengths:  # only a split inside the user's range makes two smaller ranges
+        far[ruled, : lo - 1] = 0.0
+        far[ruled, hi - 1:] = 0.0
+    user, li = (int(v) for v in np.unravel_index(int(np.argmax(far)), far.shape))
+    if far[user, li] > BRANCH_TOL:
+        return rules.narrow(user, 1, li + 1), rules.narrow(user, li + 2, classes.t.limit(user))
     return None
 
 

@@ -109,3 +109,25 @@ def test_pricing_with_a_chain_of_apart_pairs_is_exact():
         got, columns = Pricer(t).price(budget, pi, 0.01, 0.5, keep=3, sigma=sigma, rules=rules)
         assert got == pytest.approx(brute_best(s, t, budget, pi, 0.01, 0.5, sigma, rules), abs=1e-9)
         assert all(rules.allows(c) for c in columns)
+
+
+def test_pricing_relaxes_a_component_too_large_to_enumerate(monkeypatch):
+    """Above MOST_SETS independent sets a component's apart pairs are dropped: pricing may over-estimate
+    (the bound stays valid) but never under-estimates, and no column it returns breaks a rule."""
+    from dipsd.formulation import columns
+
+    monkeypatch.setattr(columns, "MOST_SETS", 2)
+    s = generate([6], 1, seed=7, max_draft_length=3)[0]
+    t = Tables.of(s)
+    rules = NO_RULES.part(0, 1).part(1, 2).part(2, 3)
+    budget = s.num_users * (t.beta_ms + t.seq(t.max_length, len(t.levels) - 1))
+    rng = np.random.default_rng(2)
+    over = 0
+    for _ in range(6):
+        pi = rng.uniform(-2.0, 3.0, size=s.num_users)
+        sigma = np.zeros(len(t.levels))
+        got, found = Pricer(t).price(budget, pi, 0.0, 0.0, keep=5, sigma=sigma, rules=rules)
+        want = brute_best(s, t, budget, pi, 0.0, 0.0, sigma, rules)
+        assert got >= want - 1e-9 and all(rules.allows(c) for c in found)
+        over += got > want + 1e-9
+    assert over, "the relaxation was never looser: the test does not reach it"
