@@ -69,17 +69,15 @@ def random_rules(rng, m: int, lub: int) -> Rules:
     return rules
 
 
-@pytest.mark.parametrize("index", range(16))
-def test_pricing_under_rules_equals_brute_force(index):
-    """Together / apart pairs (the grouped dynamic program) and length ranges: the best reduced cost is
-    the enumerated one and the first column returned obeys the rules and is as good."""
-    rng = np.random.default_rng(5000 + index)
-    (s,) = generate([int(rng.integers(3, 6))], 1, seed=int(rng.integers(1 << 30)), max_draft_length=int(rng.integers(2, 4)))
+def check_pricing(rng, users: tuple[int, int], lengths: tuple[int, int], rounds: int, with_rules: bool) -> None:
+    """Random scenario, budgets and duals: the best reduced cost is the enumerated one, every column
+    returned fits the budget and obeys the rules, and the first is as good as priced."""
+    (s,) = generate([int(rng.integers(*users))], 1, seed=int(rng.integers(1 << 30)), max_draft_length=int(rng.integers(*lengths)))
     t = Tables.of(s)
     pricer = Pricer(t)
     lo, hi = t.span_lower_bound(1), s.num_users * (t.beta_ms + t.seq(t.max_length, len(t.levels) - 1)) + 200
-    for _ in range(5):
-        rules = random_rules(rng, s.num_users, s.max_draft_length)
+    for _ in range(rounds):
+        rules = random_rules(rng, s.num_users, s.max_draft_length) if with_rules else NO_RULES
         budget = float(rng.uniform(lo, hi))
         pi = rng.uniform(-1.0, 4.0, size=s.num_users)
         mu, nu = float(rng.uniform(0.0, 0.05)), float(rng.uniform(-2.0, 2.0))
@@ -94,6 +92,17 @@ def test_pricing_under_rules_equals_brute_force(index):
         first = columns[0]
         level = max(t.level_of[m] for m in first.users)
         assert first.tokens - pi[list(first.users)].sum() - mu * first.verify_ms - nu + sigma[1:level + 1].sum() >= want - 1e-9
+
+
+@pytest.mark.parametrize("index", range(12))
+def test_pricing_equals_brute_force_pricing(index):
+    check_pricing(np.random.default_rng(1000 + index), (2, 5), (2, 5), 6, with_rules=False)
+
+
+@pytest.mark.parametrize("index", range(16))
+def test_pricing_under_rules_equals_brute_force(index):
+    """Together / apart pairs (the grouped dynamic program) and length ranges."""
+    check_pricing(np.random.default_rng(5000 + index), (3, 6), (2, 4), 5, with_rules=True)
 
 
 def test_pricing_with_a_chain_of_apart_pairs_is_exact():

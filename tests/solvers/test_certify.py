@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 
 import numpy as np
@@ -24,47 +23,6 @@ from dipsd.solvers.results import Status
 from tests.solvers.instances import assert_consistent, far_scaled_instances, odd_instances, tiny_instances
 
 INSTANCES = tiny_instances()
-
-
-def brute_best_reduced_cost(s: Scenario, t: Tables, budget: float, pi, mu: float, nu: float, sigma) -> float:
-    """The best reduced cost over every memory-feasible batch and length vector, by enumeration."""
-    best = -math.inf
-    users = range(s.num_users)
-    for size in range(1, s.num_users + 1):
-        for members in itertools.combinations(users, size):
-            if not s.memory_ok(size, max(s.users[m].prefix_len for m in members)):
-                continue
-            for lengths in itertools.product(range(1, s.max_draft_length + 1), repeat=size):
-                col = make_column(t, members, lengths)
-                if col.stage_ms <= budget:
-                    level = max(t.level_of[m] for m in members)
-                    best = max(best, col.tokens - sum(pi[m] for m in members) - mu * col.verify_ms - nu + sum(sigma[1:level + 1]))
-    return best
-
-
-@pytest.mark.parametrize("index", range(12))
-def test_pricing_equals_brute_force_pricing(index):
-    rng = np.random.default_rng(1000 + index)
-    (s,) = generate([int(rng.integers(2, 5))], 1, seed=int(rng.integers(1 << 30)), max_draft_length=int(rng.integers(2, 5)))
-    t = Tables.of(s)
-    pricer = Pricer(t)
-    lo, hi = t.span_lower_bound(1), s.num_users * (t.beta_ms + t.seq(t.max_length, len(t.levels) - 1)) + 200
-    for _ in range(6):
-        budget = float(rng.uniform(lo, hi))
-        pi = rng.uniform(-1.0, 4.0, size=s.num_users)
-        mu, nu = float(rng.uniform(0.0, 0.05)), float(rng.uniform(-2.0, 2.0))
-        sigma = np.concatenate([[0.0], rng.uniform(0.0, 1.5, size=len(t.levels) - 1)])
-        got, columns = pricer.price(budget, pi, mu, nu, keep=5, sigma=sigma)
-        want = brute_best_reduced_cost(s, t, budget, pi, mu, nu, sigma)
-        if want == -math.inf:
-            assert got == -math.inf
-            continue
-        assert got == pytest.approx(want, abs=1e-9)
-        # the columns returned are real batches that fit the budget, the first one as good as priced
-        first = columns[0]
-        assert first.stage_ms <= budget * (1 + 1e-9)
-        level = max(t.level_of[m] for m in first.users)
-        assert first.tokens - pi[list(first.users)].sum() - mu * first.verify_ms - nu + sigma[1:level + 1].sum() >= want - 1e-9
 
 
 def test_master_duals_reproduce_highs_reduced_costs():
