@@ -103,13 +103,6 @@ class Rules:
         """Whether pricing needs the grouped dynamic program (together or apart pairs)."""
         return bool(self.together or self.apart)
 
-    def length_range(self, m: int, top: int) -> tuple[int, int]:
-        """User ``m``'s allowed lengths ``lo..hi`` (``1..top`` without a rule)."""
-        for user, lo, hi in self.lengths:
-            if user == m:
-                return lo, min(hi, top)
-        return 1, top
-
     def allows(self, c: Column) -> bool:
         """Whether a batch obeys every rule."""
         members = dict(zip(c.users, c.lengths))
@@ -227,6 +220,14 @@ class Classes:
         if (tuple(u for u, _ in pairs), tuple(l for _, l in pairs)) == c.key:
             return c
         return make_column(self.t, users, lengths)
+
+    def covers(self, chosen: Iterable[tuple[Column, int]]) -> bool:
+        """Whether ``(column, multiplicity)`` pairs hold every class's users exactly (what :meth:`realize` needs)."""
+        held = np.zeros(len(self.members), dtype=np.int64)
+        for c, times in chosen:
+            for k, places in self.counts(c).items():
+                held[k] += places * times
+        return bool(np.array_equal(held, self.size))
 
     def realize(self, chosen: Iterable[tuple[Column, int]]) -> Plan:
         """The plan of ``(column, multiplicity)`` pairs that cover every class exactly: each

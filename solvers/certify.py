@@ -691,11 +691,7 @@ class _Search:
             lp = self.bounder.at(b, low, high, a, self.r_best(), rules, rtol)
             if lp.integral():
                 chosen = [(c, int(round(x))) for c, x in lp.support if round(x) >= 1]
-                covered: Counter[int] = Counter()
-                for c, times in chosen:
-                    for k, places in self.classes.counts(c).items():
-                        covered[k] += places * times
-                if all(covered[k] == n for k, n in enumerate(self.classes.size)):  # a partition (as it must be)
+                if self.classes.covers(chosen):  # a partition (as it must be: checked, not assumed)
                     self.offer(self.classes.realize(chosen))
             self.push(a, b, low, high, lp, rules, cap)
 
@@ -824,15 +820,10 @@ class _Search:
             heapq.heapify(self.boxes)
         return True
 
-    def gap(self) -> float:
-        """The certified gap so far, relative (0 without a bound above 0)."""
-        bound_now = max(([self.boxes[0][-1].bound] if self.boxes else []) + [self.r_best()])
-        return max(0.0, 1 - self.r_best() / bound_now) if bound_now > 0 else 0.0
-
     def milestone(self, rounds: int) -> None:
         """One INFO line per round (``dipsd -v``): plan, bound, certified gap so far."""
         bound_now = max(([self.boxes[0][-1].bound] if self.boxes else []) + [self.r_best()])
-        gap_now = 100 * self.gap()
+        gap_now = 100 * max(0.0, 1 - self.r_best() / bound_now) if bound_now > 0 else 0.0
         log.info("%s: certify round %d: plan %.6g tok/s, bound %.6g tok/s, gap <= %.3g %% (%.1fs)", self.scenario.name,
                  rounds, 1000 * self.r_best(), 1000 * bound_now, gap_now, self.clock.elapsed())
 

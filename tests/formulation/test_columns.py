@@ -19,7 +19,6 @@ def test_rules_by_hand():
     rules = NO_RULES.join(3, 1).part(0, 2).narrow(4, 2, 4).narrow(4, 1, 3)
     assert rules.together == {(1, 3)} and rules.apart == {(0, 2)} and rules.lengths == ((4, 2, 3),)
     assert rules and rules.pairs and not NO_RULES and not Rules(lengths=((0, 1, 2),)).pairs
-    assert rules.length_range(4, 4) == (2, 3) and rules.length_range(0, 4) == (1, 4)
     batches = {
         ((1, 3), (2, 2)): True,  # together, both in
         ((1,), (2,)): False,  # 3 missing

@@ -181,6 +181,8 @@ def test_classes_keep_columns_canonical_and_realize_a_partition():
     assert classes.counts(canon) == {0: 2, 1: 1} and classes.most(canon) == 1
     single = classes.canonical(make_column(t, (3,), (4,)))
     assert single.users == (0,) and classes.most(single) == 3
+    assert classes.covers([(canon, 1), (single, 1)])
+    assert not classes.covers([(canon, 1)]) and not classes.covers([(canon, 1), (single, 2)])
     plan = classes.realize([(canon, 1), (single, 1)])
     assert sorted(m for b in plan.batches for m in b) == [0, 1, 2, 3]
     assert plan.batches == ((0, 1, 2), (3,)) and plan.lengths == (3, 4, 2, 4)
