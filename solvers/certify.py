@@ -35,14 +35,26 @@ and on the box: ``G(S)/S <= mu + K/a`` if ``K >= 0``, else ``mu + K/b``.  Also
 has a span below ``S_min(low)`` (:meth:`Tables.span_lower_bound`), and no plan with
 ``S > U_max / R_best`` beats the best plan.  Boxes covering ``[S_min, U_max/R_best] x
 N_mem..N_max`` give ``R* <= max(R_best, max over boxes of their bounds)``: valid whatever
-the duals (converged or not, so also at a time limit).  The worst box is refined first:
-if its LP uses a fractional number of batches ``n`` it is branched on the count
-(``N <= floor(n)`` / ``N >= floor(n) + 1``, each with a new column generation), otherwise
-its span range is split at the geometric middle; until the worst box is proven no better
-than the best plan, is narrower than :data:`MIN_WIDTH`, or time is up.  At convergence
-``K + mu b`` is the LP value at ``b``, so the bound tends to the largest LP ratio over the
-leaves.  Column generation uses Wentges smoothing (any duals give a valid bound, the
-smoothed ones just converge in fewer rounds).
+the duals (converged or not, so also at a time limit).
+
+Which duals (Dinkelbach over a span range).  For a box, column generation solves the master
+with the span as a variable: ``max sum U_c x_c - q S`` with ``sum tv_c x_c <= S``, ``a <= S <=
+b``, columns ``st_c <= b`` and ``q = R_best`` (a relaxation of Dinkelbach's parametric problem
+over the box: a plan's ``S >= st_c`` is only held to ``st_c <= b``).  Its duals are duals as
+above (the span column's reduced cost is ``q - mu``), and at convergence ``K + max_{S in [a,b]}
+(mu - q) S`` is the LP's value (at least ``max_S G_LP(S) - q S``): where that is ``<= 0`` the line is below
+``q S`` on all of ``[a, b]`` and the box is proven, however wide.  (Duals of the master at the
+budget ``b`` give the tangent at ``b``, which proves a box only once it is narrow: every narrow
+box near the optimum then needed its own tree of branches.)  Among the duals of the rounds,
+those with the smallest bound on the box are kept.
+
+The worst box is refined first: if its LP uses a fractional number of batches ``n`` it is
+branched on the count (``N <= floor(n)`` / ``N >= floor(n) + 1``, each with a new column
+generation); if its LP's solution beats the best plan it is branched on a pair or a length
+(below); otherwise its span range is split at the geometric middle; until the worst box is
+proven no better than the best plan, is narrower than :data:`MIN_WIDTH`, or time is up.
+Column generation uses Wentges smoothing (any duals give a valid bound, the smoothed ones
+just converge in fewer rounds).
 
 Branch-and-price.  A box also carries *rules* ``R`` (:class:`~dipsd.formulation.columns.Rules`):
 user pairs together (in one batch) or apart, and per user a range of lengths; its plans are
@@ -56,8 +68,11 @@ children's plans together are the box's plans: on the batch count (above), on a 
 its bound is also capped by the parent's.  Hence ``R* <= max(R_best, max over open boxes)``
 at any moment, and when every open box is at most ``R_best (1 + 1e-9)`` the best plan is
 optimal.  Choice (:meth:`_Search.children`, :func:`_branch`): a pair or length branch when
-the LP at ``b`` still beats the best plan and that excess is at least the part of the box's
-bound that comes from the width ``[a, b]`` (otherwise the span range is halved first);
+the LP's own solution, at the ratio ``sum U_c x_c / max(S, max st_c)`` of its support, beats
+the best plan by at least the part of the box's bound that comes from the width ``[a, b]``
+(no span split cuts that solution off); otherwise the box is priced again if the best plan
+improved since (``q`` below ``R_best``), and its span range is halved if not (the upper half
+keeps the box's LP when the LP's span lies in it: the same columns, and the optimum lies in it).
 Ryan-Foster's pair is the one whose share ``w_ij`` of the LP solution is nearest 1/2.  For users
 in classes of their own, an LP solution whose every ``w_ij`` and every length share is
 integral is integral (a fractional column ``c`` holding ``i`` has a second column holding ``i``
@@ -204,12 +219,16 @@ class _Master:
         lower = np.array(sizes + [-_INF, float(scenario.min_batches)] + list(self.level_rhs[1:]))
         upper = np.array(sizes + [0.0, float(scenario.max_batches)] + [_INF] * (J - 1))
         h.addRows(rows, lower, upper, 0, np.zeros(rows, dtype=np.int32), np.array([], dtype=np.int32), np.array([]))
+        # column 0: the span S, in the budget row as sum tv x - S <= 0 (fixed at 0 when the budget is a number)
+        h.addCols(1, np.zeros(1), np.zeros(1), np.zeros(1), 1, np.zeros(1, dtype=np.int32), np.array([K], dtype=np.int32),
+                  np.array([-1.0]))
         big = 10.0 * (sum(max(row) for row in t.tokens) + 1.0)
         idx = np.array(list(range(K)) + [K + 1] + list(range(K + 2, rows)), dtype=np.int32)
         n_art = len(idx)
         h.addCols(n_art, np.full(n_art, big), np.zeros(n_art), np.full(n_art, _INF), n_art,
                   np.arange(n_art, dtype=np.int32), idx, np.ones(n_art))
-        self.n_art, self.rows, self.levels = n_art, rows, J
+        self.first = 1 + n_art  # the first real column (after the span and the artificial ones)
+        self.rows, self.levels = rows, J
         self.level_of = t.level_of
         self.columns: list[Column] = []
         self.keys: set = set()
@@ -247,10 +266,21 @@ class _Master:
         """Count row ``low <= sum x <= high`` (a branch on the number of batches)."""
         self.h.changeRowBounds(self.K + 1, float(low), float(high))
 
-    def set_budget(self, budget: float, rules: Rules = NO_RULES) -> None:
+    def set_budget(self, budget: float, rules: Rules = NO_RULES, span_from: float | None = None, price: float = 0.0) -> None:
         """Budget row ``sum tv x <= budget``; columns whose stage exceeds it, or that break a rule of
-        the node (:class:`~dipsd.formulation.columns.Rules`), are fixed at 0."""
-        self.h.changeRowBounds(self.K, -_INF, float(budget))
+        the node (:class:`~dipsd.formulation.columns.Rules`), are fixed at 0.
+
+        With ``span_from`` the span is a variable instead, ``sum tv x <= S`` with ``span_from <= S
+        <= budget``, and the objective is ``sum U x - price S`` (Dinkelbach's parametric objective
+        over a span range)."""
+        if span_from is None:
+            self.h.changeRowBounds(self.K, -_INF, float(budget))
+            self.h.changeColBounds(0, 0.0, 0.0)
+            self.h.changeColCost(0, 0.0)
+        else:
+            self.h.changeRowBounds(self.K, -_INF, 0.0)
+            self.h.changeColBounds(0, float(span_from), float(budget))
+            self.h.changeColCost(0, float(price))
         want = self.stage <= budget * (1 + STAGE_RTOL) + 1e-9  # as columns.fits
         if rules:
             length = self._length[: len(self.columns)]
@@ -258,7 +288,7 @@ class _Master:
         flip = np.flatnonzero(want != self.enabled)
         if len(flip):
             upper = np.where(want[flip], _INF, 0.0)
-            self.h.changeColsBounds(len(flip), (flip + self.n_art).astype(np.int32), np.zeros(len(flip)), upper)
+            self.h.changeColsBounds(len(flip), (flip + self.first).astype(np.int32), np.zeros(len(flip)), upper)
             self.enabled = want
 
     def reduced_cost(self, c: Column, duals: Duals) -> float:
@@ -266,13 +296,13 @@ class _Master:
 
     def fix(self, i: int, at_least: int) -> None:
         """Force real column ``i`` into the solution ``at_least`` times (``x_i >= at_least``): a diving step."""
-        self.h.changeColBounds(self.n_art + i, float(at_least), _INF)
+        self.h.changeColBounds(self.first + i, float(at_least), _INF)
         self.fixed.append(i)
 
     def release(self) -> None:
         """Undo every :meth:`fix` (bounds are computed only without fixings)."""
         for i in self.fixed:
-            self.h.changeColBounds(self.n_art + i, 0.0, _INF if self.enabled[i] else 0.0)
+            self.h.changeColBounds(self.first + i, 0.0, _INF if self.enabled[i] else 0.0)
         self.fixed = []
 
     def optimal(self) -> bool:
@@ -280,13 +310,14 @@ class _Master:
         return self.h.getModelStatus() == highspy.HighsModelStatus.kOptimal
 
     def value(self) -> float:
-        """The last LP's objective ``sum U x`` (artificial columns count at their cost)."""
+        """The last LP's objective ``sum U x - price S`` (artificial columns count at their cost)."""
         return -float(self.h.getInfo().objective_function_value)
 
-    def values(self) -> tuple[np.ndarray, float]:
-        """The last LP solution: real columns' values and the total of the artificial ones."""
+    def values(self) -> tuple[np.ndarray, float, float]:
+        """The last LP solution: real columns' values, the total of the artificial ones and the span ``S``
+        (0 when the budget is a number)."""
         x = np.array(self.h.getSolution().col_value)
-        return x[self.n_art:], float(x[: self.n_art].sum())
+        return x[self.first:], float(x[1: self.first].sum()), float(x[0])
 
     def solve(self) -> Duals:
         """Solve; the duals in the maximization's sign convention (mu and sigma clipped to >= 0)."""
@@ -358,16 +389,23 @@ class _Bounder:
         """``G(S) <= K + mu S`` for every ``S <= budget`` and plans of ``low..high`` batches that obey
         ``rules`` (module docstring), with the LP's solution (:class:`_Lp`).
 
-        Column generation stops once no column has a positive reduced cost, once the
-        Lagrangian bound is within ``rtol`` (relative) of the master's value, or once the box
-        ``[a, budget]`` is proven no better than ``target`` (tokens/ms): a box's bound needs
-        no more precision than that.
+        Without ``a`` the LP is the master at the budget (``G_LP(budget)``).  With a box ``[a,
+        budget]`` the span is a variable of that range priced at ``q = target`` (the best plan's
+        ratio): the LP is ``max sum U x - q S``, Dinkelbach's parametric problem over the box, and
+        its duals give the line that proves the box no better than ``q`` wherever the LP can
+        (``max_S G_LP(S) - q S <= 0``), however wide the box; the duals kept are those of the
+        smallest bound on the box's ratio.  Column generation stops once no column has a positive
+        reduced cost, once the Lagrangian bound is within ``rtol`` (relative) of the master's
+        value, or once the box is proven no better than ``target`` (tokens/ms): a box's bound
+        needs no more precision than that.
         """
         master = self.master
-        master.set_budget(budget, rules)
+        box = a > 0
+        q = target if box and math.isfinite(target) else 0.0
+        master.set_budget(budget, rules, a if box else None, q)
         master.set_count(low, high)
-        best_k, best_mu, best_val = math.inf, 0.0, math.inf
-        center: Duals | None = None  # the duals of the best Lagrangian bound so far (Wentges smoothing)
+        best_k, best_mu, best_score, best_lagrangian = math.inf, 0.0, math.inf, math.inf
+        center: Duals | None = None  # the duals of the best bound so far (Wentges smoothing)
         smooth = SMOOTHING
         resolve = True
         while True:
@@ -383,12 +421,16 @@ class _Bounder:
                 return _Lp(-math.inf, 0.0, 0.0, math.nan, rtol=0.0)
             k = float(np.sum(sep.pi)) + _h(sep.nu, low, high) + _h(top, low, high) - float(sep.sigma @ master.level_rhs)
             mu = sep.mu
-            value = k + mu * budget
-            if value < best_val:
-                best_k, best_mu, best_val, center = k, mu, value, sep
+            # the Lagrangian bound on the LP's objective, and the bound these duals give
+            lagrangian = k + max((mu - q) * a, (mu - q) * budget) if box else k + mu * budget
+            score = _interval_bound(k, mu, a, budget, math.inf) if box else lagrangian
+            if score < best_score:
+                best_k, best_mu, best_score, best_lagrangian, center = k, mu, score, lagrangian, sep
             late = self.clock.over()
-            proven = a > 0 and _interval_bound(best_k, best_mu, a, budget, math.inf) <= target * (1 + OPTIMAL_RTOL)
-            close = best_val - master.value() <= rtol * abs(best_val)
+            proven = box and best_score <= target * (1 + OPTIMAL_RTOL)
+            x, artificial, span = master.values()
+            tokens = master.value() + q * span  # the LP solution's sum U x
+            close = best_lagrangian - master.value() <= rtol * abs(tokens if box else best_lagrangian)
             useful = [c for c in cols if master.reduced_cost(c, duals) > RC_TOL]
             converged = at_lp and top <= RC_TOL
             if not useful and not at_lp and not converged:
@@ -398,22 +440,26 @@ class _Bounder:
             # priced are in the pool already): the bound holds for whatever duals were used
             if converged or proven or close or late or master.add(useful) == 0:
                 self.timed_out = self.timed_out or (late and not (converged or proven or close))
-                if not rules:  # the plan search looks at these points
-                    self.points[(budget, low, high)] = best_val
-                x, artificial = master.values()
                 if artificial > INTEGRAL_TOL:
-                    return _Lp(best_k, best_mu, math.nan, math.nan, rtol=rtol)
+                    return _Lp(best_k, best_mu, math.nan, math.nan, rtol=rtol, q=q)
+                span = span if box else budget
+                if not rules:  # the plan search looks at these points (spans and the LP's tokens there)
+                    self.points[(span, low, high)] = tokens if box else best_lagrangian
                 used = np.flatnonzero(x > 1e-12)
-                return _Lp(best_k, best_mu, float(x.sum()), master.value(),
-                           tuple((master.columns[i], float(x[i])) for i in used), rtol)
+                stage = float(master.stage[used].max()) if len(used) else 0.0
+                return _Lp(best_k, best_mu, float(x.sum()), tokens, tuple((master.columns[i], float(x[i])) for i in used),
+                           rtol, span, max(0.0, best_lagrangian - master.value()), q, stage)
             smooth, resolve = SMOOTHING, True
 
 
 @dataclass(frozen=True)
 class _Lp:
-    """Column generation's answer at a box's upper end ``b``: ``G(S) <= k + mu S`` for ``S <= b``;
-    ``n`` the LP's number of batches, ``value`` its objective and ``support`` its columns with
-    their values (nan, nan and empty when the restricted master needed artificial columns)."""
+    """Column generation's answer for a box ``[a, b]``: ``G(S) <= k + mu S`` for ``S <= b``; ``n`` the
+    LP's number of batches, ``value`` its tokens ``sum U x``, ``span`` its span ``S`` and ``support``
+    its columns with their values (nan, nan, nan and empty when the restricted master needed
+    artificial columns); ``slack`` the Lagrangian bound's excess over the LP's objective, ``q`` the
+    price of the span it was solved with (:meth:`_Bounder.at`) and ``stage`` the longest stage of the
+    support's columns (the LP's span may be shorter: it relaxes a plan's ``S >= st_c``)."""
 
     k: float
     mu: float
@@ -421,6 +467,10 @@ class _Lp:
     value: float
     support: tuple[tuple[Column, float], ...] = ()
     rtol: float = LP_RTOL  # column generation's stopping tolerance (0: to convergence)
+    span: float = math.nan
+    slack: float = 0.0
+    q: float = 0.0
+    stage: float = 0.0  # the longest stage among the support's columns (a plan's span is at least that)
 
     def integral(self) -> bool:
         return bool(self.support) and all(abs(x - round(x)) <= INTEGRAL_TOL for _, x in self.support)
@@ -440,9 +490,13 @@ class _Box:
     rules: Rules = NO_RULES
     own: float = math.inf  # the bound from the box's own duals, uncapped: the order among equal bounds
 
-    def at_b(self) -> float:
-        """The bound's part that branching can lower: ``(k + mu b) / b``, the LP's ratio at ``b``."""
-        return min(self.bound, self.lp.mu + self.lp.k / self.b) if self.lp.k != -math.inf else 0.0
+    def lp_ratio(self) -> float:
+        """The ratio ``sum U x / S`` of the LP's own solution, the part of the bound that only branching
+        can lower (the rest comes from the width of the span range); -inf without one."""
+        lp = self.lp
+        if not (math.isfinite(lp.value) and lp.span > 0):
+            return -math.inf
+        return min(self.bound, lp.value / max(lp.span, lp.stage))
 
     def fractional_count(self) -> bool:
         n = self.lp.n
@@ -531,7 +585,7 @@ def _dive(master: _Master, pricer: Pricer, budget: float, low: int, high: int, c
             top, cols = pricer.price(budget, d.pi, d.mu, d.nu, keep=COLUMNS_PER_ROUND, sigma=d.sigma)
             if top > RC_TOL and master.add(cols) > 0:
                 continue
-            x, artificial = master.values()
+            x, artificial, _ = master.values()
             if artificial > INTEGRAL_TOL:
                 return None
             whole = np.floor(x + INTEGRAL_TOL)
@@ -700,10 +754,12 @@ class _Search:
 
         A box whose LP uses a fractional number of batches ``n`` is branched on the count
         (``N <= floor(n)`` or ``N >= floor(n) + 1``).  Otherwise, where most of the box's excess
-        over the best plan is the LP's own ratio at ``b`` (not the width of its span range) and
-        the LP is fractional, it is branched on a user pair or a length (:func:`_branch`:
-        branch-and-price); otherwise its span range is halved; a box too narrow to halve whose
-        column generation stopped early (:data:`LP_RTOL`) is bounded again to convergence.
+        over the best plan is the ratio of the LP's own solution (not the width of its span range)
+        and the LP is fractional, it is branched on a user pair or a length (:func:`_branch`:
+        branch-and-price; without ``branching`` the refinement stops there); otherwise it is priced
+        again at today's best ratio if that has improved since, else its span range is halved; a
+        box too narrow to halve whose column generation stopped early (:data:`LP_RTOL`) is bounded
+        again to convergence.
         """
         while self.boxes:
             box = self.boxes[0][-1]
@@ -721,7 +777,10 @@ class _Search:
             if kind is _Step.SPLIT:
                 mid = math.sqrt(box.a * box.b)
                 self.open_box(box.a, mid, box.low, box.high, box.rules, cap=box.bound)
-                self.push(mid, box.b, box.low, box.high, box.lp, box.rules, box.bound)
+                if box.lp.span >= mid or not math.isfinite(box.lp.span):  # same columns, and the LP's optimum is in there
+                    self.push(mid, box.b, box.low, box.high, box.lp, box.rules, box.bound)
+                else:
+                    self.open_box(mid, box.b, box.low, box.high, box.rules, cap=box.bound)
             for low, high, rules, rtol in kids:
                 self.open_box(box.a, box.b, low, high, rules, rtol, box.bound)
             if kind is _Step.BRANCH:
@@ -737,15 +796,17 @@ class _Search:
         if box.fractional_count():
             cut = math.floor(box.lp.n)
             return _Step.COUNT, [(box.low, cut, box.rules, LP_RTOL), (cut + 1, box.high, box.rules, LP_RTOL)]
-        lp_excess = box.at_b() - self.r_best() * (1 + 0.5 * OPTIMAL_RTOL)  # the LP at b beats the best plan
-        if branching and lp_excess > 0 and lp_excess >= BRANCH_RATIO * (box.bound - box.at_b()):
-            rules = _branch(box.lp.support, box.rules, self.classes)
-            if rules is not None:
-                return _Step.BRANCH, [(box.low, box.high, r, LP_RTOL) for r in rules]
+        lp, best = box.lp, self.r_best()
+        excess = box.lp_ratio() - best * (1 + 0.5 * OPTIMAL_RTOL)  # the LP's own solution beats the best plan
+        if excess > 0 and excess >= BRANCH_RATIO * (box.bound - box.lp_ratio()):
+            rules = _branch(lp.support, box.rules, self.classes)
+            if rules is not None:  # only a branch cuts that solution off (it lies in the box, whatever its width)
+                return (_Step.BRANCH, [(box.low, box.high, r, LP_RTOL) for r in rules]) if branching else None
+        if lp.q < best / (1 + OPTIMAL_RTOL):  # the span was priced below today's best ratio: price it again
+            return _Step.TIGHTEN, [(box.low, box.high, box.rules, lp.rtol)]
         if box.b / box.a - 1 >= MIN_WIDTH:
             return _Step.SPLIT, []
-        lp = box.lp
-        if lp.rtol > 0 and lp.k + lp.mu * box.b - lp.value > 0.1 * OPTIMAL_RTOL * abs(lp.value):
+        if lp.rtol > 0 and lp.slack > 0.1 * OPTIMAL_RTOL * abs(lp.value):
             return _Step.TIGHTEN, [(box.low, box.high, box.rules, 0.0)]
         return None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from itertools import product
 
 import numpy as np
 import pytest
@@ -12,10 +13,12 @@ from hypothesis import strategies as st
 
 from dipsd import Scenario, User, paper_scenario
 from dipsd.data.generate import generate
-from dipsd.formulation.columns import NO_RULES, Classes, Pricer, columns_of, make_column
+from dipsd.formulation.columns import NO_RULES, Classes, Pricer, Rules, columns_of, make_column
+from dipsd.formulation.evaluate import evaluate
+from dipsd.formulation.plan import Plan
 from dipsd.formulation.tables import Tables
 from dipsd.solvers import certify as C
-from dipsd.solvers.brute import solve_enumerate
+from dipsd.solvers.brute import partitions, solve_enumerate
 from dipsd.solvers.deadline import Deadline
 from dipsd.solvers.dipsd import solve_dipsd
 from dipsd.solvers.exact import solve_exact
@@ -34,7 +37,7 @@ def test_master_duals_reproduce_highs_reduced_costs():
     budget = 400.0
     bounder.at(budget, s.min_batches, s.max_batches)
     duals = master.solve()
-    d = np.array(master.h.getSolution().col_dual)[master.n_art:]
+    d = np.array(master.h.getSolution().col_dual)[master.first:]
     for i, col in enumerate(master.columns):
         if master.enabled[i]:
             assert master.reduced_cost(col, duals) == pytest.approx(-d[i], abs=1e-7)
@@ -195,6 +198,53 @@ def _clone_instances():
     out = [s for s in INSTANCES if any(len(c) > 1 for c in Tables.of(s).classes)]
     out += [paper_scenario(m, max_draft_length=6) for m in (5, 9)]
     return out
+
+
+def _every_plan(scenario: Scenario, rules: Rules = NO_RULES) -> list[tuple[float, float]]:
+    """(tokens, span) of every feasible plan whose batches obey ``rules``, by enumeration of
+    partitions and lengths (an oracle independent of certify's columns)."""
+    M, t = scenario.num_users, Tables.of(scenario)
+    out = []
+    for labels in partitions(M, scenario.min_batches, scenario.max_batches):
+        if any(labels[i] != labels[j] for i, j in rules.together) or any(labels[i] == labels[j] for i, j in rules.apart):
+            continue
+        batches = tuple(tuple(m for m in range(M) if labels[m] == n) for n in range(max(labels) + 1))
+        for lengths in product(*(range(1, t.limit(m) + 1) for m in range(M))):
+            ev = evaluate(scenario, Plan(batches, lengths))
+            if ev.feasible:
+                out.append((ev.expected_tokens, ev.span_ms))
+    return out
+
+
+@pytest.mark.parametrize("seed", [3, 8, 21])
+def test_box_bound_with_the_span_priced_holds_for_every_plan(seed):
+    """Column generation over a span range ``[a, b]`` with the span priced at ``q`` (Dinkelbach over
+    the box, :meth:`_Bounder.at`): the line ``k + mu S`` is above every plan of span ``S <= b`` that
+    obeys the rules, and the box's bound above the ratio of every such plan in ``[a, b]``; for ``q``
+    below, at and above the optimum, wide and narrow boxes, converged and stopped early."""
+    (s,) = generate([4], 1, seed=seed, max_draft_length=3)
+    t = Tables.of(s)
+    best = max(u / span for u, span in _every_plan(s))
+    checked = 0
+    for rules in (NO_RULES, Rules(together=frozenset({(0, 1)})), Rules(apart=frozenset({(1, 2)}))):
+        plans = _every_plan(s, rules)
+        spans = sorted(span for _, span in plans)
+        middle = spans[len(spans) // 2]
+        for a, b in [(spans[0], spans[-1]), (spans[len(spans) // 3], spans[2 * len(spans) // 3]),
+                     (middle * 0.999, middle * 1.001)]:
+            for q in (0.5 * best, best, 1.2 * best):
+                for rtol in (0.0, 0.5):
+                    master = C._Master(s, t)
+                    bounder = C._Bounder(s, t, master, Pricer(t), Deadline(math.inf))
+                    lp = bounder.at(b, s.min_batches, s.max_batches, a, q, rules, rtol)
+                    below = [(u, span) for u, span in plans if span <= b]
+                    for u, span in below:
+                        assert u <= lp.k + lp.mu * span + 1e-9 * u
+                    inside = [u / span for u, span in below if span >= a]
+                    if inside:
+                        assert C._interval_bound(lp.k, lp.mu, a, b, math.inf) >= max(inside) * (1 - 1e-12)
+                        checked += 1
+    assert checked >= 40
 
 
 @pytest.mark.parametrize("scenario", _clone_instances(), ids=lambda s: s.name)
