@@ -247,6 +247,39 @@ def test_box_bound_with_the_span_priced_holds_for_every_plan(seed):
     assert checked >= 40
 
 
+@pytest.mark.parametrize("seed", [3, 8, 21])
+def test_reduced_cost_filter_keeps_every_column_of_a_good_plan(seed):
+    """The budget IP's column filter (:meth:`_Master.promising`) at a converged pool keeps every
+    column of every enumerated plan of span ``<= budget`` with at least the target's tokens, and
+    drops some columns (targets at the best such plan and a little below it)."""
+    (s,) = generate([4], 1, seed=seed, max_draft_length=3)
+    t = Tables.of(s)
+    M = s.num_users
+    plans = []
+    for labels in partitions(M, s.min_batches, s.max_batches):
+        batches = tuple(tuple(m for m in range(M) if labels[m] == n) for n in range(max(labels) + 1))
+        for lengths in product(*(range(1, t.limit(m) + 1) for m in range(M))):
+            ev = evaluate(s, Plan(batches, lengths))
+            if ev.feasible:
+                plans.append(ev)
+    dropped = 0
+    for budget in sorted(ev.span_ms for ev in plans)[len(plans) // 4:: len(plans) // 4]:
+        master = C._Master(s, t)
+        C._Bounder(s, t, master, Pricer(t), Deadline(math.inf)).at(budget, s.min_batches, s.max_batches, rtol=0.0)
+        under = [ev for ev in plans if ev.span_ms <= budget]
+        top = max(ev.expected_tokens for ev in under)
+        for tokens in (top, 0.97 * top):
+            good = [ev for ev in under if ev.expected_tokens >= tokens]
+            for ev in good:
+                master.add(columns_of(t, ev.plan))
+            keep = master.promising(budget, s.min_batches, s.max_batches, tokens)
+            kept = {c.key for c, k in zip(master.columns, keep) if k}
+            for ev in good:
+                assert {master.classes.canonical(c).key for c in columns_of(t, ev.plan)} <= kept
+            dropped += int((~keep & master.enabled).sum())
+    assert dropped > 0
+
+
 @pytest.mark.parametrize("scenario", _clone_instances(), ids=lambda s: s.name)
 def test_class_master_has_the_per_user_masters_lp_value(scenario):
     """Aggregating identical users changes the master's rows, not its LP optimum: any per-user
