@@ -839,8 +839,11 @@ class _Search:
 
     # ---------------------------------------------------------------- the search
     def run(self) -> None:
-        """Bound (column generation over boxes), then rounds of price-and-branch plan search,
-        refining the boxes after each, while rounds improve or the plan search is young."""
+        """The bound by count and span (until a box only a branch can lower is the worst), one round
+        of plan search if the gap is above :data:`EARLY_PLANS_GAP`, branch-and-price until
+        :data:`BRANCH_SHARE` of the limit, rounds of price-and-branch plan search (refining the
+        boxes after each) while rounds improve or the plan search is young, then branch-and-price
+        for the rest."""
         if self.n_low <= self.scenario.max_batches:
             self.open_box(self.s_min, self.s_high(), self.n_low, self.scenario.max_batches)
         self.finished = self.refine()
