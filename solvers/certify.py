@@ -157,6 +157,8 @@ NEIGHBOURHOOD = (1.0, 1.01, 1.03, 0.99, 1.1)
 """Budgets tried around the best plan's span (factors), with its number of batches."""
 IP_MAX_S = 8.0
 """Most seconds of one budget IP."""
+DIVE_MAX_S = 8.0
+"""Most seconds of one dive (under a work limit: a tenth of the work left, in LP solves)."""
 IP_MAX_NODES = 500
 """Most branch-and-bound nodes of one budget IP under a work limit (in place of :data:`IP_MAX_S`)."""
 BRANCH_RATIO = 1.0
@@ -592,17 +594,23 @@ def _dive(master: _Master, pricer: Pricer, budget: float, low: int, high: int, c
     """A plan of span ``<= budget`` by diving on the column-generation LP (price-and-branch).
 
     Column generation to convergence, then the column with the largest fractional part is
-    rounded up (``x_c >= floor(x_c) + 1``) and generation resumes (pricing now finds columns
-    for the users left), until the LP is integral.  Returns ``(column, multiplicity)`` pairs;
-    None when a fixing leaves no feasible completion or a limit is reached (each LP solve is a
-    unit of work).  The fixings are undone before returning, so the bounds never see them.
+    rounded up (``x_c >= floor(x_c) + 1``) and generation resumes (pricing now finds columns for
+    the users left), until the LP is integral.
+    Returns ``(column, multiplicity)`` pairs; None when a fixing leaves no feasible completion or
+    a limit is reached (each LP solve is a unit of work; one dive has at most a tenth of what is
+    left, :data:`DIVE_MAX_S`).  The fixings are undone before returning, so the bounds never see them.
     """
+    left = clock.work_left()  # a tenth of the time left (at most DIVE_MAX_S), or of the work left
+    stop = clock.elapsed() + min(0.1 * clock.remaining(), DIVE_MAX_S) if left is None else math.inf
+    most = math.inf if left is None else max(1, left // 10)
     master.set_budget(budget)
     master.set_count(low, high)
+    solves = 0
     try:
-        while not clock.over():
+        while not clock.over() and clock.elapsed() < stop and solves < most:
             d = master.solve()
             clock.spend()
+            solves += 1
             if not master.optimal():  # the fixings conflict (the cover rows are equalities)
                 return None
             top, cols = pricer.price(budget, d.pi, d.mu, d.nu, keep=COLUMNS_PER_ROUND, sigma=d.sigma)
