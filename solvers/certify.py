@@ -599,10 +599,10 @@ def _dive(master: _Master, pricer: Pricer, budget: float, low: int, high: int, c
 
     Column generation to convergence, then the column with the largest fractional part is
     rounded up (``x_c >= floor(x_c) + 1``) and generation resumes (pricing now finds columns for
-    the users left), until the LP is integral.
-    Returns ``(column, multiplicity)`` pairs; None when a fixing leaves no feasible completion or
-    a limit is reached (each LP solve is a unit of work; one dive has at most a tenth of what is
-    left, :data:`DIVE_MAX_S`).  The fixings are undone before returning, so the bounds never see them.
+    the users left), until the LP is integral.  Returns ``(column, multiplicity)`` pairs; None when
+    a fixing leaves no feasible completion or a limit is reached (each LP solve is a unit of work;
+    one dive has at most a tenth of what is left, :data:`DIVE_MAX_S`).  The fixings are undone
+    before returning, so the bounds never see them.
     """
     left = clock.work_left()  # a tenth of the time left (at most DIVE_MAX_S), or of the work left
     stop = clock.elapsed() + min(0.1 * clock.remaining(), DIVE_MAX_S) if left is None else math.inf
@@ -639,19 +639,21 @@ def _dive(master: _Master, pricer: Pricer, budget: float, low: int, high: int, c
 
 
 def _budget_ip(classes: Classes, columns: list[Column], budget: float, low: int, high: int,
-               clock: Deadline, start: Plan | None = None) -> list[tuple[Column, int]] | None:
+               clock: Deadline, start: Plan | None = None, keep: np.ndarray | None = None) -> list[tuple[Column, int]] | None:
     """``G(budget)`` over the given columns as an integer program (price-and-branch).
 
     ``max sum U_c x_c`` with the class rows, ``sum tv_c x_c <= budget``, the count row and
     ``x`` integer in ``0..min_k floor(n_k / a_kc)`` (binary with distinct users), over columns
-    with ``st_c <= budget``: any solution is a plan of span ``<= budget``.  Returns its
-    ``(column, multiplicity)`` pairs, or None without a solution in time.
+    with ``st_c <= budget``: any solution is a plan of span ``<= budget``.  With ``keep`` (a mask
+    over ``columns``, :meth:`_Master.promising`) only those columns and the start plan's take part.
+    Returns its ``(column, multiplicity)`` pairs, or None without a solution in time.
 
     Limits: a tenth of the time left, at most :data:`IP_MAX_S`; under a work limit, a tenth of
     the work left in branch-and-bound nodes (at most :data:`IP_MAX_NODES`; the nodes used are
     spent) and the rest of the wall-clock time.
     """
-    cols = [c for c in columns if fits(c.stage_ms, budget)]
+    times = Counter() if start is None else Counter(classes.canonical(c).key for c in columns_of(classes.t, start))
+    cols = [c for i, c in enumerate(columns) if (keep is None or keep[i] or c.key in times) and fits(c.stage_ms, budget)]
     left = clock.work_left()
     if left is None:
         seconds, nodes = min(0.1 * clock.remaining(), IP_MAX_S), None
@@ -677,7 +679,6 @@ def _budget_ip(classes: Classes, columns: list[Column], budget: float, low: int,
     h.addCols(C, np.array([-c.tokens for c in cols]), np.zeros(C), most, len(index), starts, index, value)
     h.changeColsIntegrality(C, np.arange(C, dtype=np.int32), np.full(C, highspy.HighsVarType.kInteger))
     if start is not None:  # the best plan as a MIP start where it fits the budget
-        times = Counter(classes.canonical(c).key for c in columns_of(classes.t, start))
         chosen = [(i, times[c.key]) for i, c in enumerate(cols) if c.key in times]
         if sum(n for _, n in chosen) == start.num_batches:
             h.setSolution(len(chosen), np.array([i for i, _ in chosen], dtype=np.int32), np.array([float(n) for _, n in chosen]))
@@ -791,11 +792,10 @@ class _Search:
         (``N <= floor(n)`` or ``N >= floor(n) + 1``).  Otherwise, where most of the box's excess
         over the best plan is the ratio of the LP's own solution (not the width of its span range)
         and the LP is fractional, it is branched on a user pair or a length (:func:`_branch`:
-        branch-and-price; without ``branching`` the refinement stops there unless the box is wider than
-        :data:`WIDE`); otherwise it is priced
-        again at today's best ratio if that has improved since, else its span range is halved; a
-        box too narrow to halve whose column generation stopped early (:data:`LP_RTOL`) is bounded
-        again to convergence.
+        branch-and-price; without ``branching`` the refinement stops there unless the box is wider
+        than :data:`WIDE`); otherwise it is priced again at today's best ratio if that has improved
+        since, else its span range is halved; a box too narrow to halve whose column generation
+        stopped early (:data:`LP_RTOL`) is bounded again to convergence.
         """
         while self.boxes:
             box = self.boxes[0][-1]
@@ -916,12 +916,10 @@ class _Search:
                 improved |= self.offer(self.classes.realize(dived))
             keep = self.master.promising(budget, low, high, self.r_best() * budget)
             self.clock.spend()
-            start = None if self.best is None else self.best.plan
-            mine = set() if start is None else {self.classes.canonical(c).key for c in columns_of(self.t, start)}
-            columns = [c for c, k in zip(self.master.columns, keep) if k or c.key in mine]
-            log.debug("%s: budget IP at %.6g over %d of %d columns", self.scenario.name, budget, len(columns),
+            log.debug("%s: budget IP at %.6g over %d promising of %d columns", self.scenario.name, budget, int(keep.sum()),
                       len(self.master.columns))
-            picked = _budget_ip(self.classes, columns, budget, low, high, self.clock, start=start)
+            picked = _budget_ip(self.classes, self.master.columns, budget, low, high, self.clock,
+                                start=None if self.best is None else self.best.plan, keep=keep)
             if picked:
                 improved |= self.offer(self.classes.realize(picked))
         self.plan_rounds += 1
@@ -932,16 +930,19 @@ class _Search:
             heapq.heapify(self.boxes)
         return True
 
+    def bound_now(self) -> float:
+        """The bound on ``R*`` so far, tokens/ms: ``max(worst open box, R_best)`` (the heap's top is the worst)."""
+        return max(([self.boxes[0][-1].bound] if self.boxes else []) + [self.r_best()])
+
     def gap(self) -> float:
-        """The certified gap so far (relative): ``1 - R_best / max(worst open box, R_best)``."""
-        bound_now = max(([self.boxes[0][-1].bound] if self.boxes else []) + [self.r_best()])
+        """The certified gap so far (relative): ``1 - R_best / bound_now``."""
+        bound_now = self.bound_now()
         return max(0.0, 1 - self.r_best() / bound_now) if bound_now > 0 else 0.0
 
     def milestone(self, rounds: int) -> None:
         """One INFO line per round (``dipsd -v``): plan, bound, certified gap so far."""
-        bound_now = max(([self.boxes[0][-1].bound] if self.boxes else []) + [self.r_best()])
         log.info("%s: certify round %d: plan %.6g tok/s, bound %.6g tok/s, gap <= %.3g %% (%.1fs)", self.scenario.name,
-                 rounds, 1000 * self.r_best(), 1000 * bound_now, 100 * self.gap(), self.clock.elapsed())
+                 rounds, 1000 * self.r_best(), 1000 * self.bound_now(), 100 * self.gap(), self.clock.elapsed())
 
     # ---------------------------------------------------------------- the answer
     def result(self) -> SolveResult:
@@ -951,7 +952,7 @@ class _Search:
             log.debug("%s: open box S in [%.6g, %.6g] N in %d..%d: bound %.6g tok/s (LP batches %.3f), plan %.6g",
                       name, box.a, box.b, box.low, box.high, 1000 * box.bound, box.lp.n, 1000 * self.r_best())
         stopped = not self.finished or self.bounder.timed_out or self.cut_short
-        bound_ratio = max([entry[-1].bound for entry in self.boxes] + [self.r_best()])
+        bound_ratio = self.bound_now()
         upper = 1000.0 * bound_ratio * (1 + SAFETY)
         runtime = self.clock.elapsed()
         lp_solves = self.bounder.lp_solves

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from dipsd import Scenario, User, paper_scenario
 from dipsd.data.generate import generate
 from dipsd.formulation.columns import NO_RULES, Classes, Pricer, Rules, columns_of, make_column
-from dipsd.formulation.evaluate import evaluate
+from dipsd.formulation.evaluate import Evaluation, evaluate
 from dipsd.formulation.plan import Plan
 from dipsd.formulation.tables import Tables
 from dipsd.solvers import certify as C
@@ -200,9 +200,9 @@ def _clone_instances():
     return out
 
 
-def _every_plan(scenario: Scenario, rules: Rules = NO_RULES) -> list[tuple[float, float]]:
-    """(tokens, span) of every feasible plan whose batches obey ``rules``, by enumeration of
-    partitions and lengths (an oracle independent of certify's columns)."""
+def _every_plan(scenario: Scenario, rules: Rules = NO_RULES) -> list[Evaluation]:
+    """Every feasible plan whose batches obey ``rules``, evaluated, by enumeration of partitions and
+    lengths (an oracle independent of certify's columns)."""
     M, t = scenario.num_users, Tables.of(scenario)
     out = []
     for labels in partitions(M, scenario.min_batches, scenario.max_batches):
@@ -212,7 +212,7 @@ def _every_plan(scenario: Scenario, rules: Rules = NO_RULES) -> list[tuple[float
         for lengths in product(*(range(1, t.limit(m) + 1) for m in range(M))):
             ev = evaluate(scenario, Plan(batches, lengths))
             if ev.feasible:
-                out.append((ev.expected_tokens, ev.span_ms))
+                out.append(ev)
     return out
 
 
@@ -224,10 +224,11 @@ def test_box_bound_with_the_span_priced_holds_for_every_plan(seed):
     below, at and above the optimum, wide and narrow boxes, converged and stopped early."""
     (s,) = generate([4], 1, seed=seed, max_draft_length=3)
     t = Tables.of(s)
-    best = max(u / span for u, span in _every_plan(s))
+    every = {rules: [(ev.expected_tokens, ev.span_ms) for ev in _every_plan(s, rules)]
+             for rules in (NO_RULES, Rules(together=frozenset({(0, 1)})), Rules(apart=frozenset({(1, 2)})))}
+    best = max(u / span for u, span in every[NO_RULES])
     checked = 0
-    for rules in (NO_RULES, Rules(together=frozenset({(0, 1)})), Rules(apart=frozenset({(1, 2)}))):
-        plans = _every_plan(s, rules)
+    for rules, plans in every.items():
         spans = sorted(span for _, span in plans)
         middle = spans[len(spans) // 2]
         for a, b in [(spans[0], spans[-1]), (spans[len(spans) // 3], spans[2 * len(spans) // 3]),
@@ -254,14 +255,7 @@ def test_reduced_cost_filter_keeps_every_column_of_a_good_plan(seed):
     drops some columns (targets at the best such plan and a little below it)."""
     (s,) = generate([4], 1, seed=seed, max_draft_length=3)
     t = Tables.of(s)
-    M = s.num_users
-    plans = []
-    for labels in partitions(M, s.min_batches, s.max_batches):
-        batches = tuple(tuple(m for m in range(M) if labels[m] == n) for n in range(max(labels) + 1))
-        for lengths in product(*(range(1, t.limit(m) + 1) for m in range(M))):
-            ev = evaluate(s, Plan(batches, lengths))
-            if ev.feasible:
-                plans.append(ev)
+    plans = _every_plan(s)
     dropped = 0
     for budget in sorted(ev.span_ms for ev in plans)[len(plans) // 4:: len(plans) // 4]:
         master = C._Master(s, t)
