@@ -11,7 +11,7 @@ from pyomo.contrib.solver.common.factory import SolverFactory
 from dipsd.data.generate import generate
 from dipsd.formulation.evaluate import evaluate
 from dipsd.formulation.milp import build_model
-from dipsd.solvers.highs_adapter import manual_parameter_updates, pyomo_supported, set_mip_start
+from dipsd.solvers.highs_adapter import manual_parameter_updates, pyomo_supported, run_for, set_mip_start
 from dipsd.solvers.start import simple_plan
 
 
@@ -38,3 +38,42 @@ def test_highs_reports_the_start_as_its_first_incumbent():
     value = ev.expected_tokens - q * ev.span_ms
     assert float(found.group(1)) == pytest.approx(value, rel=1e-7)
     assert res.incumbent_objective >= value - 1e-7
+
+
+def _busy_lp(seed: int = 0):
+    import highspy
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("presolve", "off")
+    n, m = 600, 250
+    h.addVars(n, np.zeros(n), np.full(n, 10.0))
+    for _ in range(m):
+        idx = rng.choice(n, 30, replace=False).astype(np.int32)
+        h.addRow(-highspy.kHighsInf, 5.0, 30, idx, rng.random(30))
+    return h, rng, n
+
+
+def test_an_lp_time_limit_counts_the_objects_total_run_time_and_run_for_gives_each_run_its_own():
+    """HiGHS's quirk (:func:`run_for`): once a persistent LP's total run time is past ``time_limit``,
+    a later solve stops at once with no iteration; ``run_for`` gives the later solve its seconds."""
+    import highspy
+    import numpy as np
+
+    h, rng, n = _busy_lp()
+    cols = np.arange(n, dtype=np.int32)
+    h.changeColsCost(n, cols, -rng.random(n))
+    h.run()
+    spent = h.getRunTime()
+    assert h.getModelStatus() == highspy.HighsModelStatus.kOptimal and spent > 0
+    h.setOptionValue("time_limit", 0.9 * spent)  # a limit this one solve would meet, but not the total
+    h.changeColsCost(n, cols, -rng.random(n))
+    h.run()
+    assert h.getModelStatus() == highspy.HighsModelStatus.kTimeLimit and h.getInfo().simplex_iteration_count == 0
+    run_for(h, 3600.0)
+    assert h.getModelStatus() == highspy.HighsModelStatus.kOptimal and h.getInfo().simplex_iteration_count > 0
+    h.changeColsCost(n, cols, -rng.random(n))
+    run_for(h, 0.0)  # nothing left: stops
+    assert h.getModelStatus() == highspy.HighsModelStatus.kTimeLimit
