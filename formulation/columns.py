@@ -265,11 +265,12 @@ class Pricer:
         self.eligible = [np.flatnonzero(self.level <= j) for j in range(len(t.levels))]
 
     def price(self, budget: float, pi: np.ndarray, mu: float, nu: float, *, keep: int = 0,
-              sigma: np.ndarray | None = None, rules: Rules = NO_RULES) -> tuple[float, list[Column]]:
+              sigma: np.ndarray | None = None, rules: Rules = NO_RULES, tokens: bool = True) -> tuple[float, list[Column]]:
         """Best reduced cost over every column with stage time ``<= budget``.
 
         ``sigma[j]`` (>= 0, j >= 1) rewards every column whose longest prefix is at level
-        ``>= j`` (the duals of the level rows of ``certify``'s master).  Each column is priced
+        ``>= j`` (the duals of the level rows of ``certify``'s master); without ``tokens`` every column's
+        ``U_c`` counts as 0 (phase 1: pricing for feasibility alone).  Each column is priced
         at its true level ``I``: it holds at least one user of that level (the best
         ``b``-subset with one is the ``b`` best, or the ``b - 1`` best and the best user of the
         level).  Returns ``(best, columns)``: ``best`` the largest reduced cost (``-inf`` when
@@ -285,7 +286,7 @@ class Pricer:
         for j, users in enumerate(self.eligible):
             if min(self.room[j], len(users)) < 1:
                 continue
-            level = (_Grouped if rules.pairs else _Level)(self, j, users, budget, pi, rules)
+            level = (_Grouped if rules.pairs else _Level)(self, j, users, budget, pi, rules, tokens)
             rc = level.pick - mu * level.tv - nu + reward[j]  # (L, B)
             rc[~np.isfinite(rc)] = -np.inf
             here = float(rc.max())
@@ -321,7 +322,7 @@ class _Level:
     ``b - 1`` best and the best of level ``j``)."""
 
     def __init__(self, pricer: Pricer, j: int, users: np.ndarray, budget: float, pi: np.ndarray,
-                 rules: Rules = NO_RULES):
+                 rules: Rules = NO_RULES, tokens: bool = True):
         t = pricer.t
         L = t.max_length
         self.users, self.rules, self.j = users, rules, j
@@ -339,6 +340,8 @@ class _Level:
                     row = np.minimum(self.lstar[at[m]], hi)
                     self.lstar[at[m]] = np.where(row >= lo, row, 0)
         value = np.take_along_axis(pricer.tokens[users], self.lstar.reshape(len(users), -1), axis=1).reshape(self.lstar.shape)
+        if not tokens:  # phase 1: a user's value is 0 where some length lets it join, -inf where none does
+            value = np.where(np.isfinite(value), 0.0, -np.inf)
         self._select(pricer, bs, value - pi[users][:, None, None])
 
     def _select(self, pricer: Pricer, bs: np.ndarray, value: np.ndarray) -> None:

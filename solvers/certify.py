@@ -117,7 +117,7 @@ from ..formulation.evaluate import Evaluation, evaluate, greedy_batches
 from ..formulation.plan import Plan
 from ..formulation.tables import Tables
 from .deadline import Deadline
-from .highs_adapter import spend_banner
+from .highs_adapter import run_for, spend_banner
 from .milp_solvers import current_threads
 from .results import SolveResult, Status
 from .start import simple_plan
@@ -129,6 +129,9 @@ MIN_WIDTH = 1e-11
 """Intervals of relative width ``b/a - 1`` below this are not split further."""
 RC_TOL = 1e-9
 """Column generation stops once no column has a reduced cost above this (tokens)."""
+EMPTY_TOL = 1e-9
+"""Phase 1 proves a node empty when its Lagrangian bound on ``- sum of artificial columns`` is below
+``-EMPTY_TOL`` (the phase-1 duals are of order 1; :meth:`_Bounder.empty`)."""
 SAFETY = 1e-10
 """The reported bound is raised by this relative margin against floating-point rounding."""
 COLUMNS_PER_ROUND = 30
@@ -215,8 +218,9 @@ class _Master:
     columns only.
     """
 
-    def __init__(self, scenario: Scenario, t: Tables, classes: Classes | None = None):
+    def __init__(self, scenario: Scenario, t: Tables, classes: Classes | None = None, clock: Deadline | None = None):
         self.M = t.num_users
+        self.clock = clock  # each LP solve stops at its time limit (a master of 20-40k columns takes seconds)
         self.classes = classes if classes is not None else Classes(t)
         K, J = len(self.classes), len(t.levels)
         self.K = K
@@ -241,6 +245,7 @@ class _Master:
         n_art = len(idx)
         h.addCols(n_art, np.full(n_art, big), np.zeros(n_art), np.full(n_art, _INF), n_art,
                   np.arange(n_art, dtype=np.int32), idx, np.ones(n_art))
+        self.big, self.price, self.phase1, self.artificials = big, 0.0, False, True
         self.first = 1 + n_art  # the first real column (after the span and the artificial ones)
         self.rows, self.levels = rows, J
         self.level_of = t.level_of
@@ -262,7 +267,8 @@ class _Master:
         if not new:
             return 0
         starts, index, value = _entries(new, self.classes, self.level_of)
-        self.h.addCols(len(new), np.array([-c.tokens for c in new]), np.zeros(len(new)), np.full(len(new), _INF),
+        cost = np.zeros(len(new)) if self.phase1 else np.array([-c.tokens for c in new])
+        self.h.addCols(len(new), cost, np.zeros(len(new)), np.full(len(new), _INF),
                        len(index), starts, index, value)
         first = len(self.columns)
         self.columns += new
@@ -295,6 +301,7 @@ class _Master:
             self.h.changeRowBounds(self.K, -_INF, 0.0)
             self.h.changeColBounds(0, float(span_from), float(budget))
             self.h.changeColCost(0, float(price))
+        self.price = 0.0 if span_from is None else float(price)
         want = self.stage <= budget * (1 + STAGE_RTOL) + 1e-9  # as columns.fits
         if rules:
             length = self._length[: len(self.columns)]
@@ -304,6 +311,25 @@ class _Master:
             upper = np.where(want[flip], _INF, 0.0)
             self.h.changeColsBounds(len(flip), (flip + self.first).astype(np.int32), np.zeros(len(flip)), upper)
             self.enabled = want
+
+    def feasibility(self, on: bool) -> None:
+        """Phase 1 (``on``): every real column and the span cost 0 and every artificial column 1, so the
+        LP minimizes the artificial total (:meth:`_Bounder.empty`); off: the costs of the master again."""
+        n, art = len(self.columns), np.arange(1, self.first, dtype=np.int32)
+        self.h.changeColsCost(n, np.arange(self.first, self.first + n, dtype=np.int32),
+                              np.zeros(n) if on else np.array([-c.tokens for c in self.columns]))
+        self.h.changeColsCost(len(art), art, np.full(len(art), 1.0 if on else self.big))
+        self.h.changeColCost(0, 0.0 if on else self.price)
+        self.phase1 = on
+
+    def artificial(self, on: bool) -> None:
+        """Whether the artificial columns may be used (off: fixed at 0, once the pool holds a solution of
+        real columns: their cost ``BIG`` then cannot distort the duals of a nearly infeasible node)."""
+        if on == self.artificials:
+            return
+        art = np.arange(1, self.first, dtype=np.int32)
+        self.h.changeColsBounds(len(art), art, np.zeros(len(art)), np.full(len(art), _INF if on else 0.0))
+        self.artificials = on
 
     def reduced_cost(self, c: Column, duals: Duals) -> float:
         return duals.reduced_cost(c, max(self.level_of[m] for m in c.users))
@@ -327,12 +353,16 @@ class _Master:
         pricing may still find columns outside the pool, and the filter only narrows a plan search)."""
         self.set_budget(budget)
         self.set_count(low, high)
-        self.h.run()
+        self._run()
         if not self.optimal():
             return self.enabled.copy()
         rc = -np.array(self.h.getSolution().col_dual)[self.first:]
         room = self.value() - tokens
         return self.enabled & (rc >= -(max(room, 0.0) + FILTER_SLACK * abs(self.value())))
+
+    def _run(self) -> None:
+        """Solve the LP, stopped by the clock's time limit (then not :meth:`optimal`: no duals are used)."""
+        run_for(self.h, math.inf if self.clock is None else self.clock.remaining())
 
     def optimal(self) -> bool:
         """Whether the last LP solve ended optimal (its solution and duals mean something)."""
@@ -349,8 +379,9 @@ class _Master:
         return x[self.first:], float(x[1: self.first].sum()), float(x[0])
 
     def solve(self) -> Duals:
-        """Solve; the duals in the maximization's sign convention (mu and sigma clipped to >= 0)."""
-        self.h.run()
+        """Solve; the duals in the maximization's sign convention (mu and sigma clipped to >= 0), zero
+        when the LP did not end optimal."""
+        self._run()
         y = np.array(self.h.getSolution().row_dual)
         if len(y) != self.rows or self.h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             return Duals(np.zeros(self.M), 0.0, 0.0, np.zeros(self.levels))
@@ -433,10 +464,23 @@ class _Bounder:
         q = target if box and math.isfinite(target) else 0.0
         master.set_budget(budget, rules, a if box else None, q)
         master.set_count(low, high)
+        try:
+            return self._generate(budget, low, high, a, q, target, rules, rtol)
+        finally:
+            master.artificial(True)
+
+    def _generate(self, budget: float, low: int, high: int, a: float, q: float, target: float, rules: Rules,
+                  rtol: float) -> _Lp:
+        """The column generation of :meth:`at` (the master's budget and count set).  Where the master
+        keeps artificial columns at the end, phase 1 (:meth:`empty`) proves the node empty, or finds
+        a solution of real columns, and then generation goes on with the artificial columns fixed at 0."""
+        master = self.master
+        box = a > 0
         best_k, best_mu, best_score, best_lagrangian = math.inf, 0.0, math.inf, math.inf
         center: Duals | None = None  # the duals of the best bound so far (Wentges smoothing)
         smooth = SMOOTHING
         resolve = True
+        real = False  # the artificial columns are fixed at 0
         while True:
             if resolve:
                 duals = master.solve()
@@ -462,14 +506,24 @@ class _Bounder:
             close = best_lagrangian - master.value() <= rtol * abs(tokens if box else best_lagrangian)
             useful = [c for c in cols if master.reduced_cost(c, duals) > RC_TOL]
             converged = at_lp and top <= RC_TOL
-            if not useful and not at_lp and not converged:
-                smooth, resolve = 0.0, False  # mispricing: price at the LP's own duals once
+            done = converged or proven or close or late
+            added = 0 if done else master.add(useful)
+            if not done and not added and not at_lp:
+                smooth, resolve = 0.0, False  # mispricing (or nothing new): price at the LP's own duals once
                 continue
             # converged, proven, close enough, out of time, or a numerical stall (the columns
-            # priced are in the pool already): the bound holds for whatever duals were used
-            if converged or proven or close or late or master.add(useful) == 0:
+            # priced at the LP's duals are in the pool already): the bound holds for whatever duals were used
+            if done or not added:
                 self.timed_out = self.timed_out or (late and not (converged or proven or close))
-                if artificial > INTEGRAL_TOL:
+                if artificial > INTEGRAL_TOL and master.optimal() and not late and not real:
+                    found = self.empty(budget, low, high, rules)
+                    if found is None:
+                        return _Lp(-math.inf, 0.0, 0.0, math.nan, rtol=0.0)  # no plan in the box (phase 1's proof)
+                    if found:  # the pool holds a solution of real columns: on without the artificial ones
+                        master.artificial(False)
+                        real, smooth, resolve = True, SMOOTHING, True
+                        continue
+                if artificial > INTEGRAL_TOL or not master.optimal():  # no LP solution to read (or stopped in time)
                     return _Lp(best_k, best_mu, math.nan, math.nan, rtol=rtol, q=q)
                 span = span if box else budget
                 if not rules:  # the plan search looks at these points (spans and the LP's tokens there)
@@ -479,6 +533,40 @@ class _Bounder:
                 return _Lp(best_k, best_mu, float(x.sum()), tokens, tuple((master.columns[i], float(x[i])) for i in used),
                            rtol, span, max(0.0, best_lagrangian - master.value()), q, stage)
             smooth, resolve = SMOOTHING, True
+
+
+    def empty(self, budget: float, low: int, high: int, rules: Rules = NO_RULES) -> bool | None:
+        """None when no plan of span ``<= budget`` with ``low..high`` batches obeys ``rules`` (proven by
+        phase 1), True when phase 1 found an LP solution of real columns, False when neither (in time).
+
+        Where the master keeps artificial columns at convergence the node may hold no plan at all, and
+        then no span split or bound from the master's duals closes it.  Phase 1 prices with every
+        ``U_c`` taken as 0 (:meth:`_Master.feasibility`).  Proof: for duals as in the module docstring
+        and ``rc1_c = - sum_{m in c} pi_m - mu tv_c - nu + sum_{j <= level(c)} sigma_j`` (at most
+        ``rc1*``, exact pricing under the rules), any plan ``x`` of span ``S <= budget`` in the node
+        has ``0 = sum_c x_c (rc1_c + sum_{m in c} pi_m + mu tv_c + nu - ...) <= K1 + mu S <= K1 + mu
+        budget``, with ``K1`` as ``K``.  So ``K1 + mu budget < 0`` proves the node empty; at phase 1's
+        optimum it is minus the least artificial total."""
+        master = self.master
+        master.feasibility(True)
+        try:
+            while not self.clock.over():
+                d = master.solve()
+                self.lp_solves += 1
+                self.clock.spend()
+                top, cols = self.pricer.price(budget, d.pi, d.mu, d.nu, keep=COLUMNS_PER_ROUND, sigma=d.sigma,
+                                              rules=rules, tokens=False)
+                k = float(np.sum(d.pi)) + _h(d.nu, low, high) + _h(top, low, high) - float(d.sigma @ master.level_rhs)
+                if k + d.mu * budget < -EMPTY_TOL:
+                    return None
+                if master.optimal() and master.values()[1] <= LP_FEASIBILITY:
+                    return True
+                useful = [c for c in cols if master.reduced_cost(c, d) - c.tokens > RC_TOL]
+                if not master.optimal() or top <= RC_TOL or master.add(useful) == 0:
+                    return False
+            return False
+        finally:
+            master.feasibility(False)
 
 
 @dataclass(frozen=True)
@@ -723,7 +811,7 @@ class _Search:
         self.t = t = Tables.of(scenario)
         self.pricer = Pricer(t)
         self.classes = Classes(t)
-        self.master = _Master(scenario, t, self.classes)
+        self.master = _Master(scenario, t, self.classes, self.clock)
         self.u_max = sum(max(row) for row in t.tokens)
         # no plan has fewer batches than the memory packing needs (milp.py proves the packing minimal)
         packed = greedy_batches(scenario)

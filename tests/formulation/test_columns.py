@@ -36,8 +36,9 @@ def test_rules_by_hand():
     assert rules.mask(length > 0, length).tolist() == list(batches.values())
 
 
-def brute_best(s, t: Tables, budget: float, pi, mu: float, nu: float, sigma, rules: Rules) -> float:
-    """The best reduced cost over every memory-feasible batch and lengths the rules allow, by enumeration."""
+def brute_best(s, t: Tables, budget: float, pi, mu: float, nu: float, sigma, rules: Rules, tokens: bool = True) -> float:
+    """The best reduced cost over every memory-feasible batch and lengths the rules allow, by enumeration
+    (without ``tokens``: every batch's tokens taken as 0, phase 1)."""
     best = -math.inf
     for size in range(1, s.num_users + 1):
         for members in itertools.combinations(range(s.num_users), size):
@@ -49,7 +50,8 @@ def brute_best(s, t: Tables, budget: float, pi, mu: float, nu: float, sigma, rul
                 col = make_column(t, members, lengths)
                 if col.stage_ms <= budget and rules.allows(col):
                     level = max(t.level_of[m] for m in members)
-                    best = max(best, col.tokens - sum(pi[m] for m in members) - mu * col.verify_ms - nu + sum(sigma[1:level + 1]))
+                    gain = col.tokens if tokens else 0.0
+                    best = max(best, gain - sum(pi[m] for m in members) - mu * col.verify_ms - nu + sum(sigma[1:level + 1]))
     return best
 
 
@@ -96,6 +98,28 @@ def check_pricing(rng, users: tuple[int, int], lengths: tuple[int, int], rounds:
 @pytest.mark.parametrize("index", range(12))
 def test_pricing_equals_brute_force_pricing(index):
     check_pricing(np.random.default_rng(1000 + index), (2, 5), (2, 5), 6, with_rules=False)
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_phase_one_pricing_equals_brute_force(index):
+    """Pricing with every batch's tokens taken as 0 (certify's phase 1), with and without rules."""
+    rng = np.random.default_rng(7000 + index)
+    (s,) = generate([int(rng.integers(3, 6))], 1, seed=int(rng.integers(1 << 30)), max_draft_length=3)
+    t = Tables.of(s)
+    lo, hi = t.span_lower_bound(1), s.num_users * (t.beta_ms + t.seq(t.max_length, len(t.levels) - 1)) + 200
+    for _ in range(4):
+        rules = random_rules(rng, s.num_users, s.max_draft_length) if rng.random() < 0.7 else NO_RULES
+        budget = float(rng.uniform(lo, hi))
+        pi = rng.uniform(-1.0, 1.0, size=s.num_users)
+        mu, nu = float(rng.uniform(0.0, 0.01)), float(rng.uniform(-1.0, 1.0))
+        sigma = np.concatenate([[0.0], rng.uniform(0.0, 0.5, size=len(t.levels) - 1)])
+        got, columns = Pricer(t).price(budget, pi, mu, nu, keep=5, sigma=sigma, rules=rules, tokens=False)
+        want = brute_best(s, t, budget, pi, mu, nu, sigma, rules, tokens=False)
+        assert got == pytest.approx(want, abs=1e-9) if want > -math.inf else got == -math.inf
+        if columns:
+            first = columns[0]
+            level = max(t.level_of[m] for m in first.users)
+            assert -pi[list(first.users)].sum() - mu * first.verify_ms - nu + sigma[1:level + 1].sum() >= want - 1e-9
 
 
 @pytest.mark.parametrize("index", range(16))

@@ -23,6 +23,7 @@ from dipsd.solvers.deadline import Deadline
 from dipsd.solvers.dipsd import solve_dipsd
 from dipsd.solvers.exact import solve_exact
 from dipsd.solvers.results import Status
+from dipsd.solvers.start import simple_plan
 from tests.solvers.instances import assert_consistent, far_scaled_instances, odd_instances, tiny_instances
 
 INSTANCES = tiny_instances()
@@ -41,6 +42,29 @@ def test_master_duals_reproduce_highs_reduced_costs():
     for i, col in enumerate(master.columns):
         if master.enabled[i]:
             assert master.reduced_cost(col, duals) == pytest.approx(-d[i], abs=1e-7)
+
+
+def test_master_lp_stops_at_the_clock():
+    """Every master LP solve is held to the search's time limit (a master of 20-40k columns takes
+    seconds): past the limit a solve stops at once, is not optimal and gives zero duals (valid ones),
+    and column generation then returns a valid bound without an LP solution to read."""
+    s = generate([5], 1, seed=3, max_draft_length=3)[0]
+    t = Tables.of(s)
+    budget = 2 * t.span_lower_bound(s.min_batches)
+    pool = C._Master(s, t, clock=Deadline(3600.0))
+    pool.add(columns_of(t, simple_plan(s)))
+    assert math.isfinite(C._Bounder(s, t, pool, Pricer(t), Deadline(3600.0)).at(budget, s.min_batches, s.max_batches).value)
+    assert pool.optimal()
+    clock = Deadline(0.0)
+    master = C._Master(s, t, clock=clock)  # the same columns (not solved in presolve), the limit reached
+    master.add(pool.columns)
+    master.set_budget(budget)
+    duals = master.solve()
+    assert not master.optimal() and duals.mu == 0.0 and not duals.pi.any()
+    lp = C._Bounder(s, t, master, Pricer(t), clock).at(budget, s.min_batches, s.max_batches)
+    assert not lp.support and math.isnan(lp.value)
+    best = max(ev.ratio for ev in _every_plan(s) if ev.span_ms <= budget)
+    assert lp.k + lp.mu * budget >= best * budget * (1 - 1e-12)  # still a bound on G(budget)
 
 
 def test_interval_bound_by_hand():
@@ -214,6 +238,55 @@ def _every_plan(scenario: Scenario, rules: Rules = NO_RULES) -> list[Evaluation]
             if ev.feasible:
                 out.append(ev)
     return out
+
+
+@pytest.mark.parametrize("seed", [3, 8])
+def test_phase_one_proves_only_nodes_without_plans_empty(seed):
+    """A node whose master keeps artificial columns is proven empty by phase 1 (:meth:`_Bounder.empty`)
+    only when no plan of span ``<= b`` with its batch counts obeys its rules (enumeration), and it
+    does prove such nodes empty (three users pairwise apart in at most two batches; spans below
+    every plan's); the master's costs are back afterwards (the same LP as a fresh master)."""
+    (s,) = generate([5], 1, seed=seed, max_draft_length=2)
+    t = Tables.of(s)
+    apart = NO_RULES.part(0, 1).part(1, 2).part(0, 2)
+    proven = 0
+    for rules in (NO_RULES, apart, apart.join(3, 4), NO_RULES.join(0, 1).join(1, 2).narrow(3, 2, 2)):
+        plans = _every_plan(s, rules)
+        spans = sorted(ev.span_ms for ev in plans)
+        for low, high in ((s.min_batches, 2), (s.min_batches, s.max_batches), (3, s.max_batches)):
+            counted = [ev.span_ms for ev in plans if low <= ev.plan.num_batches <= high]
+            for b in (spans[0] * 0.99, spans[len(spans) // 2], spans[-1]):
+                master = C._Master(s, t)
+                bounder = C._Bounder(s, t, master, Pricer(t), Deadline(math.inf))
+                lp = bounder.at(b, low, high, 0.5 * b, 0.01, rules)
+                exists = any(span <= b for span in counted)
+                assert not (lp.k == -math.inf and exists), (rules, low, high, b)
+                proven += lp.k == -math.inf
+                again = bounder.at(spans[-1], s.min_batches, s.max_batches, 0.5 * spans[-1], 0.01)
+                fresh = C._Bounder(s, t, C._Master(s, t), Pricer(t), Deadline(math.inf)).at(
+                    spans[-1], s.min_batches, s.max_batches, 0.5 * spans[-1], 0.01)
+                assert again.value == pytest.approx(fresh.value, rel=1e-9)
+    assert proven >= 8
+
+
+def test_a_node_whose_artificial_columns_pay_is_bounded_without_them():
+    """Where the master keeps artificial columns although the node has plans (their cost ``BIG`` is
+    too small for a nearly infeasible node: here made cheap on purpose), phase 1 finds real columns
+    and column generation goes on without the artificial ones: the same LP and bound as a master
+    where they never pay; afterwards they are back."""
+    (s,) = generate([5], 1, seed=3, max_draft_length=3)
+    t = Tables.of(s)
+    spans = sorted(ev.span_ms for ev in _every_plan(s))
+    a, b = spans[0], spans[len(spans) // 2]
+    normal = C._Bounder(s, t, C._Master(s, t), Pricer(t), Deadline(math.inf)).at(b, s.min_batches, s.max_batches, a, 0.01)
+    master = C._Master(s, t)
+    master.big = 1e-3  # what feasibility(False) restores as well
+    art = np.arange(1, master.first, dtype=np.int32)
+    master.h.changeColsCost(len(art), art, np.full(len(art), master.big))
+    lp = C._Bounder(s, t, master, Pricer(t), Deadline(math.inf)).at(b, s.min_batches, s.max_batches, a, 0.01)
+    assert lp.support and lp.value == pytest.approx(normal.value, rel=1e-9)
+    assert C._interval_bound(lp.k, lp.mu, a, b, math.inf) == pytest.approx(C._interval_bound(normal.k, normal.mu, a, b, math.inf), rel=1e-9)
+    assert master.artificials and np.all(np.array(master.h.getLp().col_upper_)[art] == np.inf)
 
 
 @pytest.mark.parametrize("seed", [3, 8, 21])
