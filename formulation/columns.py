@@ -281,7 +281,9 @@ class Pricer:
         """
         t = self.t
         best = -np.inf
-        found: list[tuple[float, tuple, tuple]] = []
+        # candidates (rc, level, L index, b index) in level order, each level's best first; their batches
+        # are formed only as needed, best first (a stable sort keeps that order among equal rc)
+        found: list[tuple[float, _Level, int, int]] = []
         reward = np.zeros(len(t.levels)) if sigma is None else np.concatenate([[0.0], np.cumsum(np.asarray(sigma)[1:])])
         for j, users in enumerate(self.eligible):
             if min(self.room[j], len(users)) < 1:
@@ -296,14 +298,14 @@ class Pricer:
                     li, bi = np.unravel_index(idx, rc.shape)
                     if not np.isfinite(rc[li, bi]):
                         break
-                    found.append((float(rc[li, bi]), *level.members(int(li), int(bi))))
+                    found.append((float(rc[li, bi]), level, int(li), int(bi)))
         if not keep:
             return best, []
         found.sort(key=lambda f: -f[0])
         out: list[Column] = []
         seen: set[tuple] = set()
-        for _, members, lens in found:
-            col = make_column(t, members, lens)
+        for _, level, li, bi in found:
+            col = make_column(t, *level.members(li, bi))
             if col.key in seen or (rules and not rules.allows(col)):
                 continue
             seen.add(col.key)
