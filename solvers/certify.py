@@ -443,6 +443,14 @@ def _h(value: float, low: int, high: int) -> float:
     return value * (high if value >= 0 else low)
 
 
+class _Phase1(Enum):
+    """What phase 1 found at a node (:meth:`_Bounder.empty`)."""
+
+    EMPTY = "empty"  # proven: no plan in the node
+    REAL = "real"  # an LP solution of real columns (the node's LP is feasible without artificial columns)
+    UNKNOWN = "unknown"  # neither, in time or before pricing stalled
+
+
 class _Bounder:
     """Column generation per budget and the certified bound of an interval below it."""
 
@@ -525,9 +533,9 @@ class _Bounder:
                 self.timed_out = self.timed_out or (late and not (converged or proven or close))
                 if artificial > INTEGRAL_TOL and master.optimal() and not late and not real:
                     found = self.empty(budget, low, high, rules)
-                    if found is None:
+                    if found is _Phase1.EMPTY:
                         return _Lp(-math.inf, 0.0, 0.0, math.nan, rtol=0.0)  # no plan in the box (phase 1's proof)
-                    if found:  # the pool holds a solution of real columns: on without the artificial ones
+                    if found is _Phase1.REAL:  # the pool holds a solution of real columns: on without the artificial ones
                         master.artificial(False)
                         real, smooth, resolve = True, SMOOTHING, True
                         continue
@@ -542,10 +550,9 @@ class _Bounder:
                            rtol, span, max(0.0, best_lagrangian - master.value()), q, stage)
             smooth, resolve = SMOOTHING, True
 
-
-    def empty(self, budget: float, low: int, high: int, rules: Rules = NO_RULES) -> bool | None:
-        """None when no plan of span ``<= budget`` with ``low..high`` batches obeys ``rules`` (proven by
-        phase 1), True when phase 1 found an LP solution of real columns, False when neither (in time).
+    def empty(self, budget: float, low: int, high: int, rules: Rules = NO_RULES) -> _Phase1:
+        """Phase 1 at a node: EMPTY when no plan of span ``<= budget`` with ``low..high`` batches obeys
+        ``rules`` (proven), REAL when it found an LP solution of real columns, UNKNOWN when neither (in time).
 
         Where the master keeps artificial columns at convergence the node may hold no plan at all, and
         then no span split or bound from the master's duals closes it.  Phase 1 prices with every
@@ -566,13 +573,13 @@ class _Bounder:
                                               rules=rules, tokens=False)
                 k = float(np.sum(d.pi)) + _h(d.nu, low, high) + _h(top, low, high) - float(d.sigma @ master.level_rhs)
                 if k + d.mu * budget < -EMPTY_TOL:
-                    return None
+                    return _Phase1.EMPTY
                 if master.optimal() and master.values()[1] <= LP_FEASIBILITY:
-                    return True
+                    return _Phase1.REAL
                 useful = [c for c in cols if master.reduced_cost(c, d) - c.tokens > RC_TOL]
                 if not master.optimal() or top <= RC_TOL or master.add(useful) == 0:
-                    return False
-            return False
+                    return _Phase1.UNKNOWN
+            return _Phase1.UNKNOWN
         finally:
             master.feasibility(False)
 
