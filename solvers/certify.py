@@ -416,6 +416,11 @@ class Duals:
         return Duals(w * self.pi + (1 - w) * other.pi, w * self.mu + (1 - w) * other.mu, w * self.nu + (1 - w) * other.nu,
                      w * self.sigma + (1 - w) * other.sigma)
 
+    def constant(self, top: float, low: int, high: int, level_rhs: np.ndarray) -> float:
+        """``K = sum_m pi_m + h(nu) + h(rc*) - sum_j sigma_j r_j`` of the module docstring, with ``rc* = top``
+        (the best reduced cost pricing found under these duals) and ``low..high`` batches."""
+        return float(np.sum(self.pi)) + _h(self.nu, low, high) + _h(top, low, high) - float(self.sigma @ level_rhs)
+
     def reduced_cost(self, c: Column, level: int) -> float:
         return c.tokens - float(self.pi[list(c.users)].sum()) - self.mu * c.verify_ms - self.nu + float(self.sigma[1:level + 1].sum())
 
@@ -508,7 +513,7 @@ class _Bounder:
                                           rules=rules)
             if not math.isfinite(top):  # no column fits this budget (and the rules): G(S) = -inf below it
                 return _Lp(-math.inf, 0.0, 0.0, math.nan, rtol=0.0)
-            k = float(np.sum(sep.pi)) + _h(sep.nu, low, high) + _h(top, low, high) - float(sep.sigma @ master.level_rhs)
+            k = sep.constant(top, low, high, master.level_rhs)
             mu = sep.mu
             # the Lagrangian bound on the LP's objective, and the bound these duals give
             lagrangian = k + max((mu - q) * a, (mu - q) * budget) if box else k + mu * budget
@@ -571,7 +576,7 @@ class _Bounder:
                 self.clock.spend()
                 top, cols = self.pricer.price(budget, d.pi, d.mu, d.nu, keep=COLUMNS_PER_ROUND, sigma=d.sigma,
                                               rules=rules, tokens=False)
-                k = float(np.sum(d.pi)) + _h(d.nu, low, high) + _h(top, low, high) - float(d.sigma @ master.level_rhs)
+                k = d.constant(top, low, high, master.level_rhs)
                 if k + d.mu * budget < -EMPTY_TOL:
                     return _Phase1.EMPTY
                 if master.optimal() and master.values()[1] <= LP_FEASIBILITY:
@@ -772,7 +777,6 @@ def _budget_ip(classes: Classes, columns: list[Column], budget: float, low: int,
     sizes = [float(n) for n in classes.size]
     h = _new_highs()
     h.setOptionValue("mip_rel_gap", IP_REL_GAP)
-    h.setOptionValue("time_limit", seconds)
     if nodes is not None:
         h.setOptionValue("mip_max_nodes", nodes)
     h.addRows(K + 2, np.array(sizes + [-_INF, float(low)]), np.array(sizes + [float(budget), float(high)]), 0,
@@ -785,7 +789,7 @@ def _budget_ip(classes: Classes, columns: list[Column], budget: float, low: int,
         chosen = [(i, times[c.key]) for i, c in enumerate(cols) if c.key in times]
         if sum(n for _, n in chosen) == start.num_batches:
             h.setSolution(len(chosen), np.array([i for i, _ in chosen], dtype=np.int32), np.array([float(n) for _, n in chosen]))
-    h.run()
+    run_for(h, seconds)
     clock.spend(max(1, int(h.getInfo().mip_node_count)))
     if h.getInfo().primal_solution_status != _FEASIBLE_SOLUTION:
         return None

@@ -1,10 +1,13 @@
-"""The Pyomo/HiGHS adapter: fails if Pyomo's persistent HiGHS internals stop accepting a MIP start."""
+"""The Pyomo/HiGHS adapter: fails if Pyomo's persistent HiGHS internals stop accepting a MIP start, and shows
+the HiGHS LP time-limit quirk that run_for works around."""
 
 from __future__ import annotations
 
 import io
 import re
 
+import highspy
+import numpy as np
 import pytest
 from pyomo.contrib.solver.common.factory import SolverFactory
 
@@ -41,9 +44,6 @@ def test_highs_reports_the_start_as_its_first_incumbent():
 
 
 def _busy_lp(seed: int = 0):
-    import highspy
-    import numpy as np
-
     rng = np.random.default_rng(seed)
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
@@ -59,9 +59,6 @@ def _busy_lp(seed: int = 0):
 def test_an_lp_time_limit_counts_the_objects_total_run_time_and_run_for_gives_each_run_its_own():
     """HiGHS's quirk (:func:`run_for`): once a persistent LP's total run time is past ``time_limit``,
     a later solve stops at once with no iteration; ``run_for`` gives the later solve its seconds."""
-    import highspy
-    import numpy as np
-
     h, rng, n = _busy_lp()
     cols = np.arange(n, dtype=np.int32)
     h.changeColsCost(n, cols, -rng.random(n))
