@@ -42,7 +42,10 @@ Constraints
   ``b_n <= C_0 w_n - sum_{j >= 1} (C_{j-1} - C_j) P_nj``: exact because ``I_n`` is the
   largest ``P_j`` with ``P_nj = 1`` and the sum telescopes to ``b_n <= C_{j*}``; plus the
   implied ``sum_{c: prefix_c >= P_j} a_cn <= C_j P_nj`` and
-  ``sum_n P_nj >= ceil(#users with prefix >= P_j / B_j)``.
+  ``sum_n P_nj >= r_j``, the fewest memory-feasible batches that hold the users with prefix
+  ``>= P_j`` (:meth:`Tables.fewest_batches`: the greedy packing of those users, proven minimal
+  there; at least ``ceil(#users with prefix >= P_j / B_j)`` and more where higher prefixes leave
+  smaller rooms).
 * verification (3.3): with ``D_kj = f_kj - f_{k-1,j} - f_{k,j-1} + f_{k-1,j-1}``
   (``f_0j = f_{k,-1} = 0``), telescoping gives
   ``b_n f(L_n, I_n) = sum_{k,j} D_kj b_n [L_n >= k][I_n >= P_j]``, so
@@ -396,10 +399,10 @@ def _add_memory(model, lay: Layout, t: Tables) -> None:
 
     model.memory = pyo.Constraint(model.N, rule=rule)
     model.memory_level = pyo.Constraint(model.N, model.JP, rule=forcing)
-    # users of level >= j only sit in batches with P_nj = 1, each holding at most B_j users
-    heavy = {j: sum(1 for m in range(t.num_users) if t.level_of[m] >= j) for j in model.JP}
+    # users of level >= j only sit in batches with P_nj = 1, and need at least the greedy packing's count
+    fewest = {j: t.fewest_batches(j) for j in model.JP}
     model.memory_batches = pyo.Constraint(
-        [j for j in model.JP if t.room[j] >= 1], rule=lambda mdl, j: sum(mdl.P[n, j] for n in mdl.N) >= -(-heavy[j] // t.room[j])
+        [j for j in model.JP if fewest[j] >= 1], rule=lambda mdl, j: sum(mdl.P[n, j] for n in mdl.N) >= fewest[j]
     )
 
 

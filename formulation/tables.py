@@ -97,6 +97,32 @@ class Tables:
         f = lambda kk, jj: 0.0 if kk < 1 or jj < 0 else self.seq(kk, jj)  # noqa: E731
         return f(k, j) - f(k - 1, j) - f(k, j - 1) + f(k - 1, j - 1)
 
+    def fewest_batches(self, level: int) -> int:
+        """The fewest memory-feasible batches that can hold every user of level ``>= level``: every
+        plan has at least this many batches whose longest prefix is ``>= levels[level]`` (0 when such a
+        user fits no batch: then no plan exists and 0 is vacuous).
+
+        Greedy packing, longest prefix first, each batch up to the room of its first user's prefix,
+        is minimal.  Proof: let ``p_1 >= p_2 >= ...`` be the users' prefixes and greedy's batches
+        start at users ``s_1 = 1 < s_2 < ... < s_n`` (each full but the last: ``s_{i+1} - s_i =
+        B(p_{s_i})``, with ``B`` non-increasing in the prefix).  Suppose some packing holds users
+        ``1..s_k`` in ``c <= k - 1`` batches, ordered by their first (smallest) member ``f_1 < f_2 <
+        ...``; a batch holding user ``f_i`` is padded to ``>= p_{f_i}`` and holds at most ``B(p_{f_i})``
+        users.  By induction ``f_i <= s_i``: ``f_1 = 1``, and users ``1..f_i - 1`` sit in the first
+        ``i - 1`` batches, so ``f_i - 1 <= sum_{i' < i} B(p_{f_i'}) <= sum_{i' < i} B(p_{s_i'}) = s_i - 1``.
+        Then ``s_k <= sum_{i <= c} B(p_{f_i}) <= s_{c+1} - 1 <= s_k - 1``, a contradiction; with ``k = n``
+        every packing has ``n`` batches.  In a plan, the users of level ``>= level`` sit in batches
+        padded to ``>= levels[level]``; without the plan's other users those batches still fit
+        memory, so they are a packing of those users."""
+        heavy = sorted((j for j in self.level_of if j >= level), reverse=True)
+        count = pos = 0
+        while pos < len(heavy):
+            room = self.room[heavy[pos]]
+            if room < 1:
+                return 0
+            count, pos = count + 1, pos + room
+        return count
+
     def span_lower_bound(self, min_batches: int, lengths: tuple[int | None, ...] | None = None) -> float:
         """A lower bound on S valid for every feasible plan with at least ``min_batches`` batches
         (and, where ``lengths[m]`` is given, user m's draft length fixed to it; else ``>= 1``).
