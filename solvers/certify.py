@@ -221,7 +221,7 @@ class _Master:
     packing, proven minimal there; each such user sits in a batch padded to ``>= P_j``): valid for
     every plan, it cuts fractional packings.  (``ceil(h_j / B_j)``, ``h_j`` those users, is weaker
     where higher prefixes leave smaller rooms: heterogeneous M = 50 seed 2 has ``r = 9, 7, 5`` for
-    prefixes 512, 1024, 2048 against ``5, 4, 5``.)  Artificial columns (cost ``BIG``) keep the LP feasible: one
+    prefixes 512, 1024, 2048 against ``5, 5, 5``.)  Artificial columns (cost ``BIG``) keep the LP feasible: one
     per cover row, one for the count row's lower end and one per level row; they are not
     columns of the real problem and take no part in the bound, which is proven for the real
     columns only.
