@@ -6,7 +6,9 @@ for such a plan with the closed-form evaluator alone (nothing from a solver): fi
 moves that change one user's draft length, or (unless ``lengths_only``) move one user to another
 batch or into a batch of its own, accepted only when the plan stays feasible and its ratio grows
 by more than a relative :data:`~dipsd.solvers.tolerances.IMPROVE_RTOL`.  Every accepted move
-strictly raises U/S over a finite set of plans, so the search ends.
+strictly raises U/S over a finite set of plans, so the search ends.  :func:`exchange` is the same
+kind of search over swaps of two users between batches (what changes batches that the memory cap
+fills), used by ``certify`` to improve the plans it finds.
 """
 
 from __future__ import annotations
@@ -43,6 +45,52 @@ def _neighbours(scenario: Scenario, plan: Plan, lengths_only: bool, steps: tuple
                 else:
                     moved[dst] = sorted(moved[dst] + [m])
                 yield Plan(tuple(tuple(b) for b in moved if b), plan.lengths)
+
+
+def exchange(scenario: Scenario, start: Evaluation, *, clock: Deadline | None = None) -> Evaluation:
+    """The plan a local search of *swaps* from ``start`` reaches: two users of different batches
+    trade places, keeping their lengths or trading them too (where each user's own length limit
+    allows), accepted when the plan stays feasible and its ratio grows by more than a relative
+    :data:`IMPROVE_RTOL` (closed form only).
+
+    Where the memory cap fills every batch, moving one user (:func:`polish`) breaks the cap, and only
+    a swap changes the batches.  The scan goes on after an accepted swap (over the new plan) and
+    passes repeat until one accepts nothing; every accepted swap strictly raises U/S over a finite
+    set of plans, so the search ends.  ``clock`` stops it when time is up."""
+    best = start
+    improved = True
+    while improved:
+        improved = False
+        for i in range(scenario.num_users):
+            for j in range(i + 1, scenario.num_users):
+                if clock is not None and clock.expired():
+                    return best
+                swapped = _swap(scenario, best, i, j)
+                if swapped is not None:
+                    best, improved = swapped, True
+    return best
+
+
+def _swap(scenario: Scenario, current: Evaluation, i: int, j: int) -> Evaluation | None:
+    """The better plan in which users ``i`` and ``j`` trade batches (lengths kept, else traded too), or None."""
+    plan = current.plan
+    a = next(n for n, batch in enumerate(plan.batches) if i in batch)
+    if j in plan.batches[a]:
+        return None
+    b = next(n for n, batch in enumerate(plan.batches) if j in batch)
+    batches = list(plan.batches)
+    batches[a] = tuple(sorted([m for m in plan.batches[a] if m != i] + [j]))
+    batches[b] = tuple(sorted([m for m in plan.batches[b] if m != j] + [i]))
+    traded = list(plan.lengths)
+    traded[i], traded[j] = plan.lengths[j], plan.lengths[i]
+    options = [plan.lengths]
+    if traded[i] != traded[j] and traded[i] <= scenario.limits[i] and traded[j] <= scenario.limits[j]:
+        options.append(tuple(traded))  # (each user's own length limit holds)
+    for lengths in options:
+        ev = evaluate(scenario, Plan(tuple(batches), lengths))
+        if ev.feasible and ev.ratio > current.ratio * (1 + IMPROVE_RTOL):
+            return ev
+    return None
 
 
 def polish(scenario: Scenario, start: Evaluation, *, lengths_only: bool = False, steps: tuple[int, ...] | None = None,
