@@ -871,18 +871,20 @@ class _Search:
         return False
 
     def improve(self, fraction: float = IMPROVE_SHARE, cap: float = IMPROVE_MAX_S) -> None:
-        """Local search from the best plan, offering what it finds: swaps of two users between batches
-        (:func:`~dipsd.solvers.polish.exchange`), moves and length changes
-        (:func:`~dipsd.solvers.polish.polish`) and DiP-SD's exact l-step, in turn while a round of
-        them improves the plan, within ``fraction`` of the time left (at most ``cap`` seconds)."""
+        """Local search from the best plan, offering what it finds: DiP-SD's exact l-step, swaps of two
+        users between batches (:func:`~dipsd.solvers.polish.exchange`) and moves and length changes
+        (:func:`~dipsd.solvers.polish.polish`), in turn while a round of them improves the plan, within
+        ``fraction`` of the time left (at most ``cap`` seconds).  The l-step goes first: it is what
+        improved a new plan before the swaps came, and a swap first can lead to a worse local optimum
+        (heterogeneous M = 50 seed 3: 183.809 tok/s against 183.929)."""
         from .steps import l_step
 
         clock = self.clock.share(fraction, cap=cap)
         while self.best is not None and not clock.expired():
             before = self.best.ratio
+            self.offer(l_step(self.scenario, self.t, self.best, clock).plan)
             self.offer(exchange(self.scenario, self.best, clock=clock).plan)
             self.offer(polish(self.scenario, self.best, clock=clock).plan)
-            self.offer(l_step(self.scenario, self.t, self.best, clock).plan)
             if self.best.ratio <= before * (1 + IMPROVE_RTOL):
                 break
 
