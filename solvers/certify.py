@@ -6,7 +6,8 @@ batches) that a column formulation captures much more tightly than the assignmen
 and whose pricing problem is solved *exactly* by a small enumeration
 (:mod:`dipsd.formulation.columns`).  So the bound comes from the LP relaxation of the
 column formulation, parametrized by the span, and the plan from integer programs over the
-generated columns (price-and-branch) plus the exact l-step of DiP-SD.
+generated columns (price-and-branch), improved by a local search (the exact l-step of DiP-SD
+and swaps of users between batches, :meth:`_Search.improve`).
 
 Notation: ``G(S)`` as in :mod:`dipsd.formulation.columns` (the most tokens of a plan of
 span ``<= S``), ``R* = max_S G(S)/S``; the LP relaxation has value ``G_LP(S) >= G(S)``.
