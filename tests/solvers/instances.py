@@ -160,3 +160,21 @@ def limited_instances(count: int, seed: int) -> list[Scenario]:
             users.append(u)
         out.append(dataclasses.replace(s, name=f"lim-{s.name}", users=tuple(users)))
     return out
+
+
+def nested_room_instances(count: int, seed: int) -> list[Scenario]:
+    """Scenarios of 4-5 users with prefixes 128, 512 and 2048 (two users at 2048, one at 512, one at 128) and a memory
+    cap that holds 1-2 users at 2048 (so 4-8 at 512 and 16-32 at 128): the fewest batches padded to
+    ``>= 512`` (the greedy packing, :meth:`Tables.fewest_batches`) then exceed ``ceil(h_j / B_j)``."""
+    rng = np.random.default_rng(seed)
+    out: list[Scenario] = []
+    while len(out) < count:
+        m = int(rng.integers(4, 6))
+        (s,) = generate([m], 1, seed=int(rng.integers(1 << 30)), max_draft_length=int(rng.integers(1, 4)))
+        prefixes = [2048, 2048, 512, 128] + [int(rng.choice([128, 512, 2048])) for _ in range(m - 4)]
+        users = tuple(dataclasses.replace(u, prefix_len=p) for u, p in zip(s.users, prefixes))
+        s = s.with_(users=users, name=f"nested-{seed}-{len(out)}", min_batches=1, max_batches=m)
+        b = int(rng.integers(1, 3))  # room b at 2048: the cap holds exactly b users, or b + 1 less one byte
+        cap = s.target.parameter_bytes + (s.target.kv_bytes(b, 2048) if rng.random() < 0.5 else s.target.kv_bytes(b + 1, 2048) - 1.0)
+        out.append(s.with_(memory_cap_bytes=cap))
+    return out

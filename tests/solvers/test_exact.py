@@ -9,7 +9,7 @@ from dipsd.data.generate import generate
 from dipsd.solvers.brute import partitions, solve_enumerate
 from dipsd.solvers.exact import solve_exact
 from dipsd.solvers.results import Status
-from tests.solvers.instances import assert_consistent, tiny_instances
+from tests.solvers.instances import assert_consistent, nested_room_instances, tiny_instances
 
 INSTANCES = tiny_instances()
 
@@ -44,6 +44,20 @@ def test_exact_equals_enumeration(scenario):
     assert all(b >= a for a, b in zip(qs, qs[1:]))
     assert exact.trace[-1].value <= 1e-7
     assert exact.iterations == len(exact.trace)
+
+
+NESTED = nested_room_instances(6, seed=9)
+
+
+@pytest.mark.parametrize("scenario", NESTED, ids=[s.name for s in NESTED])
+def test_exact_equals_enumeration_where_higher_prefixes_have_smaller_rooms(scenario):
+    """The MILP's rows ``sum_n P_nj >= r_j`` count the greedy packing of the users of prefix ``>= P_j``
+    (more than ``ceil(h_j / B_j)`` on these instances): they cut off no plan, exact finds the optimum."""
+    brute = solve_enumerate(scenario)
+    exact = solve_exact(scenario, time_limit=120, start_plan=None)
+    assert exact.status is Status.OPTIMAL
+    assert exact.throughput_tps == pytest.approx(brute.throughput_tps, rel=1e-9)
+    assert_consistent(scenario, exact)
 
 
 def test_two_paper_users_by_hand():
