@@ -889,6 +889,17 @@ class _Search:
             if self.best.ratio <= before * (1 + IMPROVE_RTOL):
                 break
 
+    def found(self, plan: Plan) -> bool:
+        """Offer a plan of the plan search and, if it is feasible, the plan that swaps and moves reach from
+        it (closed form, :func:`~dipsd.solvers.polish.exchange` and :func:`~dipsd.solvers.polish.polish`);
+        whether either is the new best."""
+        better = self.offer(plan)
+        ev = evaluate(self.scenario, plan)
+        if ev.feasible:
+            clock = self.clock.share(IMPROVE_SHARE, cap=IMPROVE_MAX_S)
+            better |= self.offer(polish(self.scenario, exchange(self.scenario, ev, clock=clock), clock=clock).plan)
+        return better
+
     def r_best(self) -> float:
         return self.best.ratio if self.best is not None else 0.0
 
@@ -1048,7 +1059,7 @@ class _Search:
             budget, low, high = point
             dived = _dive(self.master, self.pricer, budget, low, high, self.clock)
             if dived:
-                improved |= self.offer(self.classes.realize(dived))
+                improved |= self.found(self.classes.realize(dived))
             keep = self.master.promising(budget, low, high, self.r_best() * budget)
             self.clock.spend()
             log.debug("%s: budget IP at %.6g over %d promising of %d columns", self.scenario.name, budget, int(keep.sum()),
@@ -1056,7 +1067,7 @@ class _Search:
             picked = _budget_ip(self.classes, self.master.columns, budget, low, high, self.clock,
                                 start=None if self.best is None else self.best.plan, keep=keep)
             if picked:
-                improved |= self.offer(self.classes.realize(picked))
+                improved |= self.found(self.classes.realize(picked))
         self.plan_rounds += 1
         self.stale = 0 if improved else self.stale + 1
         if improved and self.best is not None:
