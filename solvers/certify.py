@@ -15,8 +15,8 @@ span ``<= S``), ``R* = max_S G(S)/S``; the LP relaxation has value ``G_LP(S) >= 
 The bound (proof).  Every plan satisfies, besides the rows of ``G(S)``, the *level rows*
 ``sum_{c: I_c >= P_j} x_c >= r_j`` (``r_j`` the fewest batches that hold the users of prefix
 ``>= P_j``, see :class:`_Master`) and has at least ``N_mem`` batches (the fewest the memory cap
-allows; the greedy packing is minimal, proven in :meth:`Tables.fewest_batches`).  A *box* is a span range ``[a, b]`` and
-a range ``low..high`` of batch counts (``N_mem <= low``).  Fix duals ``pi`` (free),
+allows; the greedy packing is minimal, proven in :meth:`Tables.fewest_batches`).  A *box* is a
+span range ``[a, b]`` and a range ``low..high`` of batch counts (``N_mem <= low``).  Fix duals ``pi`` (free),
 ``mu >= 0``, ``nu`` (free), ``sigma_j >= 0`` and let ``rc_c = U_c - sum_{m in c} pi_m -
 mu tv_c - nu + sum_{j <= level(c)} sigma_j`` and ``rc* = max rc_c`` over columns with
 ``st_c <= b`` (exact pricing, :meth:`Pricer.price`).  For any plan ``x`` of the box (span
@@ -230,8 +230,8 @@ class _Master:
     packing, proven minimal there; each such user sits in a batch padded to ``>= P_j``): valid for
     every plan, it cuts fractional packings.  (``ceil(h_j / B_j)``, ``h_j`` those users, is weaker
     where higher prefixes leave smaller rooms: heterogeneous M = 50 seed 2 has ``r = 9, 7, 5`` for
-    prefixes 512, 1024, 2048 against ``5, 5, 5``.)  Artificial columns (cost ``BIG``) keep the LP feasible: one
-    per cover row, one for the count row's lower end and one per level row; they are not
+    prefixes 512, 1024, 2048 against ``5, 5, 5``.)  Artificial columns (cost ``BIG``) keep the LP
+    feasible: one per cover row, one for the count row's lower end and one per level row; they are not
     columns of the real problem and take no part in the bound, which is proven for the real
     columns only.
     """
@@ -860,12 +860,14 @@ class _Search:
     # ---------------------------------------------------------------- plans
     def offer(self, plan: Plan | None) -> bool:
         """Take ``plan`` if feasible (its batches join the column pool); whether it is the new best."""
-        if plan is None:
-            return False
-        ev = evaluate(self.scenario, plan)
+        return plan is not None and self.take(evaluate(self.scenario, plan))
+
+    def take(self, ev: Evaluation) -> bool:
+        """:meth:`offer` for a plan already evaluated in closed form (by :func:`evaluate`, as the local
+        searches return theirs)."""
         if not ev.feasible:
             return False
-        self.master.add(columns_of(self.t, plan))
+        self.master.add(columns_of(self.t, ev.plan))
         if self.best is None or ev.ratio > self.best.ratio * (1 + IMPROVE_RTOL):
             self.best = ev
             return True
@@ -883,9 +885,9 @@ class _Search:
         clock = self.clock.share(fraction, cap=cap)
         while self.best is not None and not clock.expired():
             before = self.best.ratio
-            self.offer(l_step(self.scenario, self.t, self.best, clock).plan)
-            self.offer(exchange(self.scenario, self.best, clock=clock).plan)
-            self.offer(polish(self.scenario, self.best, clock=clock).plan)
+            self.take(l_step(self.scenario, self.t, self.best, clock))
+            self.take(exchange(self.scenario, self.best, clock=clock))
+            self.take(polish(self.scenario, self.best, clock=clock))
             if self.best.ratio <= before * (1 + IMPROVE_RTOL):
                 break
 
@@ -893,11 +895,11 @@ class _Search:
         """Offer a plan of the plan search and, if it is feasible, the plan that swaps and moves reach from
         it (closed form, :func:`~dipsd.solvers.polish.exchange` and :func:`~dipsd.solvers.polish.polish`);
         whether either is the new best."""
-        better = self.offer(plan)
         ev = evaluate(self.scenario, plan)
+        better = self.take(ev)
         if ev.feasible:
             clock = self.clock.share(IMPROVE_SHARE, cap=IMPROVE_MAX_S)
-            better |= self.offer(polish(self.scenario, exchange(self.scenario, ev, clock=clock), clock=clock).plan)
+            better |= self.take(polish(self.scenario, exchange(self.scenario, ev, clock=clock), clock=clock))
         return better
 
     def r_best(self) -> float:
@@ -1044,7 +1046,6 @@ class _Search:
     def plan_round(self) -> bool:
         """One round of price-and-branch (a dive and a budget IP per point); False when no point is
         left or the limit's reserve (:data:`RESERVE`) is reached before the first."""
-
         budgets = self.budgets()
         if not budgets:
             return False
