@@ -6,8 +6,9 @@ batches) that a column formulation captures much more tightly than the assignmen
 and whose pricing problem is solved *exactly* by a small enumeration
 (:mod:`dipsd.formulation.columns`).  So the bound comes from the LP relaxation of the
 column formulation, parametrized by the span, and the plan from integer programs over the
-generated columns (price-and-branch), improved by a local search (the exact l-step of DiP-SD
-and swaps of users between batches, :meth:`_Search.improve`).
+generated columns (price-and-branch), improved by a local search (the exact l-step of DiP-SD,
+swaps of users between batches, and rebatching: two batches' users batched again by a small
+column generation and IP of their own, :meth:`_Search.improve`).
 
 Notation: ``G(S)`` as in :mod:`dipsd.formulation.columns` (the most tokens of a plan of
 span ``<= S``), ``R* = max_S G(S)/S``; the LP relaxation has value ``G_LP(S) >= G(S)``.
@@ -101,6 +102,7 @@ re-evaluated by the closed-form evaluator.
 from __future__ import annotations
 
 import heapq
+import itertools
 import logging
 import math
 from collections import Counter
@@ -113,7 +115,7 @@ import numpy as np
 
 from ..data.scenario import Scenario
 from ..data.text import plural
-from ..formulation.columns import NO_RULES, STAGE_RTOL, Classes, Column, Pricer, Rules, columns_of, fits
+from ..formulation.columns import NO_RULES, STAGE_RTOL, Classes, Column, Pricer, Rules, columns_of, fits, make_column
 from ..formulation.evaluate import Evaluation, evaluate, greedy_batches
 from ..formulation.plan import Plan
 from ..formulation.tables import Tables
@@ -202,6 +204,27 @@ this many seconds."""
 START_SHARE = 0.1
 START_MAX_S = 10.0
 """The same for the start plan, before the first bound."""
+REBATCH_SIZES = (2,)
+"""The rebatching neighbourhoods (:meth:`_Search.rebatch`): every pair of the best plan's batches (a
+tuple of sizes, tried in turn).  Measured from DiP-SD's plan of heterogeneous M = 50 seed 0 (207.989
+tok/s, a prototype without :func:`_moves`): pairs reach 214.009 tok/s in 3.6 s, where exchange and
+polish alone stop at 207.989 and price-and-branch took 58 s to 214.048; triples then add nothing
+and cost 5 s, quadruples 9 s."""
+REBATCH_BUDGETS = 4
+REBATCH_STEP = 1e-6
+"""A rebatching sub-problem is solved at the best plan's span, then, while the span of what it found is set
+by one of its batches' stage ``st_c``, again at ``st_c (1 - REBATCH_STEP)`` (at most this many budgets):
+the column generation prices the verification sum only, and the columns of a shorter stage come from a
+lower budget.  Measured on the 64 plans one move from a tiny instance's optimum
+(``test_rebatching_repairs_a_plan_one_move_from_the_optimum``): repaired 36 with one budget, 37 with
+four, all 64 once :func:`_moves` joined (with one budget or four)."""
+REBATCH_IP_MAX_S = 1.0
+REBATCH_IP_MAX_NODES = 100
+"""Most seconds (nodes, under a work limit) of one rebatching IP.  Where the best plan has two or three
+batches a pair is most of the problem, and its IP (the span's stage rows make its LP weak) ran into the
+plan search's 8 s: heterogeneous M = 16 seed 0 was proven in 15.7 s against 10.9 s without rebatching."""
+REBATCH_ROUNDS = 200
+"""Most column-generation rounds of one rebatching sub-problem (a guard: they converge in 5-30)."""
 RESERVE = 0.05
 """The plan search stops when less than this share of the limit is left (HiGHS may overrun a limit a little)."""
 _INF = highspy.kHighsInf
@@ -300,13 +323,20 @@ class _Master:
         self.enabled = np.concatenate([self.enabled, np.ones(len(new), dtype=bool)])
         return len(new)
 
+    def within(self, inside: np.ndarray) -> list[Column]:
+        """The pool columns whose members are all in ``inside`` (a mask over the users)."""
+        length = self._length[: len(self.columns)]
+        return [self.columns[i] for i in np.flatnonzero(~(length[:, ~inside] > 0).any(axis=1))]
+
     def set_count(self, low: int, high: int) -> None:
         """Count row ``low <= sum x <= high`` (a branch on the number of batches)."""
         self.h.changeRowBounds(self.K + 1, float(low), float(high))
 
-    def set_budget(self, budget: float, rules: Rules = NO_RULES, span_from: float | None = None, price: float = 0.0) -> None:
-        """Budget row ``sum tv x <= budget``; columns whose stage exceeds it, or that break a rule of
-        the node (:class:`~dipsd.formulation.columns.Rules`), are fixed at 0.
+    def set_budget(self, budget: float, rules: Rules = NO_RULES, span_from: float | None = None, price: float = 0.0,
+                   stage: float | None = None) -> None:
+        """Budget row ``sum tv x <= budget``; columns whose stage exceeds it (``stage`` where given:
+        the rebatching sub-problems of :meth:`_Search.rebatch` leave room for fixed batches), or
+        that break a rule of the node (:class:`~dipsd.formulation.columns.Rules`), are fixed at 0.
 
         With ``span_from`` the span is a variable instead, ``sum tv x <= S`` with ``span_from <= S
         <= budget``, and the objective is ``sum U x - price S`` (Dinkelbach's parametric objective
@@ -320,7 +350,7 @@ class _Master:
             self.h.changeColBounds(0, float(span_from), float(budget))
             self.h.changeColCost(0, float(price))
         self.price = 0.0 if span_from is None else float(price)
-        want = self.stage <= budget * (1 + STAGE_RTOL) + 1e-9  # as columns.fits
+        want = self.stage <= (budget if stage is None else stage) * (1 + STAGE_RTOL) + 1e-9  # as columns.fits
         if rules:
             length = self._length[: len(self.columns)]
             want &= rules.mask(length > 0, length)
@@ -764,47 +794,129 @@ def _budget_ip(classes: Classes, columns: list[Column], budget: float, low: int,
     ``x`` integer in ``0..min_k floor(n_k / a_kc)`` (binary with distinct users), over columns
     with ``st_c <= budget``: any solution is a plan of span ``<= budget``.  With ``keep`` (a mask
     over ``columns``, :meth:`_Master.promising`) only those columns and the start plan's take part.
-    Returns its ``(column, multiplicity)`` pairs, or None without a solution in time.
-
-    Limits: a tenth of the time left, at most :data:`IP_MAX_S`; under a work limit, a tenth of
-    the work left in branch-and-bound nodes (at most :data:`IP_MAX_NODES`; the nodes used are
-    spent) and the rest of the wall-clock time.
+    Returns its ``(column, multiplicity)`` pairs, or None without a solution in time (limits: :func:`_new_ip`).
     """
-    times = Counter() if start is None else Counter(classes.canonical(c).key for c in columns_of(classes.t, start))
+    times = Counter() if start is None else _times(classes, start)
     cols = [c for i, c in enumerate(columns) if (keep is None or keep[i] or c.key in times) and fits(c.stage_ms, budget)]
-    left = clock.work_left()
-    if left is None:
-        seconds, nodes = min(0.1 * clock.remaining(), IP_MAX_S), None
-        if seconds <= 0.05:
-            return None
-    else:
-        seconds, nodes = clock.remaining(), max(1, min(IP_MAX_NODES, left // 10))
-        if seconds <= 0 or left <= 0:
-            return None
-    if not cols:
+    made = _column_ip(classes, cols, low, high, budget, clock)
+    if made is None:
         return None
+    h, seconds = made
+    return _run_ip(h, seconds, classes, cols, start, clock)  # the best plan as a MIP start where it fits the budget
+
+
+def _times(classes: Classes, plan: Plan) -> Counter:
+    """How often each canonical column is in ``plan``."""
+    return Counter(classes.canonical(c).key for c in columns_of(classes.t, plan))
+
+
+def _column_ip(classes: Classes, cols: list[Column], low: int, high: int, total: float, clock: Deadline,
+               cap: float = IP_MAX_S, most_nodes: int = IP_MAX_NODES) -> tuple[highspy.Highs, float] | None:
+    """The IP both plan-search IPs start from, and its seconds (None when no limit or no column is left):
+    variables ``x_c`` integer in ``0..min_k floor(n_k / a_kc)`` (cost ``-U_c``), the class rows
+    ``sum_c a_kc x_c = n_k`` (rows ``0..K-1``), ``sum tv_c x_c <= total`` (row ``K``) and the count row
+    ``low..high`` (row ``K + 1``); limits as :func:`_new_ip`."""
+    made = _new_ip(clock, cap, most_nodes)
+    if made is None or not cols:
+        return None
+    h, seconds = made
     K, C = len(classes), len(cols)
     sizes = [float(n) for n in classes.size]
-    h = _new_highs()
-    h.setOptionValue("mip_rel_gap", IP_REL_GAP)
-    if nodes is not None:
-        h.setOptionValue("mip_max_nodes", nodes)
-    h.addRows(K + 2, np.array(sizes + [-_INF, float(low)]), np.array(sizes + [float(budget), float(high)]), 0,
+    h.addRows(K + 2, np.array(sizes + [-_INF, float(low)]), np.array(sizes + [float(total), float(high)]), 0,
               np.zeros(K + 2, dtype=np.int32), np.array([], dtype=np.int32), np.array([]))
     starts, index, value = _entries(cols, classes)
     most = np.array([float(classes.most(c)) for c in cols])
     h.addCols(C, np.array([-c.tokens for c in cols]), np.zeros(C), most, len(index), starts, index, value)
     h.changeColsIntegrality(C, np.arange(C, dtype=np.int32), np.full(C, highspy.HighsVarType.kInteger))
-    if start is not None:  # the best plan as a MIP start where it fits the budget
+    return h, seconds
+
+
+def _new_ip(clock: Deadline, cap: float = IP_MAX_S, most_nodes: int = IP_MAX_NODES) -> tuple[highspy.Highs, float] | None:
+    """An empty HiGHS model for one IP of the plan search and its seconds, or None when no time or work is left.
+
+    Limits: a tenth of the time left, at most ``cap`` seconds (:data:`IP_MAX_S`); under a work limit, a
+    tenth of the work left in branch-and-bound nodes (at most ``most_nodes``, :data:`IP_MAX_NODES`;
+    :func:`_run_ip` spends the nodes used) and the rest of the wall-clock time."""
+    left = clock.work_left()
+    if left is None:
+        seconds, nodes = min(0.1 * clock.remaining(), cap), None
+        if seconds <= 0.05:
+            return None
+    else:
+        seconds, nodes = clock.remaining(), max(1, min(most_nodes, left // 10))
+        if seconds <= 0 or left <= 0:
+            return None
+    h = _new_highs()
+    h.setOptionValue("mip_rel_gap", IP_REL_GAP)
+    if nodes is not None:
+        h.setOptionValue("mip_max_nodes", nodes)
+    return h, seconds
+
+
+def _run_ip(h: highspy.Highs, seconds: float, classes: Classes, cols: list[Column], start: Plan | None,
+            clock: Deadline) -> list[tuple[Column, int]] | None:
+    """Solve an IP whose first ``len(cols)`` variables are the columns' multiplicities, with ``start``'s
+    columns as a MIP start where they are all among ``cols``; its ``(column, multiplicity)`` pairs, or None."""
+    if start is not None:
+        times = _times(classes, start)
         chosen = [(i, times[c.key]) for i, c in enumerate(cols) if c.key in times]
-        if sum(n for _, n in chosen) == start.num_batches:
+        if sum(n for _, n in chosen) == start.num_batches:  # (HiGHS completes any other variables)
             h.setSolution(len(chosen), np.array([i for i, _ in chosen], dtype=np.int32), np.array([float(n) for _, n in chosen]))
     run_for(h, seconds)
     clock.spend(max(1, int(h.getInfo().mip_node_count)))
     if h.getInfo().primal_solution_status != _FEASIBLE_SOLUTION:
         return None
     x = np.array(h.getSolution().col_value)
-    return [(cols[i], int(round(x[i]))) for i in range(C) if x[i] > 0.5]
+    return [(cols[i], int(round(x[i]))) for i in range(len(cols)) if x[i] > 0.5]
+
+
+def _moves(t: Tables, plan: Plan) -> list[Column]:
+    """The batches one user move away from ``plan``'s: each batch with one more user (at its length in
+    ``plan``) or one fewer, where the memory cap allows.  In a rebatching sub-problem they let the IP
+    combine moves of several users at once (a plan one move away from a better one is always repaired)."""
+    out = []
+    for batch in plan.batches:
+        for m in range(t.num_users):
+            members = sorted(set(batch) ^ {m})
+            if members and len(members) <= t.room[max(t.level_of[i] for i in members)]:
+                out.append(make_column(t, members, [plan.lengths[i] for i in members]))
+    return out
+
+
+def _rebatch_ip(classes: Classes, columns: list[Column], q: float, kept_tv: float, kept_stage: float, span: float,
+                low: int, high: int, clock: Deadline, start: Plan) -> list[tuple[Column, int]] | None:
+    """Dinkelbach's problem at ``q`` for the users of a rebatching neighbourhood (:meth:`_Search._rebatch`), exact
+    over the given columns: ``max sum U_c x_c - q S`` with the class rows, the count row, ``S >= T + sum tv_c x_c``
+    (``T = kept_tv``, the kept batches' verification), ``S >= st_c`` for every column used (through a binary
+    ``z_c >= x_c / most_c``, or ``x_c`` itself where a column can be used once), ``kept_stage <= S <= span``
+    and columns with ``st_c <= span``: ``S`` is then the whole plan's span.  ``start`` (the chosen batches)
+    is the MIP start.  Limits as :func:`_new_ip`, at most :data:`REBATCH_IP_MAX_S` seconds
+    (:data:`REBATCH_IP_MAX_NODES` nodes under a work limit).  Returns ``(column, multiplicity)`` pairs, or None."""
+    cols = [c for c in columns if fits(c.stage_ms, span)]
+    made = _column_ip(classes, cols, low, high, -kept_tv, clock, REBATCH_IP_MAX_S, REBATCH_IP_MAX_NODES)  # sum row: - S below
+    if made is None:
+        return None
+    h, seconds = made
+    K, C = len(classes), len(cols)
+    # one stage row per column (st_c z_c - S <= 0) and one link row (x_c - most_c z_c <= 0) per column that can
+    # be used more than once (z_c binary); z_c is x_c itself where a column can be used once
+    most = np.array([float(classes.most(c)) for c in cols])
+    multi = np.flatnonzero(most > 1)
+    extra = C + len(multi)
+    h.addRows(extra, np.full(extra, -_INF), np.zeros(extra), 0, np.zeros(extra, dtype=np.int32), np.array([], dtype=np.int32),
+              np.array([]))
+    s_rows = np.array([K] + list(range(K + 2, K + 2 + C)), dtype=np.int32)  # S: -1 in the sum row and every stage row
+    h.addCol(float(q), float(kept_stage), float(span), len(s_rows), s_rows, np.full(len(s_rows), -1.0))
+    for i in np.flatnonzero(most <= 1):
+        h.changeCoeff(int(K + 2 + i), int(i), float(cols[i].stage_ms))
+    for r, i in enumerate(multi):
+        link = K + 2 + C + r
+        h.addCol(0.0, 0.0, 1.0, 2, np.array([K + 2 + i, link], dtype=np.int32), np.array([cols[i].stage_ms, -most[i]]))
+        h.changeCoeff(int(link), int(i), 1.0)
+    if len(multi):
+        h.changeColsIntegrality(len(multi), np.arange(C + 1, C + 1 + len(multi), dtype=np.int32),
+                                np.full(len(multi), highspy.HighsVarType.kInteger))
+    return _run_ip(h, seconds, classes, cols, start, clock)
 
 
 def solve_certify(scenario: Scenario, *, time_limit: float = 60.0, start_plan: Plan | None = None,
@@ -813,7 +925,8 @@ def solve_certify(scenario: Scenario, *, time_limit: float = 60.0, start_plan: P
 
     ``start_plan`` (for example DiP-SD's) is the first incumbent and its batches seed the
     column pool, so the result is never worse than it.  ``work_limit`` (optional): a limit in
-    work units, one master LP solve with its pricing round or one node of a budget IP; every
+    work units, one master LP solve with its pricing round or one node of a budget IP (rebatching's
+    sub-problems included); every
     decision that depends on the share of the limit used then reads the work count, so that the
     same input and limits give the same result on any machine (status ``work_limit`` when it
     stops the search; the time limit stays a wall-clock cap, status ``time_limit``).
@@ -883,13 +996,122 @@ class _Search:
         from .steps import l_step
 
         clock = self.clock.share(fraction, cap=cap)
+        done: set[frozenset] = set()
         while self.best is not None and not clock.expired():
             before = self.best.ratio
             self.take(l_step(self.scenario, self.t, self.best, clock))
             self.take(exchange(self.scenario, self.best, clock=clock))
             self.take(polish(self.scenario, self.best, clock=clock))
-            if self.best.ratio <= before * (1 + IMPROVE_RTOL):
+            if self.best.ratio <= before * (1 + IMPROVE_RTOL) and not self.rebatch(clock, done):
                 break
+
+    def rebatch(self, clock: Deadline, done: set[frozenset]) -> bool:
+        """Large-neighbourhood search: the users of two batches of the best plan (:data:`REBATCH_SIZES`) are
+        batched again, the other batches kept (:meth:`_rebatch`), first improvement, until no pair improves
+        or ``clock`` (or the work limit) runs out; whether the best plan improved.  A neighbourhood of
+        every batch is left to the plan search (it is the whole problem, and its IP ran into
+        :data:`REBATCH_IP_MAX_S` at M = 16 with two batches).  ``done`` holds the neighbourhoods (their
+        batches with lengths) tried without success."""
+        improved = False
+        size = 0
+        while self.best is not None and size < len(REBATCH_SIZES):
+            plan = self.best.plan
+            if REBATCH_SIZES[size] >= plan.num_batches:  # the whole plan: the plan search's own problem
+                size += 1
+                continue
+            keys = [tuple((m, plan.lengths[m]) for m in batch) for batch in plan.batches]
+            for chosen in itertools.combinations(range(plan.num_batches), REBATCH_SIZES[size]):
+                key = frozenset(keys[n] for n in chosen)
+                if key in done:
+                    continue
+                if clock.expired() or self.clock.over():
+                    return improved
+                if self._rebatch(chosen, clock):
+                    improved = True
+                    size = 0  # a new plan: its pairs first
+                    break
+                done.add(key)
+            else:
+                size += 1
+        return improved
+
+    def _rebatch(self, chosen: tuple[int, ...], clock: Deadline) -> bool:
+        r"""Batch the users of the best plan's batches ``chosen`` again, the others kept; whether that
+        found a better plan.
+
+        With ``q`` the best ratio, ``S`` its span and ``T`` the verification time of the kept batches,
+        the sub-problem over the chosen users ``F`` is Dinkelbach's at ``q``: ``max sum_c (U_c - q
+        tv_c) x_c`` over batches of ``F`` that cover ``F`` exactly, with ``sum tv_c x_c <= S - T``,
+        ``st_c <= S`` and the batch count that keeps ``N`` in ``N_min..N_max`` (the chosen batches
+        are a solution; a better one raises ``U - q S`` of the whole plan above 0).  Solved by column
+        generation on a small master of its own (the pool's columns over ``F``, the chosen batches
+        and their one-move neighbours, :func:`_moves`, to start; exact pricing over ``F``; the LP
+        counts the span as the verification sum, ``S >= T + sum tv_c x_c``), then, if the LP
+        promises more than the chosen batches give, an integer program over its columns with the
+        true span (:func:`_rebatch_ip`, the chosen batches as its start); where the span of its
+        answer is a rebatched batch's stage, again below that stage (:data:`REBATCH_BUDGETS`).
+        Each plan is evaluated in closed form and taken only if its ratio is better.  A heuristic:
+        nothing here touches the bound.
+        """
+        best, scenario = self.best, self.scenario
+        assert best is not None
+        plan = best.plan
+        users = sorted(m for n in chosen for m in plan.batches[n])
+        kept = [batch for n, batch in enumerate(plan.batches) if n not in chosen]
+        columns = columns_of(self.t, plan)
+        q, span = best.ratio, best.span_ms
+        kept_tv = sum(c.verify_ms for n, c in enumerate(columns) if n not in chosen)
+        kept_stage = max([c.stage_ms for n, c in enumerate(columns) if n not in chosen], default=0.0)
+        low = max(1, scenario.min_batches - len(kept))
+        high = min(len(users), scenario.max_batches - len(kept))
+        sub = scenario.with_(users=tuple(scenario.users[m] for m in users), min_batches=low, max_batches=high)
+        t = Tables.of(sub)
+        classes, pricer = Classes(t), Pricer(t)
+        where = {m: i for i, m in enumerate(users)}
+        start = Plan(tuple(tuple(where[m] for m in plan.batches[n]) for n in chosen), tuple(plan.lengths[m] for m in users))
+        current = sum(c.tokens for c in columns_of(t, start)) - q * span  # sum U - q S of the chosen batches
+        master = _Master(sub, t, classes, clock)
+        master.add(columns_of(t, start))
+        master.add(_moves(t, start))
+        inside = np.zeros(scenario.num_users, dtype=bool)
+        inside[users] = True
+        master.add(make_column(t, [where[m] for m in c.users], c.lengths) for c in self.master.within(inside))
+        master.set_count(low, high)
+        ip_clock = self.clock if self.clock.work is not None else clock
+        better, budget = False, span
+        for _ in range(REBATCH_BUDGETS):
+            if budget < kept_stage or budget <= kept_tv:
+                break
+            master.set_budget(budget - kept_tv, span_from=0.0, price=q, stage=budget)
+            for _ in range(REBATCH_ROUNDS):
+                if clock.expired() or self.clock.over():
+                    return better
+                d = master.solve()
+                self.clock.spend()
+                if not master.optimal():
+                    return better
+                top, cols = pricer.price(budget, d.pi, d.mu, d.nu, keep=COLUMNS_PER_ROUND, sigma=d.sigma)
+                if top <= RC_TOL or master.add(cols) == 0:
+                    break
+            if master.value() - q * kept_tv <= current + IMPROVE_RTOL * q * span:
+                break  # the LP promises no better sub-plan (an IP is at most its LP, a lower budget's LP at most this)
+            picked = _rebatch_ip(classes, master.columns, q, kept_tv, kept_stage, budget, low, high, ip_clock, start)
+            if not picked:
+                break
+            again = classes.realize(picked)
+            lengths = list(plan.lengths)
+            for i, m in enumerate(users):
+                lengths[m] = again.lengths[i]
+            batches = kept + [tuple(users[i] for i in batch) for batch in again.batches]
+            ev = evaluate(scenario, Plan(tuple(batches), tuple(lengths)))
+            better |= self.take(ev)
+            stage = max(c.stage_ms for c, _ in picked)
+            if not ev.feasible or ev.span_ms > stage * (1 + STAGE_RTOL) or stage <= kept_stage:
+                break  # the span is not set by a rebatched batch's stage: a lower budget cannot help
+            budget = stage * (1 - REBATCH_STEP)  # a span below that stage: columns of shorter stages
+        if better:
+            log.debug("%s: rebatching batches %s: %.6g tok/s", scenario.name, chosen, 1000 * self.r_best())
+        return better
 
     def found(self, plan: Plan) -> bool:
         """Offer a plan of the plan search and, if it is feasible, the plan that swaps and moves reach from

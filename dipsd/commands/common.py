@@ -75,8 +75,8 @@ def add_solver_option(p, *, threads: bool = False) -> None:
 def add_work_limit_option(p) -> None:
     p.add_argument("--work-limit", type=positive_int, default=None, metavar="UNITS",
                    help="a deterministic limit for certify, in work units (one master LP solve with its pricing round, or "
-                        "one branch-and-bound node of a budget IP): the same inputs and limits give the same results on any "
-                        "machine and under any load (status work_limit where it stops certify); the time limit stays the "
+                        "one branch-and-bound node of an IP, rebatching's included): the same inputs and limits give the same "
+                        "results on any machine and under any load (status work_limit where it stops certify); the time limit stays the "
                         "wall-clock cap. DiP-SD and exact are deterministic when they end within the time limit")
 
 
