@@ -991,8 +991,9 @@ class _Search:
     def improve(self, fraction: float = IMPROVE_SHARE, cap: float = IMPROVE_MAX_S) -> None:
         """Local search from the best plan, offering what it finds: DiP-SD's exact l-step, swaps of two
         users between batches (:func:`~dipsd.solvers.polish.exchange`) and moves and length changes
-        (:func:`~dipsd.solvers.polish.polish`), in turn while a round of them improves the plan, within
-        ``fraction`` of the time left (at most ``cap`` seconds).  The l-step goes first: it is what
+        (:func:`~dipsd.solvers.polish.polish`), in turn while a round of them improves the plan, and where
+        a round does not, rebatching (:meth:`rebatch`), again while that improves it; within ``fraction``
+        of the time left (at most ``cap`` seconds).  The l-step goes first: it is what
         improved a new plan before the swaps came, and a swap first can lead to a worse local optimum
         (heterogeneous M = 50 seed 3: 183.809 tok/s against 183.929)."""
         from .steps import l_step
@@ -1041,11 +1042,12 @@ class _Search:
         r"""Batch the users of the best plan's batches ``chosen`` again, the others kept; whether that
         found a better plan.
 
-        With ``q`` the best ratio, ``S`` its span and ``T`` the verification time of the kept batches,
-        the sub-problem over the chosen users ``F`` is Dinkelbach's at ``q``: ``max sum_c (U_c - q
-        tv_c) x_c`` over batches of ``F`` that cover ``F`` exactly, with ``sum tv_c x_c <= S - T``,
-        ``st_c <= S`` and the batch count that keeps ``N`` in ``N_min..N_max`` (the chosen batches
-        are a solution; a better one raises ``U - q S`` of the whole plan above 0).  Solved by column
+        With ``q`` the best ratio, ``S*`` its span and ``T`` the verification time of the kept batches,
+        the sub-problem over the chosen users ``F`` is Dinkelbach's at ``q``: ``max sum_c U_c x_c - q S``
+        over batches of ``F`` that cover ``F`` exactly, ``S`` the whole plan's span (at least ``T + sum
+        tv_c x_c``, every batch's stage) and at most ``S*``, with the batch count that keeps ``N`` in
+        ``N_min..N_max`` (the chosen batches are a solution; a better one raises ``U - q S`` of the
+        whole plan above 0).  Solved by column
         generation on a small master of its own (the pool's columns over ``F``, the chosen batches
         and their one-move neighbours, :func:`_moves`, to start; exact pricing over ``F``; the LP
         counts the span as the verification sum, ``S >= T + sum tv_c x_c``), then, if the LP
