@@ -33,8 +33,12 @@ best: users bound together form a group taken whole, and groups joined by apart 
 component of which an independent set is taken.  The best batch of each ``(L, I, b)`` is then a
 knapsack with exact size ``b`` over the components' choices, solved exactly by dynamic
 programming over (size, holds a user of level ``I``) for every ``(L, b)`` at once
-(:class:`_Grouped`).  A component with more than :data:`MOST_SETS` independent sets has its apart
-pairs ignored: pricing then over-estimates (a valid bound) and such columns are dropped by
+(:class:`_Grouped`).  A component with more than :data:`MOST_SETS` independent sets is split at its
+group ``g`` of most neighbours: its independent sets are those of the component without ``g`` and
+those of ``g`` with the component without ``g`` and its neighbours (:class:`_Union`: the dynamic
+program runs over both and keeps the better at every state), recursively, so the knapsack stays
+exact.  Only a component whose splitting would take more than :data:`MOST_PASSES` passes has its
+apart pairs ignored: pricing then over-estimates (a valid bound) and such columns are dropped by
 :meth:`Rules.allows`.
 """
 
@@ -57,8 +61,12 @@ larger set of columns only raises ``G``, so every bound stays valid."""
 
 
 MOST_SETS = 1024
-"""A component of groups joined by apart pairs with more independent sets than this is priced without
-its apart pairs (a relaxation: the bound stays valid, pricing may over-estimate there)."""
+"""A component of groups joined by apart pairs with more independent sets than this is split at one group
+(:class:`_Union`) instead of enumerated."""
+MOST_PASSES = 4096
+"""A component whose splitting takes more passes of the dynamic program than this (its items' choices
+and its unions' products) is priced without its apart pairs (a relaxation: the bound stays valid,
+pricing may over-estimate there).  Enumerated whole, a component takes up to :data:`MOST_SETS`."""
 
 
 def fits(stage_ms: float, budget: float) -> bool:
@@ -380,54 +388,105 @@ class _Grouped(_Level):
     """:class:`_Level` under together / apart pairs: an exact knapsack of size ``b`` by dynamic
     programming (module docstring).
 
-    Items are the components of the apart graph over the groups of users bound together (a group
-    is usable at level ``j`` iff all its members are); an item's choices are its independent sets
-    of groups.  ``best[c, f]`` (for every ``(L, b)`` at once) is the largest value of ``c`` users
-    from the items so far, ``f`` whether one is of level ``j``; ``pick[L, b] = best[b, 1]``.
+    The knapsack's *parts* come from :func:`_choices`: an item (a component of the apart graph over
+    the groups of users bound together, with its independent sets of groups as its choices; a group
+    is usable at level ``j`` iff all its members are) or a :class:`_Union` (a component split at one
+    group).  ``best[c, f]`` (for every ``(L, b)`` at once) is the largest value of ``c`` users from
+    the parts so far, ``f`` whether one is of level ``j``; an item adds at most one of its choices, a
+    union is the larger of its products' passes; ``pick[L, b] = best[b, 1]``.
     """
 
     def _select(self, pricer: Pricer, bs: np.ndarray, value: np.ndarray) -> None:
         at = {int(m): i for i, m in enumerate(self.users)}
         is_top = pricer.level[self.users] == self.j
-        self.items = [[(np.array([at[m] for m in members]), bool(is_top[[at[m] for m in members]].any()))
-                       for members in choice] for choice in _choices(self.rules, pricer.t.num_users, at)]
+
+        def local(part: _Part) -> _Part:
+            if isinstance(part, _Union):
+                return _Union(tuple(tuple(local(p) for p in product) for product in part.products))
+            return [(np.array([at[m] for m in members]), bool(is_top[[at[m] for m in members]].any())) for members in part]
+
         n = len(bs)
         best = np.full((n + 1, 2) + value.shape[1:], -np.inf)
         best[0, 0] = 0.0
-        self.codes: list[np.ndarray] = []
-        for item in self.items:
-            new = best.copy()
-            code = np.zeros(best.shape, dtype=np.int16)  # 0: item not taken; else 2 * choice + previous flag
-            for number, (local, top) in enumerate(item, start=1):
-                size = len(local)
-                if size > n:
-                    continue
-                src = best[: n + 1 - size] + value[local].sum(axis=0)[None, None]
-                for f_from in (0, 1):
-                    f_to = 1 if top else f_from
-                    better = src[:, f_from] > new[size:, f_to]
-                    new[size:, f_to] = np.where(better, src[:, f_from], new[size:, f_to])
-                    code[size:, f_to] = np.where(better, 2 * number + f_from, code[size:, f_to])
-            best = new
-            self.codes.append(code)
+        parts = [local(part) for part in _choices(self.rules, pricer.t.num_users, at)]
+        best, self.trace = self._run(parts, best, value, n)
         self.pick = best[bs, 1, :, bs - 1].T  # (L, B)
 
+    def _run(self, parts: Sequence[_Part], best: np.ndarray, value: np.ndarray, n: int) -> tuple[np.ndarray, list]:
+        """The dynamic program over ``parts`` from ``best``; the new table and its trace for :meth:`chosen`."""
+        trace: list = []
+        for part in parts:
+            if isinstance(part, _Union):
+                runs = [self._run(product, best, value, n) for product in part.products]
+                new, which = runs[0][0].copy(), np.zeros(best.shape, dtype=np.int8)
+                for k, (other, _) in enumerate(runs[1:], start=1):
+                    better = other > new
+                    new = np.where(better, other, new)
+                    which = np.where(better, k, which).astype(np.int8)
+                trace.append((part, which, [tr for _, tr in runs]))
+            else:
+                new = best.copy()
+                code = np.zeros(best.shape, dtype=np.int16)  # 0: item not taken; else 2 * choice + previous flag
+                for number, (members, top) in enumerate(part, start=1):
+                    size = len(members)
+                    if size > n:
+                        continue
+                    src = best[: n + 1 - size] + value[members].sum(axis=0)[None, None]
+                    for f_from in (0, 1):
+                        f_to = 1 if top else f_from
+                        better = src[:, f_from] > new[size:, f_to]
+                        new[size:, f_to] = np.where(better, src[:, f_from], new[size:, f_to])
+                        code[size:, f_to] = np.where(better, 2 * number + f_from, code[size:, f_to])
+                trace.append((part, code, None))
+            best = new
+        return best, trace
+
     def chosen(self, li: int, bi: int) -> np.ndarray:
-        size, flag, out = bi + 1, 1, []
-        for item, code in zip(reversed(self.items), reversed(self.codes)):
-            number, previous = divmod(int(code[size, flag, li, bi]), 2)
-            if number:
-                local = item[number - 1][0]
-                out.append(local)
-                size, flag = size - len(local), previous
+        out: list[np.ndarray] = []
+        _back(self.trace, bi + 1, 1, li, bi, out)
         return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
-def _choices(rules: Rules, num_users: int, at: dict[int, int]) -> list[list[list[int]]]:
-    """The knapsack items of :class:`_Grouped`: per component of the apart graph over the groups of
-    users bound together (those of users all in ``at``), its non-empty independent sets of groups,
-    each as the list of its users.  A group holding an apart pair is never usable; a component of
-    more than :data:`MOST_SETS` independent sets gives one item per group (its apart pairs ignored)."""
+def _back(trace: list, size: int, flag: int, li: int, bi: int, out: list[np.ndarray]) -> tuple[int, int]:
+    """Walk a trace of :meth:`_Grouped._run` back from state ``(size, flag)`` at ``(li, bi)``, adding the
+    members of each choice taken to ``out``; the state before the trace."""
+    for part, code, runs in reversed(trace):
+        if runs is not None:  # a union: the product that won this state
+            size, flag = _back(runs[int(code[size, flag, li, bi])], size, flag, li, bi, out)
+            continue
+        number, previous = divmod(int(code[size, flag, li, bi]), 2)
+        if number:
+            members = part[number - 1][0]
+            out.append(members)
+            size, flag = size - len(members), previous
+    return size, flag
+
+
+@dataclass(frozen=True)
+class _Union:
+    """A component of the apart graph split at a group ``g`` (:func:`_choices`): its independent sets
+    are those without ``g`` (the first product's parts, the components left without ``g``) and those
+    of ``g`` with the groups not next to it (the second: ``g`` as an item of its own and the
+    components left without ``g`` and its neighbours).  The second product also holds sets without
+    ``g``; they are independent sets too, so the union is exactly the component's."""
+
+    products: tuple[tuple[_Part, ...], ...]
+
+
+_Part = list | _Union  # an item (a list of choices, each a list of users) or a union of products of parts
+
+
+class _TooMany(Exception):
+    """Splitting a component would take more than :data:`MOST_PASSES` passes."""
+
+
+def _choices(rules: Rules, num_users: int, at: dict[int, int]) -> list[_Part]:
+    """The knapsack parts of :class:`_Grouped`: per component of the apart graph over the groups of
+    users bound together (those of users all in ``at``), an item of its non-empty independent sets
+    of groups, each as the list of its users, where there are at most :data:`MOST_SETS`; else the
+    component split at its group of most neighbours (:class:`_Union`, recursively).  A group holding
+    an apart pair is never usable.  A component whose splitting would take more than
+    :data:`MOST_PASSES` passes of the dynamic program gives one item per group (its apart pairs ignored: a relaxation)."""
     root = list(range(num_users))
 
     def find(x: int) -> int:
@@ -452,9 +511,20 @@ def _choices(rules: Rules, num_users: int, at: dict[int, int]) -> list[list[list
             else:
                 near[gid[i]].add(gid[k])
                 near[gid[k]].add(gid[i])
-    items: list[list[list[int]]] = []
-    seen: set[int] = set(bad)
-    for n in range(len(usable)):
+    parts: list[_Part] = []
+    for component in _components([n for n in range(len(usable)) if n not in bad], near):
+        try:
+            parts += _parts(component, near, usable, [0])
+        except _TooMany:
+            parts += [[usable[g]] for g in component]
+    return parts
+
+
+def _components(nodes: Sequence[int], near: dict[int, set[int]]) -> list[list[int]]:
+    """The connected components of the apart graph restricted to ``nodes``, each sorted, in order of
+    their least node."""
+    inside, seen, out = set(nodes), set(), []
+    for n in sorted(inside):
         if n in seen:
             continue
         component, stack = [], [n]
@@ -462,17 +532,31 @@ def _choices(rules: Rules, num_users: int, at: dict[int, int]) -> list[list[list
         while stack:
             g = stack.pop()
             component.append(g)
-            for h in sorted(near[g] - seen):
+            for h in sorted((near[g] & inside) - seen):
                 seen.add(h)
                 stack.append(h)
-        component.sort()
-        sets: list[list[int]] = [[]]
-        for g in component:
-            sets += [chosen + [g] for chosen in sets if not near[g] & set(chosen)]
-            if len(sets) > MOST_SETS + 1:
-                break
+        out.append(sorted(component))
+    return out
+
+
+def _parts(component: list[int], near: dict[int, set[int]], usable: list[list[int]], count: list[int]) -> list[_Part]:
+    """One component's parts: an item of its independent sets, or a split (:class:`_Union`) at its
+    group of most neighbours inside it; ``count`` counts the passes of the dynamic program so far
+    (:class:`_TooMany` above :data:`MOST_PASSES`)."""
+    inside = set(component)
+    sets: list[list[int]] = [[]]
+    for g in component:
+        sets += [chosen + [g] for chosen in sets if not near[g] & set(chosen)]
         if len(sets) > MOST_SETS + 1:
-            items += [[usable[g]] for g in component]
-        else:
-            items.append([[m for g in chosen for m in usable[g]] for chosen in sets[1:]])
-    return items
+            break
+    else:
+        count[0] += len(sets) - 1
+        if count[0] > MOST_PASSES:
+            raise _TooMany
+        return [[[m for g in chosen for m in usable[g]] for chosen in sets[1:]]]
+    count[0] += 2  # the union's products
+    g = max(component, key=lambda v: (len(near[v] & inside), -v))
+    without = [p for c in _components([v for v in component if v != g], near) for p in _parts(c, near, usable, count)]
+    apart = [v for v in component if v != g and v not in near[g]]
+    with_g = [[usable[g]]] + [p for c in _components(apart, near) for p in _parts(c, near, usable, count)]
+    return [_Union((tuple(without), tuple(with_g)))]

@@ -143,12 +143,77 @@ def test_pricing_with_a_chain_of_apart_pairs_is_exact():
         assert all(rules.allows(c) for c in columns)
 
 
-def test_pricing_relaxes_a_component_too_large_to_enumerate(monkeypatch):
-    """Above MOST_SETS independent sets a component's apart pairs are dropped: pricing may over-estimate
-    (the bound stays valid) but never under-estimates, and no column it returns breaks a rule."""
+def many_apart(rng, m: int) -> Rules:
+    """Random rules with many apart pairs (components of many independent sets) and a together pair or two."""
+    rules = NO_RULES
+    pairs = [(i, k) for i in range(m) for k in range(i + 1, m)]
+    for index in rng.permutation(len(pairs))[: int(rng.integers(m - 1, 2 * m))]:
+        i, k = pairs[int(index)]
+        if (i, k) not in rules.together:
+            rules = rules.part(i, k)
+    for _ in range(int(rng.integers(0, 3))):
+        i, k = sorted(int(v) for v in rng.choice(m, 2, replace=False))
+        if (i, k) not in rules.apart:
+            rules = rules.join(i, k)
+    return rules
+
+
+@pytest.mark.parametrize("most_sets", [1, 2, 3, 5])
+def test_pricing_splits_a_component_too_large_to_enumerate(monkeypatch, most_sets):
+    """Above MOST_SETS independent sets a component is split at a group (recursively): pricing stays
+    exact (brute force) and its first column is as good as priced (the trace through the splits)."""
+    from dipsd.formulation import columns
+
+    monkeypatch.setattr(columns, "MOST_SETS", most_sets)
+    rng = np.random.default_rng(40 + most_sets)
+    for _ in range(5):
+        (s,) = generate([int(rng.integers(4, 7))], 1, seed=int(rng.integers(1 << 30)), max_draft_length=int(rng.integers(1, 3)))
+        t = Tables.of(s)
+        budget = s.num_users * (t.beta_ms + t.seq(t.max_length, len(t.levels) - 1))
+        rules = many_apart(rng, s.num_users)
+        pi = rng.uniform(-2.0, 3.0, size=s.num_users)
+        mu, nu = float(rng.uniform(0.0, 0.02)), float(rng.uniform(-1.0, 1.0))
+        sigma = np.concatenate([[0.0], rng.uniform(0.0, 0.5, size=len(t.levels) - 1)])
+        got, found = Pricer(t).price(budget, pi, mu, nu, keep=5, sigma=sigma, rules=rules)
+        want = brute_best(s, t, budget, pi, mu, nu, sigma, rules)
+        assert got == pytest.approx(want, abs=1e-9), rules
+        assert found and all(rules.allows(c) for c in found)
+        first = found[0]
+        level = max(t.level_of[m] for m in first.users)
+        assert first.tokens - pi[list(first.users)].sum() - mu * first.verify_ms - nu + sigma[1:level + 1].sum() >= want - 1e-9
+
+
+def test_pricing_under_a_star_of_apart_pairs_is_exact():
+    """One user apart from eleven others: 2,049 independent sets, more than MOST_SETS, so the component
+    is split at its centre (seen in certify's tree at heterogeneous M = 20 seed 4, where ignoring the
+    pairs left boxes that no column could lower); brute force over every batch of 12 users (L_ub 1)."""
+    from dipsd.formulation import columns
+
+    s = generate([12], 1, seed=3, max_draft_length=1)[0]
+    t = Tables.of(s)
+    rules = NO_RULES
+    for k in range(1, 12):
+        rules = rules.part(0, k)
+    assert 2 ** 11 + 1 > columns.MOST_SETS + 1
+    budget = s.num_users * (t.beta_ms + t.seq(t.max_length, len(t.levels) - 1))
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        pi = rng.uniform(-1.0, 2.0, size=s.num_users)
+        pi[0] = -3.0  # the centre is worth taking: the best batch holds it and none of the others
+        sigma = np.zeros(len(t.levels))
+        got, found = Pricer(t).price(budget, pi, 0.001, 0.0, keep=5, sigma=sigma, rules=rules)
+        assert got == pytest.approx(brute_best(s, t, budget, pi, 0.001, 0.0, sigma, rules), abs=1e-9)
+        assert all(rules.allows(c) for c in found)
+
+
+def test_pricing_relaxes_a_component_too_large_to_split(monkeypatch):
+    """Above MOST_SETS independent sets and MOST_PASSES passes a component's apart pairs are dropped:
+    pricing may over-estimate (the bound stays valid) but never under-estimates, and no column it
+    returns breaks a rule."""
     from dipsd.formulation import columns
 
     monkeypatch.setattr(columns, "MOST_SETS", 2)
+    monkeypatch.setattr(columns, "MOST_PASSES", 3)
     s = generate([6], 1, seed=7, max_draft_length=3)[0]
     t = Tables.of(s)
     rules = NO_RULES.part(0, 1).part(1, 2).part(2, 3)
