@@ -228,3 +228,30 @@ def test_pricing_relaxes_a_component_too_large_to_split(monkeypatch):
         assert got >= want - 1e-9 and all(rules.allows(c) for c in found)
         over += got > want + 1e-9
     assert over, "the relaxation was never looser: the test does not reach it"
+
+
+def test_pricing_under_a_long_path_of_apart_pairs_splits_it_exactly(monkeypatch):
+    """A path of 29 apart pairs over 30 users (832,040 independent sets): split at middles, never
+    relaxed, and the same best reduced cost and first column as when every component is split down
+    to single groups (MOST_SETS 1): two decompositions of one exact knapsack."""
+    from dipsd.formulation import columns
+
+    s = generate([30], 1, seed=4, max_draft_length=3)[0]
+    t = Tables.of(s)
+    rules = NO_RULES
+    for m in range(29):
+        rules = rules.part(m, m + 1)
+    budget = s.num_users * (t.beta_ms + t.seq(t.max_length, len(t.levels) - 1))
+    rng = np.random.default_rng(8)
+    pi = rng.uniform(-1.0, 2.0, size=s.num_users)
+    sigma = np.zeros(len(t.levels))
+    monkeypatch.setattr(columns, "MOST_PASSES", 10 ** 9)  # no relaxation, whatever the split takes
+    got, found = Pricer(t).price(budget, pi, 0.001, 0.0, keep=3, sigma=sigma, rules=rules)
+    monkeypatch.setattr(columns, "MOST_SETS", 1)
+    again, found_again = Pricer(t).price(budget, pi, 0.001, 0.0, keep=3, sigma=sigma, rules=rules)
+    assert got == pytest.approx(again, abs=1e-9) and found[0].key == found_again[0].key
+    assert all(rules.allows(c) for c in found + found_again)
+    count = [0]
+    columns._parts(list(range(30)), {g: {h for h in (g - 1, g + 1) if 0 <= h < 30} for g in range(30)},
+                   [[m] for m in range(30)], count)
+    assert count[0] < 400  # middles: a few hundred passes (next to an end it would be thousands)
