@@ -288,7 +288,7 @@ class Pricer:
         no column fits the budget) and up to ``keep`` columns of largest reduced cost (one per
         ``(L, I, b)``, best first, duplicates removed).  Under ``rules`` both are over the columns
         the rules allow (module docstring; ``best`` may over-estimate only where a component of
-        apart pairs is too large to enumerate).
+        apart pairs would take more than :data:`MOST_PASSES` passes to split).
         """
         t = self.t
         best = -np.inf
