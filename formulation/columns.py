@@ -34,10 +34,10 @@ component of which an independent set is taken.  The best batch of each ``(L, I,
 knapsack with exact size ``b`` over the components' choices, solved exactly by dynamic
 programming over (size, holds a user of level ``I``) for every ``(L, b)`` at once
 (:class:`_Grouped`).  A component with more than :data:`MOST_SETS` independent sets is split at a
-group ``g`` (the one that leaves the smallest largest component): its independent sets are those of the component without ``g`` and
-those of ``g`` with the component without ``g`` and its neighbours (:class:`_Union`: the dynamic
-program runs over both and keeps the better at every state), recursively, so the knapsack stays
-exact.  Only a component whose splitting would take more than :data:`MOST_PASSES` passes has its
+group ``g`` (the one that leaves the smallest largest component): its independent sets are those
+of the component without ``g`` and those of ``g`` with the component without ``g`` and its
+neighbours (:class:`_Union`: the dynamic program runs over both and keeps the better at every
+state), recursively, so the knapsack stays exact.  Only a component whose splitting would take more than :data:`MOST_PASSES` passes has its
 apart pairs ignored: pricing then over-estimates (a valid bound) and such columns are dropped by
 :meth:`Rules.allows`.
 """
@@ -406,7 +406,8 @@ class _Grouped(_Level):
         def local(part: _Part) -> _Part:
             if isinstance(part, _Union):
                 return _Union(tuple(tuple(local(p) for p in product) for product in part.products))
-            return [(np.array([at[m] for m in members]), bool(is_top[[at[m] for m in members]].any())) for members in part]
+            indices = [np.array([at[m] for m in members]) for members in part]
+            return [(index, bool(is_top[index].any())) for index in indices]
 
         n = len(bs)
         best = np.full((n + 1, 2) + value.shape[1:], -np.inf)
@@ -487,9 +488,10 @@ def _choices(rules: Rules, num_users: int, at: dict[int, int]) -> list[_Part]:
     """The knapsack parts of :class:`_Grouped`: per component of the apart graph over the groups of
     users bound together (those of users all in ``at``), an item of its non-empty independent sets
     of groups, each as the list of its users, where there are at most :data:`MOST_SETS`; else the
-    component split at the group that divides it best (:class:`_Union`, :func:`_balance`, recursively).  A group holding
-    an apart pair is never usable.  A component whose splitting would take more than
-    :data:`MOST_PASSES` passes of the dynamic program gives one item per group (its apart pairs ignored: a relaxation)."""
+    component split at the group that divides it best (:class:`_Union`, :func:`_balance`,
+    recursively).  A group holding an apart pair is never usable.  A component whose splitting
+    would take more than :data:`MOST_PASSES` passes of the dynamic program gives one item per group
+    (its apart pairs ignored: a relaxation)."""
     root = list(range(num_users))
 
     def find(x: int) -> int:
@@ -554,8 +556,8 @@ def _balance(v: int, component: list[int], near: dict[int, set[int]]) -> tuple[i
 
 def _parts(component: list[int], near: dict[int, set[int]], usable: list[list[int]], count: list[int]) -> list[_Part]:
     """One component's parts: an item of its independent sets, or a split (:class:`_Union`) at the
-    group that divides it best (:func:`_balance`); ``count`` counts the passes of the dynamic program so far
-    (:class:`_TooMany` above :data:`MOST_PASSES`)."""
+    group that divides it best (:func:`_balance`); ``count`` counts the passes of the dynamic
+    program so far (:class:`_TooMany` above :data:`MOST_PASSES`)."""
     sets: list[list[int]] = [[]]
     for g in component:
         sets += [chosen + [g] for chosen in sets if not near[g] & set(chosen)]
