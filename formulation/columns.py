@@ -274,6 +274,28 @@ class Pricer:
         self.seq = np.array(t.seq_ms, dtype=float)  # (L, J)
         self.room = [min(r, M) for r in t.room]
         self.eligible = [np.flatnonzero(self.level <= j) for j in range(len(t.levels))]
+        self._parts: tuple[Rules, dict[int, list[_Part]]] = (NO_RULES, {})
+
+    def parts(self, rules: Rules, j: int) -> list[_Part]:
+        """The knapsack parts of :class:`_Grouped` at level ``j`` under ``rules`` (:func:`_choices`), each
+        choice as indices into the level's users with whether it holds a user of level ``j``; kept
+        for the rules of the last call (a node prices many rounds under the same rules)."""
+        if self._parts[0] != rules:
+            self._parts = (rules, {})
+        known = self._parts[1]
+        if j not in known:
+            users = self.eligible[j]
+            at = {int(m): i for i, m in enumerate(users)}
+            is_top = self.level[users] == j
+
+            def local(part: _Part) -> _Part:
+                if isinstance(part, _Union):
+                    return _Union(tuple(tuple(local(p) for p in product) for product in part.products))
+                indices = [np.array([at[m] for m in members]) for members in part]
+                return [(index, bool(is_top[index].any())) for index in indices]
+
+            known[j] = [local(part) for part in _choices(rules, self.t.num_users, at)]
+        return known[j]
 
     def price(self, budget: float, pi: np.ndarray, mu: float, nu: float, *, keep: int = 0,
               sigma: np.ndarray | None = None, rules: Rules = NO_RULES, tokens: bool = True) -> tuple[float, list[Column]]:
@@ -394,27 +416,26 @@ class _Grouped(_Level):
     The knapsack's *parts* come from :func:`_choices`: an item (a component of the apart graph over
     the groups of users bound together, with its independent sets of groups as its choices; a group
     is usable at level ``j`` iff all its members are) or a :class:`_Union` (a component split at one
-    group).  ``best[c, f]`` (for every ``(L, b)`` at once) is the largest value of ``c`` users from
-    the parts so far, ``f`` whether one is of level ``j``; an item adds at most one of its choices, a
-    union is the larger of its products' passes; ``pick[L, b] = best[b, 1]``.
+    group).  ``best[c, f]`` (for every distinct vector of the users' values over the cells ``(L, b)``
+    at once) is the largest value of ``c`` users from the parts so far, ``f`` whether one is of level
+    ``j``; an item adds at most one of its choices, a union is the larger of its products' passes;
+    ``pick[L, b] = best[b, 1]`` at the cell's values.
     """
 
     def _select(self, pricer: Pricer, bs: np.ndarray, value: np.ndarray) -> None:
-        at = {int(m): i for i, m in enumerate(self.users)}
-        is_top = pricer.level[self.users] == self.j
-
-        def local(part: _Part) -> _Part:
-            if isinstance(part, _Union):
-                return _Union(tuple(tuple(local(p) for p in product) for product in part.products))
-            indices = [np.array([at[m] for m in members]) for members in part]
-            return [(index, bool(is_top[index].any())) for index in indices]
-
+        # neighbouring cells (L, b), (L, b + 1) whose users have the same values share one knapsack (the
+        # values depend on b only through each user's longest ready length, which falls as b grows: at
+        # heterogeneous M = 50 four cells in five repeat their neighbour)
+        new = np.ones(value.shape[1:], dtype=bool)
+        new[:, 1:] = (value[:, :, 1:] != value[:, :, :-1]).any(axis=0)
+        self.cell = np.cumsum(new).reshape(new.shape) - 1  # (L, B) -> its knapsack
+        cells = value.reshape(len(value), -1)[:, new.ravel()]  # (users, knapsacks)
         n = len(bs)
-        best = np.full((n + 1, 2) + value.shape[1:], -np.inf)
+        best = np.full((n + 1, 2, cells.shape[1]), -np.inf)
         best[0, 0] = 0.0
-        parts = [local(part) for part in _choices(self.rules, pricer.t.num_users, at)]
-        best, self.trace = self._run(parts, best, value, n)
-        self.pick = best[bs, 1, :, bs - 1].T  # (L, B)
+        parts = pricer.parts(self.rules, self.j)
+        best, self.trace = self._run(parts, best, cells, n)
+        self.pick = best[bs[None, :], 1, self.cell]  # (L, B): size b at the cell's values
 
     def _run(self, parts: Sequence[_Part], best: np.ndarray, value: np.ndarray, n: int) -> tuple[np.ndarray, list]:
         """The dynamic program over ``parts`` from ``best``; the new table and its trace for :meth:`chosen`."""
@@ -447,18 +468,18 @@ class _Grouped(_Level):
 
     def chosen(self, li: int, bi: int) -> np.ndarray:
         out: list[np.ndarray] = []
-        _back(self.trace, bi + 1, 1, li, bi, out)
+        _back(self.trace, bi + 1, 1, int(self.cell[li, bi]), out)
         return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
-def _back(trace: list, size: int, flag: int, li: int, bi: int, out: list[np.ndarray]) -> tuple[int, int]:
-    """Walk a trace of :meth:`_Grouped._run` back from state ``(size, flag)`` at ``(li, bi)``, adding the
+def _back(trace: list, size: int, flag: int, cell: int, out: list[np.ndarray]) -> tuple[int, int]:
+    """Walk a trace of :meth:`_Grouped._run` back from state ``(size, flag)`` of knapsack ``cell``, adding the
     members of each choice taken to ``out``; the state before the trace."""
     for part, code, runs in reversed(trace):
         if runs is not None:  # a union: the product that won this state
-            size, flag = _back(runs[int(code[size, flag, li, bi])], size, flag, li, bi, out)
+            size, flag = _back(runs[int(code[size, flag, cell])], size, flag, cell, out)
             continue
-        number, previous = divmod(int(code[size, flag, li, bi]), 2)
+        number, previous = divmod(int(code[size, flag, cell]), 2)
         if number:
             members = part[number - 1][0]
             out.append(members)
