@@ -227,6 +227,13 @@ batches a pair is most of the problem, and its IP (the span's stage rows make it
 plan search's 8 s: heterogeneous M = 16 seed 0 was proven in 15.7 s against 10.9 s without rebatching."""
 REBATCH_ROUNDS = 200
 """Most column-generation rounds of one rebatching sub-problem (a guard: they converge in 5-30)."""
+PURGE_SHARE = 0.01
+"""Each node's master starts without the columns whose reduced cost at the last solve is below minus this
+share of its value (they stay in the pool: :meth:`_Master.purge`, :meth:`_Master.restore`)."""
+PURGE_FLOOR = 1e-9
+"""Only columns of reduced cost below minus this share of the LP's value leave the LP (they are nonbasic)."""
+RESTORE_MOST = 300
+"""Most pool columns put back into the LP per round of pricing over the pool."""
 RESERVE = 0.05
 """The plan search stops when less than this share of the limit is left (HiGHS may overrun a limit a little)."""
 _INF = highspy.kHighsInf
@@ -292,38 +299,119 @@ class _Master:
         self.first = 1 + n_art  # the first real column (after the span and the artificial ones)
         self.rows, self.levels = rows, J
         self.level_of = t.level_of
+        # the pool (every column ever generated, by pool index) and which of them the HiGHS LP holds
         self.columns: list[Column] = []
-        self.keys: set = set()
+        self.keys: dict = {}  # column key -> pool index
         self.stage = np.zeros(0)
-        self.enabled = np.zeros(0, dtype=bool)
+        self.tokens = np.zeros(0)
+        self.verify = np.zeros(0)
+        self.level = np.zeros(0, dtype=np.int64)  # a column's level (the highest prefix level of its members)
+        self.enabled = np.zeros(0, dtype=bool)  # obeys the node's rules and budget (in the LP: upper bound inf)
+        self.where = np.zeros(0, dtype=np.int64)  # the LP column of each pool column, -1 when not in the LP
+        self.held = np.zeros(0, dtype=np.int64)  # the pool index of each LP column (LP column first + p)
         self.fixed: list[int] = []
+        self._entries: list[tuple[np.ndarray, np.ndarray]] = []  # each pool column's rows and coefficients
+        self._last: Duals | None = None  # the unclipped duals of the last solve, if optimal (phase 1's in phase 1)
+        self._last_value = 0.0
+        self._last_phase1 = False
         # who each column holds and at which length (0: not in it), for the rules of a node (grown by doubling)
         self._length = np.zeros((64, self.M), dtype=np.int16)
 
     def add(self, columns: Iterable[Column]) -> int:
-        """Add the columns not in the pool yet (in canonical form); how many were new."""
+        """Add to the LP the columns it does not hold (in canonical form): new ones join the pool, pool
+        columns left out by :meth:`purge` come back; how many the LP gained."""
         new: list[Column] = []
+        back: list[int] = []
+        seen: set[int] = set()
         for c in map(self.classes.canonical, columns):
-            if c.key not in self.keys:
-                self.keys.add(c.key)
+            i = self.keys.get(c.key)
+            if i is None:
+                self.keys[c.key] = len(self.columns) + len(new)
                 new.append(c)
-        if not new:
+            elif i < len(self.columns) and self.where[i] < 0 and i not in seen:
+                back.append(i)
+                seen.add(i)
+        if new:
+            first = len(self.columns)
+            self.columns += new
+            if len(self.columns) > len(self._length):
+                grown = np.zeros((2 * len(self.columns), self.M), dtype=np.int16)
+                grown[:first] = self._length[:first]
+                self._length = grown
+            for i, c in enumerate(new, start=first):
+                self._length[i, list(c.users)] = c.lengths
+            self.stage = np.concatenate([self.stage, [c.stage_ms for c in new]])
+            self.tokens = np.concatenate([self.tokens, [c.tokens for c in new]])
+            self.verify = np.concatenate([self.verify, [c.verify_ms for c in new]])
+            self.level = np.concatenate([self.level, [max(self.level_of[m] for m in c.users) for c in new]])
+            self.enabled = np.concatenate([self.enabled, np.zeros(len(new), dtype=bool)])
+            self.where = np.concatenate([self.where, np.full(len(new), -1, dtype=np.int64)])
+            starts, rows, value = _entries(new, self.classes, self.level_of)
+            ends = list(starts[1:]) + [len(rows)]
+            self._entries += [(rows[a:b], value[a:b]) for a, b in zip(starts, ends)]
+            back += range(first, len(self.columns))
+        return self._insert(np.array(back, dtype=np.int64))
+
+    def _insert(self, index: np.ndarray) -> int:
+        """Put pool columns ``index`` (not in the LP) into the LP, at the end, enabled."""
+        if not len(index):
             return 0
-        starts, index, value = _entries(new, self.classes, self.level_of)
-        cost = np.zeros(len(new)) if self.phase1 else np.array([-c.tokens for c in new])
-        self.h.addCols(len(new), cost, np.zeros(len(new)), np.full(len(new), _INF),
-                       len(index), starts, index, value)
-        first = len(self.columns)
-        self.columns += new
-        if len(self.columns) > len(self._length):
-            grown = np.zeros((2 * len(self.columns), self.M), dtype=np.int16)
-            grown[:first] = self._length[:first]
-            self._length = grown
-        for i, c in enumerate(new, start=first):
-            self._length[i, list(c.users)] = c.lengths
-        self.stage = np.concatenate([self.stage, [c.stage_ms for c in new]])
-        self.enabled = np.concatenate([self.enabled, np.ones(len(new), dtype=bool)])
-        return len(new)
+        entries = [self._entries[i] for i in index]
+        starts = np.cumsum([0] + [len(r) for r, _ in entries[:-1]]).astype(np.int32)
+        rows = np.concatenate([r for r, _ in entries])
+        value = np.concatenate([v for _, v in entries])
+        cost = np.zeros(len(index)) if self.phase1 else -self.tokens[index]
+        self.h.addCols(len(index), cost, np.zeros(len(index)), np.full(len(index), _INF), len(rows), starts, rows, value)
+        self.where[index] = self.first + len(self.held) + np.arange(len(index))
+        self.held = np.concatenate([self.held, index])
+        self.enabled[index] = True
+        return len(index)
+
+    def reduced_costs(self, duals: Duals, index: np.ndarray) -> np.ndarray:
+        """``rc_c`` of pool columns ``index`` under ``duals`` (:meth:`Duals.reduced_cost`, for many at once)."""
+        member = self._length[index] > 0
+        above = np.cumsum(duals.sigma)  # sum_{j <= level} sigma_j (sigma_0 = 0)
+        return (self.tokens[index] - member @ duals.pi - duals.mu * self.verify[index] - duals.nu
+                + above[self.level[index]])
+
+    def purge(self, share: float) -> int:
+        """Take out of the LP the columns that are nonbasic and either fixed at 0 (they break the node's
+        rules or budget) or of reduced cost below ``-share`` times the LP's value at the last solve;
+        they stay in the pool (:meth:`add` and :meth:`restore` bring them back).  How many went.
+
+        The LP's restricted master changes, the bound does not: pricing is exact over every column
+        (module docstring).  Only nonbasic columns go, so the basis stays valid: a column whose
+        reduced cost at the last solve is below ``-1e-9`` times its value is nonbasic there (a basic
+        one has reduced cost 0), and nothing since has changed the basis (:meth:`set_budget` and
+        :meth:`set_count` change bounds, :meth:`add` appends nonbasic columns).  HiGHS's time per
+        re-solve is about proportional to the columns the LP holds (docs/benchmarks.md)."""
+        if self._last is None or self._last_phase1 or not len(self.held) or self.fixed:
+            return 0
+        rc = self.reduced_costs(self._last, self.held)
+        scale = max(abs(self._last_value), 1.0)
+        out = (rc < -PURGE_FLOOR * scale) & (~self.enabled[self.held] | (rc < -share * scale))
+        if not out.any():
+            return 0
+        gone = np.flatnonzero(out)
+        self.h.deleteCols(len(gone), (gone + self.first).astype(np.int32))
+        self.where[self.held[gone]] = -1
+        self.held = self.held[~out]
+        self.where[self.held] = self.first + np.arange(len(self.held))
+        return len(gone)
+
+    def restore(self, most: int = RESTORE_MOST) -> int:
+        """Pricing over the pool: put back into the LP the (at most ``most``) enabled pool columns it does not
+        hold whose reduced cost at the last solve's optimum is above :data:`RC_TOL`, the best first; how many."""
+        if self._last is None or self._last_phase1:
+            return 0
+        out = np.flatnonzero((self.where < 0) & self.enabled)
+        if not len(out):
+            return 0
+        rc = self.reduced_costs(self._last, out)
+        good = np.flatnonzero(rc > RC_TOL)
+        if len(good) > most:
+            good = good[np.argsort(-rc[good], kind="stable")[:most]]
+        return self._insert(np.sort(out[good]))
 
     def within(self, inside: np.ndarray) -> list[Column]:
         """The pool columns whose members are all in ``inside`` (a mask over the users)."""
@@ -356,18 +444,18 @@ class _Master:
         if rules:
             length = self._length[: len(self.columns)]
             want &= rules.mask(length > 0, length)
-        flip = np.flatnonzero(want != self.enabled)
+        flip = np.flatnonzero((want != self.enabled) & (self.where >= 0))
         if len(flip):
             upper = np.where(want[flip], _INF, 0.0)
-            self.h.changeColsBounds(len(flip), (flip + self.first).astype(np.int32), np.zeros(len(flip)), upper)
-            self.enabled = want
+            self.h.changeColsBounds(len(flip), self.where[flip].astype(np.int32), np.zeros(len(flip)), upper)
+        self.enabled = want
 
     def feasibility(self, on: bool) -> None:
         """Phase 1 (``on``): every real column and the span cost 0 and every artificial column 1, so the
         LP minimizes the artificial total (:meth:`_Bounder.empty`); off: the costs of the master again."""
-        n, art = len(self.columns), np.arange(1, self.first, dtype=np.int32)
+        n, art = len(self.held), np.arange(1, self.first, dtype=np.int32)
         self.h.changeColsCost(n, np.arange(self.first, self.first + n, dtype=np.int32),
-                              np.zeros(n) if on else np.array([-c.tokens for c in self.columns]))
+                              np.zeros(n) if on else -self.tokens[self.held])
         self.h.changeColsCost(len(art), art, np.full(len(art), 1.0 if on else self.big))
         self.h.changeColCost(0, 0.0 if on else self.price)
         self.phase1 = on
@@ -385,14 +473,15 @@ class _Master:
         return duals.reduced_cost(c, max(self.level_of[m] for m in c.users))
 
     def fix(self, i: int, at_least: int) -> None:
-        """Force real column ``i`` into the solution ``at_least`` times (``x_i >= at_least``): a diving step."""
-        self.h.changeColBounds(self.first + i, float(at_least), _INF)
+        """Force pool column ``i`` (in the LP) into the solution ``at_least`` times (``x_i >= at_least``): a
+        diving step (no :meth:`purge` until :meth:`release`)."""
+        self.h.changeColBounds(int(self.where[i]), float(at_least), _INF)
         self.fixed.append(i)
 
     def release(self) -> None:
         """Undo every :meth:`fix` (bounds are computed only without fixings)."""
         for i in self.fixed:
-            self.h.changeColBounds(self.first + i, 0.0, _INF if self.enabled[i] else 0.0)
+            self.h.changeColBounds(int(self.where[i]), 0.0, _INF if self.enabled[i] else 0.0)
         self.fixed = []
 
     def promising(self, budget: float, low: int, high: int, tokens: float) -> np.ndarray:
@@ -404,15 +493,30 @@ class _Master:
         self.set_budget(budget)
         self.set_count(low, high)
         self._run()
-        if not self.optimal():
+        while self.restore() > 0:  # the LP over the whole pool
+            self._run()
+        if self._last is None or self._last_phase1:
             return self.enabled.copy()
-        rc = -np.array(self.h.getSolution().col_dual)[self.first:]
+        rc = self.reduced_costs(self._last, np.arange(len(self.columns)))
         room = self.value() - tokens
         return self.enabled & (rc >= -(max(room, 0.0) + FILTER_SLACK * abs(self.value())))
 
     def _run(self) -> None:
-        """Solve the LP, stopped by the clock's time limit (then not :meth:`optimal`: no duals are used)."""
+        """Solve the LP, stopped by the clock's time limit (then not :meth:`optimal`: no duals are used);
+        keep its unclipped duals for :meth:`purge` and :meth:`promising`."""
         run_for(self.h, math.inf if self.clock is None else self.clock.remaining())
+        self._last = None
+        if self.optimal():
+            y = np.array(self.h.getSolution().row_dual)
+            if len(y) == self.rows:
+                # HiGHS: reduced cost d = c - A^T y with c = -U; ours: rc = U - A^T (pi, mu, nu, -sigma) = -d.
+                # A class's dual is every member's pi_m (so sum_m pi_m = sum_k n_k pi_k and a column's
+                # sum over its members is sum_k a_kc pi_k, whichever members it names)
+                K = self.K
+                self._last = Duals(-y[:K][self.classes.index], float(-y[K]), float(-y[K + 1]),
+                                   np.concatenate([[0.0], y[K + 2:]]))
+                self._last_value = self.value()
+                self._last_phase1 = self.phase1
 
     def optimal(self) -> bool:
         """Whether the last LP solve ended optimal (its solution and duals mean something)."""
@@ -426,21 +530,18 @@ class _Master:
         """The last LP solution: real columns' values, the total of the artificial ones and the span ``S``
         (0 when the budget is a number)."""
         x = np.array(self.h.getSolution().col_value)
-        return x[self.first:], float(x[1: self.first].sum()), float(x[0])
+        pool = np.zeros(len(self.columns))
+        pool[self.held] = x[self.first:]
+        return pool, float(x[1: self.first].sum()), float(x[0])
 
     def solve(self) -> Duals:
         """Solve; the duals in the maximization's sign convention (mu and sigma clipped to >= 0), zero
         when the LP did not end optimal."""
         self._run()
-        y = np.array(self.h.getSolution().row_dual)
-        if len(y) != self.rows or self.h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        d = self._last
+        if d is None:
             return Duals(np.zeros(self.M), 0.0, 0.0, np.zeros(self.levels))
-        # HiGHS: reduced cost d = c - A^T y with c = -U; ours: rc = U - A^T (pi, mu, nu, -sigma) = -d.
-        # A class's dual is every member's pi_m (so sum_m pi_m = sum_k n_k pi_k and a column's
-        # sum over its members is sum_k a_kc pi_k, whichever members it names)
-        K = self.K
-        sigma = np.concatenate([[0.0], np.maximum(y[K + 2:], 0.0)])
-        return Duals(-y[:K][self.classes.index], max(0.0, float(-y[K])), float(-y[K + 1]), sigma)
+        return Duals(d.pi, max(0.0, d.mu), d.nu, np.maximum(d.sigma, 0.0))
 
 
 @dataclass(frozen=True)
@@ -527,6 +628,7 @@ class _Bounder:
         q = target if box and math.isfinite(target) else 0.0
         master.set_budget(budget, rules, a if box else None, q)
         master.set_count(low, high)
+        master.purge(PURGE_SHARE)
         try:
             return self._generate(budget, low, high, a, q, target, rules, rtol)
         finally:
@@ -549,6 +651,8 @@ class _Bounder:
                 duals = master.solve()
                 self.lp_solves += 1
                 self.clock.spend()
+                if master.restore() and not self.clock.over():
+                    continue  # pool columns of positive reduced cost are back in the LP: solve again before pricing
             at_lp = center is None or smooth == 0.0
             sep = duals if center is None or at_lp else center.mix(duals, smooth)
             top, cols = self.pricer.price(budget, sep.pi, sep.mu, sep.nu, keep=COLUMNS_PER_ROUND, sigma=sep.sigma,
@@ -767,6 +871,8 @@ def _dive(master: _Master, pricer: Pricer, budget: float, low: int, high: int, c
             solves += 1
             if not master.optimal():  # the fixings conflict (the cover rows are equalities)
                 return None
+            if master.restore():
+                continue
             top, cols = pricer.price(budget, d.pi, d.mu, d.nu, keep=COLUMNS_PER_ROUND, sigma=d.sigma)
             if top > RC_TOL and master.add(cols) > 0:
                 continue

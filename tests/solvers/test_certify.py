@@ -45,10 +45,58 @@ def test_master_duals_reproduce_highs_reduced_costs():
     budget = 400.0
     bounder.at(budget, s.min_batches, s.max_batches)
     duals = master.solve()
-    d = np.array(master.h.getSolution().col_dual)[master.first:]
+    d = np.array(master.h.getSolution().col_dual)
     for i, col in enumerate(master.columns):
-        if master.enabled[i]:
-            assert master.reduced_cost(col, duals) == pytest.approx(-d[i], abs=1e-7)
+        if master.enabled[i] and master.where[i] >= 0:
+            assert master.reduced_cost(col, duals) == pytest.approx(-d[master.where[i]], abs=1e-7)
+    # the same for every column the LP holds at once, with the LP's unclipped duals
+    held = master.reduced_costs(master._last, master.held)
+    assert held == pytest.approx(-d[master.first:], abs=1e-7)
+
+
+def _lp_value(master: C._Master, s: Scenario, t: Tables, budget: float, rules=NO_RULES) -> float:
+    lp = C._Bounder(s, t, master, Pricer(t), Deadline(math.inf)).at(budget, s.min_batches, s.max_batches, rules=rules,
+                                                                    rtol=0.0)
+    return lp.value
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_purged_columns_leave_the_lp_not_the_pool(seed):
+    """:meth:`_Master.purge` takes nonbasic columns out of the LP: its optimum and basis stay (a re-solve
+    takes no iteration), the pool keeps every column, :meth:`_Master.add` and :meth:`_Master.restore`
+    bring them back, and each node's LP value is the one of a master that never purged."""
+    s = generate([8], 1, seed=seed)[0]
+    t = Tables.of(s)
+    budget = 1.5 * t.span_lower_bound(s.min_batches)
+    master = C._Master(s, t)
+    value = _lp_value(master, s, t, budget)
+    pool = list(master.columns)
+    gone = master.purge(0.0)
+    assert gone > 0 and master.columns == pool
+    assert len(master.held) == len(pool) - gone == master.h.getNumCol() - master.first
+    assert (master.where[master.held] == master.first + np.arange(len(master.held))).all()
+    assert (master.where >= 0).sum() == len(master.held)
+    master.solve()
+    assert master.optimal() and master.h.getInfo().simplex_iteration_count == 0
+    assert master.value() == pytest.approx(value, rel=1e-12)
+    assert master.restore() == 0  # the LP's optimum is the pool's: nothing of positive reduced cost is out
+    out = int(np.flatnonzero(master.where < 0)[0])
+    assert master.add([master.columns[out]]) == 1 and master.where[out] >= 0
+    assert master.add([master.columns[out]]) == 0
+    # nodes under rules: purging between them changes no LP value
+    rng = np.random.default_rng(seed)
+    rules = NO_RULES
+    for _ in range(4):
+        i, j = (int(x) for x in rng.choice(s.num_users, 2, replace=False))
+        rules = rules.join(i, j) if rng.random() < 0.5 else rules.part(i, j)
+        fresh = C._Master(s, t)
+        fresh.add(master.columns)
+        master.purge(C.PURGE_SHARE)
+        got, want = _lp_value(master, s, t, budget, rules), _lp_value(fresh, s, t, budget, rules)
+        if math.isnan(want):
+            assert math.isnan(got)
+        else:
+            assert got == pytest.approx(want, rel=1e-9, abs=1e-9)
 
 
 def test_master_lp_stops_at_the_clock():
