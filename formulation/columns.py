@@ -274,11 +274,12 @@ class Pricer:
         self.seq = np.array(t.seq_ms, dtype=float)  # (L, J)
         self.room = [min(r, M) for r in t.room]
         self.eligible = [np.flatnonzero(self.level <= j) for j in range(len(t.levels))]
-        self._parts: tuple[Rules, dict[int, list[_Part]]] = (NO_RULES, {})
+        self._parts: tuple[Rules, dict[int, tuple[list[_Part], np.ndarray]]] = (NO_RULES, {})
 
-    def parts(self, rules: Rules, j: int) -> list[_Part]:
+    def parts(self, rules: Rules, j: int) -> tuple[list[_Part], np.ndarray]:
         """The knapsack parts of :class:`_Grouped` at level ``j`` under ``rules`` (:func:`_choices`), each
-        choice as indices into the level's users with whether it holds a user of level ``j``; kept
+        choice as indices into the level's users with whether it holds a user of level ``j``, but the
+        free users (items of one choice of one user), which are returned apart (their indices); kept
         for the rules of the last call (a node prices many rounds under the same rules)."""
         if self._parts[0] != rules:
             self._parts = (rules, {})
@@ -294,7 +295,10 @@ class Pricer:
                 indices = [np.array([at[m] for m in members]) for members in part]
                 return [(index, bool(is_top[index].any())) for index in indices]
 
-            known[j] = [local(part) for part in _choices(rules, self.t.num_users, at)]
+            parts = [local(part) for part in _choices(rules, self.t.num_users, at)]
+            free = [p for p in parts if not isinstance(p, _Union) and len(p) == 1 and len(p[0][0]) == 1]
+            rest = [p for p in parts if not any(p is f for f in free)]
+            known[j] = (rest, np.array([int(p[0][0][0]) for p in free], dtype=np.int64))
         return known[j]
 
     def price(self, budget: float, pi: np.ndarray, mu: float, nu: float, *, keep: int = 0,
@@ -433,9 +437,40 @@ class _Grouped(_Level):
         n = len(bs)
         best = np.full((n + 1, 2, cells.shape[1]), -np.inf)
         best[0, 0] = 0.0
-        parts = pricer.parts(self.rules, self.j)
+        parts, self.single = pricer.parts(self.rules, self.j)
         best, self.trace = self._run(parts, best, cells, n)
-        self.pick = best[bs[None, :], 1, self.cell]  # (L, B): size b at the cell's values
+        best = self._singles(best, cells, pricer.level[self.users[self.single]] == self.j, n)
+        self.pick = best[bs[None, :], self.cell]  # (L, B): size b at the cell's values
+
+    def _singles(self, best: np.ndarray, value: np.ndarray, top: np.ndarray, n: int) -> np.ndarray:
+        """Add the free users (:attr:`single`: each a group of its own in no apart pair, an item with one
+        choice of one user) at once, as :class:`_Level` adds everyone: the best ``c`` of them are the
+        ``c`` largest values, and the best ``c`` with a user of level ``j`` are those, or the ``c - 1``
+        largest and the best user of level ``j`` (``top``).  Returns ``total[b]``, the largest value of
+        ``b`` users with one of level ``j``: ``max_c max(best[b - c, 1] + any[c], best[b - c, 0] +
+        with_top[c])``, and keeps the maximizer for :meth:`chosen`."""
+        v = value[self.single]  # (s, knapsacks)
+        s, width = v.shape
+        self.order = np.argsort(-v, axis=0, kind="stable")
+        if not s:
+            self.first, self.mix = np.zeros(width, dtype=np.int64), np.zeros((n + 1, width), dtype=np.int64)
+            return best[:, 1]
+        ranked = np.take_along_axis(v, self.order, axis=0)
+        any_ = np.concatenate([np.zeros((1, width)), np.cumsum(ranked, axis=0)])  # (s + 1, knapsacks)
+        is_top = top[self.order]
+        self.first = np.argmax(is_top, axis=0)  # the best free user of level j (0 when none: checked below)
+        has = is_top.any(axis=0)
+        best_top = np.where(has, np.take_along_axis(ranked, self.first[None], axis=0)[0], -np.inf)
+        c = np.arange(s + 1)
+        with_top = np.where(has[None] & (self.first[None] < c[:, None]), any_, any_[np.maximum(c - 1, 0)] + best_top[None])
+        with_top[0] = -np.inf
+        size = np.arange(n + 1)[:, None] - np.arange(s + 1)[None, :]  # (b, c) -> b - c
+        rest = np.where((size >= 0)[:, :, None, None], best[np.maximum(size, 0)], -np.inf)  # (b, c, f, knapsacks)
+        both = np.stack([rest[:, :, 1] + any_[None], rest[:, :, 0] + with_top[None]], axis=2)  # (b, c, way, knapsacks)
+        flat = both.reshape(n + 1, 2 * (s + 1), width)
+        pick = np.argmax(flat, axis=1)  # (b, knapsacks): c = pick // 2, way = pick % 2 (1: the free users hold the top)
+        self.mix = pick
+        return np.take_along_axis(flat, pick[:, None], axis=1)[:, 0]
 
     def _run(self, parts: Sequence[_Part], best: np.ndarray, value: np.ndarray, n: int) -> tuple[np.ndarray, list]:
         """The dynamic program over ``parts`` from ``best``; the new table and its trace for :meth:`chosen`."""
@@ -467,9 +502,14 @@ class _Grouped(_Level):
         return best, trace
 
     def chosen(self, li: int, bi: int) -> np.ndarray:
-        out: list[np.ndarray] = []
-        _back(self.trace, bi + 1, 1, int(self.cell[li, bi]), out)
-        return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+        cell, b = int(self.cell[li, bi]), bi + 1
+        c, way = divmod(int(self.mix[b, cell]), 2)
+        free = self.order[:c, cell]
+        if way and self.first[cell] >= c:  # the c - 1 best free users and the best of level j
+            free = np.concatenate([self.order[:c - 1, cell], self.order[self.first[cell]:self.first[cell] + 1, cell]])
+        out: list[np.ndarray] = [self.single[free]]
+        _back(self.trace, b - c, 0 if way else 1, cell, out)
+        return np.concatenate(out)
 
 
 def _back(trace: list, size: int, flag: int, cell: int, out: list[np.ndarray]) -> tuple[int, int]:
