@@ -94,7 +94,9 @@ each column's class places to distinct users of the class (:meth:`Classes.realiz
 
 The master LP and IPs use highspy directly: columns are added to one persistent LP
 without a rebuild, and per budget only column bounds change (Pyomo's persistent interface
-would rebuild its maps per column and offers no cheaper way to read the duals).  Numbers
+would rebuild its maps per column and offers no cheaper way to read the duals).  The LP holds
+only the pool columns that can matter at a node (:meth:`_Master.purge`, :meth:`_Master.restore`):
+HiGHS's time per re-solve is about proportional to the columns it holds.  Numbers
 are tokens and ms (no coefficient below HiGHS's 1e-9 threshold).  Every plan is
 re-evaluated by the closed-form evaluator.
 """
@@ -254,6 +256,11 @@ def _new_highs() -> highspy.Highs:
 class _Master:
     """The restricted master LP: ``min -sum U_c x_c`` over the pool, one persistent HiGHS LP.
 
+    The *pool* is every column generated (``columns``, by pool index; ``stage``, ``tokens``,
+    ``verify``, ``level``, ``enabled`` over it); the LP holds a part of it (``held``: the pool index
+    of each LP column, ``where``: the LP column of each pool column or -1), chosen per node by
+    :meth:`purge` and :meth:`restore`.
+
     Rows: one cover row per class of identical users (``sum_c a_kc x_c = n_k``,
     :class:`~dipsd.formulation.columns.Classes`; with distinct users, one per user, ``= 1``), the
     budget row (<= S), the count row (N_min..N_max), and one *level row* per prefix level
@@ -316,6 +323,7 @@ class _Master:
         self._last_phase1 = False
         # who each column holds and at which length (0: not in it), for the rules of a node (grown by doubling)
         self._length = np.zeros((64, self.M), dtype=np.int16)
+        self._users = np.full((64, 1), self.M, dtype=np.int64)  # each column's members, padded with M
 
     def add(self, columns: Iterable[Column]) -> int:
         """Add to the LP the columns it does not hold (in canonical form): new ones join the pool, pool
@@ -338,8 +346,15 @@ class _Master:
                 grown = np.zeros((2 * len(self.columns), self.M), dtype=np.int16)
                 grown[:first] = self._length[:first]
                 self._length = grown
+            width = max(len(c.users) for c in new)
+            if width > self._users.shape[1] or len(self.columns) > len(self._users):
+                grown = np.full((max(len(self._length), len(self._users)), max(width, self._users.shape[1])), self.M,
+                                dtype=np.int64)
+                grown[:first, : self._users.shape[1]] = self._users[:first]
+                self._users = grown
             for i, c in enumerate(new, start=first):
                 self._length[i, list(c.users)] = c.lengths
+                self._users[i, : len(c.users)] = c.users
             self.stage = np.concatenate([self.stage, [c.stage_ms for c in new]])
             self.tokens = np.concatenate([self.tokens, [c.tokens for c in new]])
             self.verify = np.concatenate([self.verify, [c.verify_ms for c in new]])
@@ -369,9 +384,9 @@ class _Master:
 
     def reduced_costs(self, duals: Duals, index: np.ndarray) -> np.ndarray:
         """``rc_c`` of pool columns ``index`` under ``duals`` (:meth:`Duals.reduced_cost`, for many at once)."""
-        member = self._length[index] > 0
+        pi = np.append(duals.pi, 0.0)  # a gather, not a product with a users matrix: no BLAS threads
         above = np.cumsum(duals.sigma)  # sum_{j <= level} sigma_j (sigma_0 = 0)
-        return (self.tokens[index] - member @ duals.pi - duals.mu * self.verify[index] - duals.nu
+        return (self.tokens[index] - pi[self._users[index]].sum(axis=1) - duals.mu * self.verify[index] - duals.nu
                 + above[self.level[index]])
 
     def purge(self, share: float) -> int:

@@ -255,3 +255,38 @@ def test_pricing_under_a_long_path_of_apart_pairs_splits_it_exactly(monkeypatch)
     columns._parts(list(range(30)), {g: {h for h in (g - 1, g + 1) if 0 <= h < 30} for g in range(30)},
                    [[m] for m in range(30)], count)
     assert count[0] < 400  # middles: a few hundred passes (next to an end it would be thousands)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_free_users_join_the_knapsack_at_once_exactly(seed):
+    """Under pair rules the users in no rule (:meth:`Pricer.parts`' free users) are added by sorting:
+    with every user of the top level bound by a rule (so no free user can supply the level's user)
+    and with the rules elsewhere, the best reduced cost is the enumerated one in both phases."""
+    rng = np.random.default_rng(4200 + seed)
+    (s,) = generate([6], 1, seed=int(rng.integers(1 << 30)), max_draft_length=3)
+    t = Tables.of(s)
+    top = max(t.level_of)
+    tops = [m for m in range(s.num_users) if t.level_of[m] == top]
+    others = [m for m in range(s.num_users) if t.level_of[m] != top]
+    lo, hi = t.span_lower_bound(1), s.num_users * (t.beta_ms + t.seq(t.max_length, len(t.levels) - 1)) + 200
+    pricer = Pricer(t)
+    for bound in (tops, others):
+        if len(bound) < 2:
+            continue
+        for _ in range(4):
+            i, k = sorted(int(v) for v in rng.choice(bound, 2, replace=False))
+            rules = NO_RULES.join(i, k) if rng.random() < 0.5 else NO_RULES.part(i, k)
+            free = pricer.parts(rules, top)[1]
+            assert len(free) == len(pricer.eligible[top]) - 2  # everyone but the pair
+            budget = float(rng.uniform(lo, hi))
+            pi = rng.uniform(-1.0, 4.0, size=s.num_users)
+            mu, nu = float(rng.uniform(0.0, 0.05)), float(rng.uniform(-2.0, 2.0))
+            sigma = np.concatenate([[0.0], rng.uniform(0.0, 1.5, size=len(t.levels) - 1)])
+            for tokens in (True, False):
+                got, columns = pricer.price(budget, pi, mu, nu, keep=5, sigma=sigma, rules=rules, tokens=tokens)
+                want = brute_best(s, t, budget, pi, mu, nu, sigma, rules, tokens=tokens)
+                assert got == pytest.approx(want, abs=1e-9) if want > -math.inf else got == -math.inf
+                for c in columns[:1]:
+                    level = max(t.level_of[m] for m in c.users)
+                    rc = (c.tokens if tokens else 0.0) - pi[list(c.users)].sum() - mu * c.verify_ms - nu
+                    assert rc + sigma[1:level + 1].sum() == pytest.approx(got, abs=1e-9)
