@@ -459,7 +459,7 @@ class _Grouped(_Level):
         any_ = np.concatenate([np.zeros((1, width)), np.cumsum(ranked, axis=0)])  # (s + 1, knapsacks)
         is_top = top[self.order]
         self.first = np.argmax(is_top, axis=0)  # the best free user of level j (0 when none: checked below)
-        has = is_top.any(axis=0)
+        has = np.asarray(is_top.any(axis=0))
         best_top = np.where(has, np.take_along_axis(ranked, self.first[None], axis=0)[0], -np.inf)
         c = np.arange(s + 1)
         with_top = np.where(has[None] & (self.first[None] < c[:, None]), any_, any_[np.maximum(c - 1, 0)] + best_top[None])

@@ -352,10 +352,10 @@ class _Master:
                 self._length = grown
             width = max(len(c.users) for c in new)
             if width > self._users.shape[1] or len(self.columns) > len(self._users):
-                grown = np.full((max(len(self._length), len(self._users)), max(width, self._users.shape[1])), self.M,
-                                dtype=np.int32)
-                grown[:first, : self._users.shape[1]] = self._users[:first]
-                self._users = grown
+                members = np.full((max(len(self._length), len(self._users)), max(width, self._users.shape[1])), self.M,
+                                  dtype=np.int32)
+                members[:first, : self._users.shape[1]] = self._users[:first]
+                self._users = members
             for i, c in enumerate(new, start=first):
                 self._length[i, list(c.users)] = c.lengths
                 self._users[i, : len(c.users)] = c.users
