@@ -295,10 +295,14 @@ class Pricer:
                 indices = [np.array([at[m] for m in members]) for members in part]
                 return [(index, bool(is_top[index].any())) for index in indices]
 
-            parts = [local(part) for part in _choices(rules, self.t.num_users, at)]
-            free = [p for p in parts if not isinstance(p, _Union) and len(p) == 1 and len(p[0][0]) == 1]
-            rest = [p for p in parts if not any(p is f for f in free)]
-            known[j] = (rest, np.array([int(p[0][0][0]) for p in free], dtype=np.int64))
+            rest: list[_Part] = []
+            free: list[int] = []
+            for part in map(local, _choices(rules, self.t.num_users, at)):
+                if not isinstance(part, _Union) and len(part) == 1 and len(part[0][0]) == 1:
+                    free.append(int(part[0][0][0]))  # one choice of one user
+                else:
+                    rest.append(part)
+            known[j] = (rest, np.array(free, dtype=np.int64))
         return known[j]
 
     def price(self, budget: float, pi: np.ndarray, mu: float, nu: float, *, keep: int = 0,

@@ -346,16 +346,10 @@ class _Master:
         if new:
             first = len(self.columns)
             self.columns += new
-            if len(self.columns) > len(self._length):
-                grown = np.zeros((2 * len(self.columns), self.M), dtype=np.int16)
-                grown[:first] = self._length[:first]
-                self._length = grown
-            width = max(len(c.users) for c in new)
-            if width > self._users.shape[1] or len(self.columns) > len(self._users):
-                members = np.full((max(len(self._length), len(self._users)), max(width, self._users.shape[1])), self.M,
-                                  dtype=np.int32)
-                members[:first, : self._users.shape[1]] = self._users[:first]
-                self._users = members
+            height = len(self._length) if len(self.columns) <= len(self._length) else 2 * len(self.columns)
+            width = max([len(c.users) for c in new] + [self._users.shape[1]])
+            self._length = _grown(self._length, height, self.M, 0, first)
+            self._users = _grown(self._users, height, width, self.M, first)
             for i, c in enumerate(new, start=first):
                 self._length[i, list(c.users)] = c.lengths
                 self._users[i, : len(c.users)] = c.users
@@ -586,6 +580,16 @@ class Duals:
 
     def reduced_cost(self, c: Column, level: int) -> float:
         return c.tokens - float(self.pi[list(c.users)].sum()) - self.mu * c.verify_ms - self.nu + float(self.sigma[1:level + 1].sum())
+
+
+def _grown(table: np.ndarray, rows: int, width: int, fill: int, keep: int) -> np.ndarray:
+    """``table`` with ``rows`` rows and ``width`` columns (its first ``keep`` rows kept, the rest ``fill``);
+    the table itself when it has that shape already."""
+    if table.shape == (rows, width):
+        return table
+    out = np.full((rows, width), fill, dtype=table.dtype)
+    out[:keep, : table.shape[1]] = table[:keep]
+    return out
 
 
 def _entries(columns: Sequence[Column], classes: Classes,
