@@ -240,6 +240,13 @@ PURGE_FLOOR = 1e-9
 """Only columns of reduced cost below minus this share of the LP's tokens leave the LP (they are nonbasic)."""
 RESTORE_MOST = 300
 """Most pool columns put back into the LP per round of pricing over the pool."""
+ROUND_SHARE = 0.1
+"""Under a time limit, the dives and budget IPs of one plan round after the first branch-and-price
+(:meth:`_Search.run`) get at most this share of the limit together, split evenly over the round's points
+(each still at most :data:`DIVE_MAX_S` / :data:`IP_MAX_S`).  At heterogeneous M = 50 a round's five IPs over
+~13,000 columns each ran into their 8 s and found nothing (36 s of 120); at M = 20-30, where rounds find the
+plans that close the gap, a round took 3-10 s.  Under a work limit the rounds are bounded in work units
+as before (a share of the time would make results depend on the machine's speed)."""
 RESERVE = 0.05
 """The plan search stops when less than this share of the limit is left (HiGHS may overrun a limit a little)."""
 _INF = highspy.kHighsInf
@@ -872,18 +879,19 @@ def _interval_bound(k: float, mu: float, a: float, b: float, u_max: float) -> fl
     return min(via_duals, u_max / a)
 
 
-def _dive(master: _Master, pricer: Pricer, budget: float, low: int, high: int, clock: Deadline) -> list[tuple[Column, int]] | None:
+def _dive(master: _Master, pricer: Pricer, budget: float, low: int, high: int, clock: Deadline,
+          cap: float = DIVE_MAX_S) -> list[tuple[Column, int]] | None:
     """A plan of span ``<= budget`` by diving on the column-generation LP (price-and-branch).
 
     Column generation to convergence, then the column with the largest fractional part is
     rounded up (``x_c >= floor(x_c) + 1``) and generation resumes (pricing now finds columns for
     the users left), until the LP is integral.  Returns ``(column, multiplicity)`` pairs; None when
     a fixing leaves no feasible completion or a limit is reached (each LP solve is a unit of work;
-    one dive has at most a tenth of what is left, :data:`DIVE_MAX_S`).  The fixings are undone
+    one dive has at most a tenth of what is left, at most ``cap`` seconds, :data:`DIVE_MAX_S`).  The fixings are undone
     before returning, so the bounds never see them.
     """
     left = clock.work_left()  # a tenth of the time left (at most DIVE_MAX_S), or of the work left
-    stop = clock.elapsed() + min(0.1 * clock.remaining(), DIVE_MAX_S) if left is None else math.inf
+    stop = clock.elapsed() + min(0.1 * clock.remaining(), cap) if left is None else math.inf
     most = math.inf if left is None else max(1, left // 10)
     master.set_budget(budget)
     master.set_count(low, high)
@@ -918,19 +926,20 @@ def _dive(master: _Master, pricer: Pricer, budget: float, low: int, high: int, c
         master.release()
 
 
-def _budget_ip(classes: Classes, columns: list[Column], budget: float, low: int, high: int,
-               clock: Deadline, start: Plan | None = None, keep: np.ndarray | None = None) -> list[tuple[Column, int]] | None:
+def _budget_ip(classes: Classes, columns: list[Column], budget: float, low: int, high: int, clock: Deadline,
+               start: Plan | None = None, keep: np.ndarray | None = None, cap: float = IP_MAX_S) -> list[tuple[Column, int]] | None:
     """``G(budget)`` over the given columns as an integer program (price-and-branch).
 
     ``max sum U_c x_c`` with the class rows, ``sum tv_c x_c <= budget``, the count row and
     ``x`` integer in ``0..min_k floor(n_k / a_kc)`` (binary with distinct users), over columns
     with ``st_c <= budget``: any solution is a plan of span ``<= budget``.  With ``keep`` (a mask
     over ``columns``, :meth:`_Master.promising`) only those columns and the start plan's take part.
-    Returns its ``(column, multiplicity)`` pairs, or None without a solution in time (limits: :func:`_new_ip`).
+    Returns its ``(column, multiplicity)`` pairs, or None without a solution in time (limits: :func:`_new_ip`,
+    at most ``cap`` seconds).
     """
     times = Counter() if start is None else _times(classes, start)
     cols = [c for i, c in enumerate(columns) if (keep is None or keep[i] or c.key in times) and fits(c.stage_ms, budget)]
-    made = _column_ip(classes, cols, low, high, budget, clock)
+    made = _column_ip(classes, cols, low, high, budget, clock, cap)
     if made is None:
         return None
     h, seconds = made
@@ -1367,7 +1376,9 @@ class _Search:
         for the rest.  After a round that found no better plan, branch-and-price gets as much of
         the limit as the round took before the next (measured at 120 s, beside a second process:
         heterogeneous M = 30 seed 0 0.0861 to 0.0752 %, M = 50 seeds 0 / 2 0.386 / 0.382 to 0.361 /
-        0.341 %: at M = 50 a round takes 20-30 s and finds nothing, the tree lowers the bound)."""
+        0.341 %: at M = 50 a round takes 20-30 s and finds nothing, the tree lowers the bound).  These
+        rounds keep to :data:`ROUND_SHARE` of the limit each; the early round, which finds the plans of
+        instances whose first bound is far off, does not."""
         if self.n_low <= self.scenario.max_batches:
             self.open_box(self.s_min, self.s_high(), self.n_low, self.scenario.max_batches)
         self.finished = self.refine()
@@ -1382,7 +1393,7 @@ class _Search:
         while self.finished and self.open() and (self.stale < STALE_ROUNDS
                                                  or self.clock.progress() - started < PLAN_SHARE):
             before = self.clock.progress()
-            if not self.plan_round():
+            if not self.plan_round(ROUND_SHARE):
                 break
             self.finished = self.refine() and not self.clock.over()
             if self.stale and self.finished and self.open():  # a round in vain: as much again for the tree
@@ -1406,30 +1417,38 @@ class _Search:
             chosen += [p for p in near if p not in self.tried][:2]
         return chosen
 
-    def plan_round(self) -> bool:
+    def plan_round(self, share: float = math.inf) -> bool:
         """One round of price-and-branch (a dive and a budget IP per point); False when no point is
-        left or the limit's reserve (:data:`RESERVE`) is reached before the first."""
+        left or the limit's reserve (:data:`RESERVE`) is reached before the first.  Under a time limit
+        the round's dives and IPs take at most ``share`` of the limit (:data:`ROUND_SHARE`), each an even
+        part of what the round has left; the points it has no time for stay untried."""
         budgets = self.budgets()
         if not budgets:
             return False
         improved = False
+        end = self.clock.elapsed() + share * self.clock.limit if self.clock.work is None else math.inf
         for number, point in enumerate(budgets):
             if self.clock.progress() > 1 - RESERVE:
                 self.cut_short = True  # the limit, not the search, ended the plan search
                 if number == 0:
                     return False  # nothing tried: the rest of the limit is for the bound and the result
                 break
+            part = (end - self.clock.elapsed()) / (2 * (len(budgets) - number))  # a dive's, an IP's
+            if part <= 0:
+                break
             self.tried.add(point)
             budget, low, high = point
-            dived = _dive(self.master, self.pricer, budget, low, high, self.clock)
+            dived = _dive(self.master, self.pricer, budget, low, high, self.clock, min(part, DIVE_MAX_S))
             if dived:
                 improved |= self.found(self.classes.realize(dived))
             keep = self.master.promising(budget, low, high, self.r_best() * budget)
             self.clock.spend()
             log.debug("%s: budget IP at %.6g over %d promising of %d columns", self.scenario.name, budget, int(keep.sum()),
                       len(self.master.columns))
+            part = (end - self.clock.elapsed()) / (2 * (len(budgets) - number) - 1)
             picked = _budget_ip(self.classes, self.master.columns, budget, low, high, self.clock,
-                                start=None if self.best is None else self.best.plan, keep=keep)
+                                start=None if self.best is None else self.best.plan, keep=keep,
+                                cap=max(0.0, min(part, IP_MAX_S)))
             if picked:
                 improved |= self.found(self.classes.realize(picked))
         self.plan_rounds += 1

@@ -676,3 +676,33 @@ def test_rebatching_repairs_a_plan_one_move_from_the_optimum():
             kept += moved.num_batches > 2
     assert tried >= 10 and kept >= 3, "too few spoiled plans: the test would not test"
     assert repaired == tried
+
+
+@pytest.mark.parametrize("work_limit", [None, 10_000])
+def test_a_plan_round_keeps_to_its_share_of_the_limit(monkeypatch, work_limit):
+    """Under a time limit a round's dives and IPs get at most ``share`` of the limit together, an even
+    part each of what the round has left; under a work limit their own caps as before (no wall-clock share)."""
+    scenario = BRANCHING[0]
+    search = C._Search(scenario, 100, work_limit)
+    search.offer(simple_plan(scenario))
+    search.open_box(search.s_min, search.s_high(), search.n_low, scenario.max_batches)
+    search.refine()
+    caps: list[tuple[str, float]] = []
+
+    def spend(kind, cap):  # each step runs for all of its cap (the clock moves on by it)
+        caps.append((kind, cap))
+        if work_limit is None:
+            search.clock.start -= cap
+
+    monkeypatch.setattr(C, "_dive", lambda *a, **k: spend("dive", a[6]))
+    monkeypatch.setattr(C, "_budget_ip", lambda *a, **k: spend("ip", k["cap"]))
+    points = len(search.budgets())
+    assert points >= 2, "a round of one point would not test the split"
+    assert search.plan_round(0.1)
+    assert [kind for kind, _ in caps] == ["dive", "ip"] * points
+    if work_limit is None:
+        assert caps[0][1] == pytest.approx(10 / (2 * points), rel=1e-2)
+        assert [cap for _, cap in caps] == pytest.approx([caps[0][1]] * len(caps), rel=5e-2)
+        assert sum(cap for _, cap in caps) <= 10 * (1 + 1e-2)
+    else:
+        assert all(cap == (C.DIVE_MAX_S if kind == "dive" else C.IP_MAX_S) for kind, cap in caps)
