@@ -552,14 +552,28 @@ def test_branch_and_price_bound_holds_wherever_the_tree_stops(scenario):
         assert r.throughput_tps <= opt * (1 + 1e-12), work
 
 
-def test_branch_picks_the_pair_nearest_half_then_a_split_length():
+def test_branch_picks_the_pair_with_most_tokens_at_stake_then_a_split_length(monkeypatch):
+    s = generate([4], 1, seed=1, max_draft_length=4)[0]
+    # users 0, 1 bring few tokens (alpha 0.1: u <= 1.11), users 2, 3 many (alpha 0.9: u(4) = 4.10)
+    s = s.with_(users=tuple(dataclasses.replace(u, alpha=a, acceptance=None) for u, a in zip(s.users, (0.1, 0.1, 0.9, 0.9))))
+    t = Tables.of(s)
+    classes = Classes(t)
+    col = lambda users, lengths: make_column(t, users, lengths)  # noqa: E731
+    # w_01 = 0.5 (nearest 1/2, stake 0.5 * 2.2), w_23 = 0.3 (stake 0.3 * 8.2): branch on (2, 3)
+    support = [(col((0, 1), (2, 2)), 0.5), (col((0,), (2,)), 0.5), (col((1,), (2,)), 0.5),
+               (col((2, 3), (4, 4)), 0.3), (col((2,), (4,)), 0.7), (col((3,), (4,)), 0.7)]
+    together, apart = C._branch(support, NO_RULES, classes)
+    assert together.together == {(2, 3)} and apart.apart == {(2, 3)}
+    monkeypatch.setattr(C, "BRANCH_WEIGHTED", False)  # most fractional: (0, 1)
+    together, apart = C._branch(support, NO_RULES, classes)
+    assert together.together == {(0, 1)} and apart.apart == {(0, 1)}
+    monkeypatch.undo()
+    # a pair already ruled is not branched on again
+    together, apart = C._branch(support, Rules().part(2, 3), classes)
+    assert together.together == {(0, 1)} and together.apart == {(2, 3)}
     t = Tables.of(generate([4], 1, seed=1, max_draft_length=4)[0])
     classes = Classes(t)
     col = lambda users, lengths: make_column(t, users, lengths)  # noqa: E731
-    # users 0, 1 share a batch in 0.7 of the solution: branch on (0, 1) (w = 0.7; (0, 2) has 0.3)
-    support = [(col((0, 1), (2, 2)), 0.7), (col((2, 3), (1, 1)), 0.7), (col((0, 2), (2, 1)), 0.3), (col((1, 3), (2, 1)), 0.3)]
-    together, apart = C._branch(support, NO_RULES, classes)
-    assert together.together == {(0, 1)} and apart.apart == {(0, 1)}
     # the same sets, user 3 at length 1 (0.4) or 3 (0.6): branch on l_3 <= 1 / >= 2
     support = [(col((0, 1), (2, 2)), 1.0), (col((2, 3), (1, 1)), 0.4), (col((2, 3), (1, 3)), 0.6)]
     low, high = C._branch(support, NO_RULES, classes)
