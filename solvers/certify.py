@@ -75,7 +75,8 @@ the best plan by at least the part of the box's bound that comes from the width 
 (no span split cuts that solution off); otherwise the box is priced again if the best plan
 improved since (``q`` below ``R_best``), and its span range is halved if not (the upper half
 keeps the box's LP when the LP's span lies in it: the same columns, and the optimum lies in it).
-Ryan-Foster's pair is the one whose share ``w_ij`` of the LP solution is nearest 1/2.  For users
+Ryan-Foster's pair is a fractional one (``0 < w_ij < 1``, ``w_ij`` its share of the LP solution)
+with the most tokens at stake, ``min(w_ij, 1 - w_ij) (u_i + u_j)`` (:data:`BRANCH_WEIGHTED`).  For users
 in classes of their own, an LP solution whose every ``w_ij`` and every length share is
 integral is integral (a fractional column ``c`` holding ``i`` has a second column holding ``i``
 in the support; some ``j`` is in one and not the other, so ``0 < w_ij < 1``; with the sets fixed,
