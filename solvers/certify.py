@@ -1442,7 +1442,8 @@ class _Search:
         if not budgets:
             return False
         improved = False
-        end = self.clock.elapsed() + share * self.clock.limit if self.clock.work is None else math.inf
+        timed = self.clock.work is None and math.isfinite(share)  # (inf times a limit of 0 would be nan)
+        end = self.clock.elapsed() + share * self.clock.limit if timed else math.inf
         for number, point in enumerate(budgets):
             if self.clock.progress() > 1 - RESERVE:
                 self.cut_short = True  # the limit, not the search, ended the plan search
