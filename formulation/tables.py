@@ -43,6 +43,12 @@ class Tables:
     def limit(self, m: int) -> int:
         return self.limits[m] if self.limits else self.max_length
 
+    @property
+    def top_tokens(self) -> tuple[float, ...]:
+        """Each user's most expected tokens over its lengths, ``max_l u_m(l)`` (their sum bounds any
+        batching's tokens)."""
+        return tuple(max(row) for row in self.tokens)
+
     @classmethod
     def of(cls, scenario: Scenario) -> Tables:
         users, t = scenario.users, scenario.target

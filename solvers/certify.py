@@ -318,7 +318,7 @@ class _Master:
         # column 0: the span S, in the budget row as sum tv x - S <= 0 (fixed at 0 when the budget is a number)
         h.addCols(1, np.zeros(1), np.zeros(1), np.zeros(1), 1, np.zeros(1, dtype=np.int32), np.array([K], dtype=np.int32),
                   np.array([-1.0]))
-        big = 10.0 * (sum(max(row) for row in t.tokens) + 1.0)
+        big = 10.0 * (sum(t.top_tokens) + 1.0)
         idx = np.array(list(range(K)) + [K + 1] + list(range(K + 2, rows)), dtype=np.int32)
         n_art = len(idx)
         h.addCols(n_art, np.full(n_art, big), np.zeros(n_art), np.full(n_art, _INF), n_art,
@@ -869,8 +869,8 @@ def _branch(support: Sequence[tuple[Column, float]], rules: Rules, classes: Clas
         far[pair_ruled] = 0.0
     fractional = far > BRANCH_TOL
     if fractional.any():
-        top_tokens = np.array([max(row) for row in classes.t.tokens])
-        weight = top_tokens[:, None] + top_tokens[None, :] if BRANCH_WEIGHTED else 1.0
+        most = np.array(classes.t.top_tokens)
+        weight = most[:, None] + most[None, :] if BRANCH_WEIGHTED else 1.0
         stake = np.where(fractional, far * weight, -1.0)
         i, j = np.unravel_index(int(np.argmax(stake)), stake.shape)
         return rules.join(int(i), int(j)), rules.part(int(i), int(j))
@@ -906,7 +906,7 @@ def _dive(master: _Master, pricer: Pricer, budget: float, low: int, high: int, c
     one dive has at most a tenth of what is left, at most ``cap`` seconds, :data:`DIVE_MAX_S`).  The fixings are undone
     before returning, so the bounds never see them.
     """
-    left = clock.work_left()  # a tenth of the time left (at most DIVE_MAX_S), or of the work left
+    left = clock.work_left()  # a tenth of the time left (at most cap), or of the work left
     stop = clock.elapsed() + min(0.1 * clock.remaining(), cap) if left is None else math.inf
     most = math.inf if left is None else max(1, left // 10)
     master.set_budget(budget)
@@ -1112,7 +1112,7 @@ class _Search:
         self.pricer = Pricer(t)
         self.classes = Classes(t)
         self.master = _Master(scenario, t, self.classes, self.clock)
-        self.u_max = sum(max(row) for row in t.tokens)
+        self.u_max = sum(t.top_tokens)
         # no plan has fewer batches than the memory packing needs (milp.py proves the packing minimal)
         packed = greedy_batches(scenario)
         self.n_low = max(scenario.min_batches, len(packed)) if packed is not None else scenario.max_batches + 1

@@ -126,7 +126,7 @@ def bound_for_n(tables: Tables, n: int) -> float:
         if u / a <= q * (1 + 1e-12):
             break
         q = u / a
-    u_max = sum(max(row) for row in tables.tokens)
+    u_max = sum(tables.top_tokens)
     c = max(tables.ready[m][0] + tables.beta_ms + own[m][0] for m in range(M))
     return min(q, u_max / c) * (1 + 1e-9)
 

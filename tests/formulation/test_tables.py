@@ -57,3 +57,12 @@ def test_fewest_batches_equals_exhaustive_packing():
         t = _tables(levels_of, room)
         for j in range(levels):
             assert t.fewest_batches(j) == _fewest_by_search(levels_of, room, j), (levels_of, room, j)
+
+
+def test_top_tokens_are_each_users_most_expected_tokens_within_its_limit():
+    """alpha 0.5: u(l) = (1 - 0.5^(l + 1)) / 0.5, so 1.875 at l = 3 and 1.75 at a device limit of 2; alpha 1: l + 1."""
+    s = paper_scenario(3)
+    users = (replace(s.users[0], alpha=0.5, acceptance=None), replace(s.users[1], alpha=0.5, acceptance=None, max_draft_length=2),
+             replace(s.users[2], alpha=1.0, acceptance=None))
+    t = Tables.of(s.with_(users=users, max_draft_length=3))
+    assert t.top_tokens == (1.875, 1.75, 4.0)
