@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 
 from dipsd import Scenario, User, evaluate, paper_scenario
 from dipsd.data.generate import generate
+from dipsd.data.scenario import DraftModel
 from dipsd.formulation.plan import Plan
+from dipsd.solvers import dipsd as D
 
 
 def with_clones(s: Scenario, rng) -> Scenario:
@@ -178,3 +181,68 @@ def nested_room_instances(count: int, seed: int) -> list[Scenario]:
         cap = s.target.parameter_bytes + (s.target.kv_bytes(b, 2048) if rng.random() < 0.5 else s.target.kv_bytes(b + 1, 2048) - 1.0)
         out.append(s.with_(memory_cap_bytes=cap))
     return out
+
+
+class Tie(Exception):
+    pass
+
+
+def best_of(candidates, key):
+    """The unique best candidate by key (max); raises Tie if the best is not unique."""
+    ranked = sorted(candidates, key=key, reverse=True)
+    if len(ranked) > 1 and key(ranked[1]) >= key(ranked[0]) * (1 - 1e-12):
+        raise Tie
+    return ranked[0]
+
+
+def reference_dipsd(s: Scenario, fixed: bool = False) -> float | None:
+    """DiP-SD written from its definition, both steps by exhaustive search."""
+    best = None
+    for n in s.batch_range:
+        lengths = (s.start_length,) * s.num_users
+        current = None
+        for _ in range(D.MAX_ROUNDS):
+            xs = [evaluate(s, Plan(p, lengths)) for p in rg_partitions(s.num_users, n)]
+            xs = [e for e in xs if e.feasible]
+            if not xs:
+                break
+            x = best_of(xs, key=lambda e: -e.span_ms)
+            if current is not None and x.ratio <= current.ratio * (1 + 1e-12) and current.plan.lengths == lengths:
+                x = current
+            if fixed:
+                new = x
+            else:
+                cands = [evaluate(s, Plan(x.plan.batches, l)) for l in itertools.product(range(1, s.max_draft_length + 1),
+                                                                                         repeat=s.num_users)]
+                top = max(c.ratio for c in cands)
+                new = x if x.ratio >= top * (1 - 1e-12) else best_of(cands, key=lambda e: e.ratio)
+            previous = current
+            if current is None or new.ratio > current.ratio:
+                current = new
+            if fixed or (new.plan.lengths == lengths and previous is not None and new.ratio - previous.ratio < D.REL_TOL * new.ratio):
+                break
+            lengths = new.plan.lengths
+        if current is not None and (best is None or current.ratio > best * (1 + 1e-12)):
+            best = current.ratio
+    return best
+
+
+def tie_free_instances(count=18, seed=3):
+    rng = np.random.default_rng(seed)
+    out = []
+    while len(out) < count:
+        m = int(rng.integers(2, 5))
+        users = tuple(
+            User(f"u{i}", alpha=float(rng.uniform(0.5, 0.95)), prefix_len=int(rng.integers(100, 3000)),
+                 comm_latency_ms=float(rng.uniform(1, 15)),
+                 draft=DraftModel(c_ms_per_flop=float(rng.uniform(2e-11, 8e-11)), beta_ms=float(rng.uniform(20, 55))))
+            for i in range(m))
+        s = Scenario(f"tf{len(out)}", users, max_draft_length=int(rng.integers(2, 5)), min_batches=1,
+                     initial_draft_length=int(rng.integers(1, 8)))
+        try:
+            out.append((s, reference_dipsd(s), reference_dipsd(s, fixed=True)))
+        except Tie:
+            continue
+    return out
+
+

@@ -1,5 +1,6 @@
-"""The contract of docs/model.md ("What the numbers promise") against the brute-force oracle on odd
-tiny instances: every method, certify at 0.001 s and 10 s, exact plain and from a start plan.
+"""The contract of docs/model.md ("What the numbers promise") against the tests' own brute force
+(:mod:`tests.costmodel`, nothing shared with dipsd) on odd tiny instances: every method (enumerate
+too), certify at 0.001 s and 10 s, exact plain and from a start plan.
 
 * a plan is feasible and its throughput is its closed-form value, never above the optimum;
 * ``optimal`` is within a relative 1e-9 of the optimum;
@@ -20,19 +21,20 @@ import pytest
 
 from dipsd.formulation.evaluate import evaluate
 from dipsd.formulation.plan import Plan
-from dipsd.solvers.brute import solve_enumerate
 from dipsd.solvers.registry import Start, run_method
 from dipsd.solvers.results import Status
+from tests import costmodel as cm
 from tests.solvers.instances import far_scaled_instances, limited_instances, odd_instances
 
-RUNS = (("dipsd", None), ("dipsd-fixed", None), ("sd-nobatch", None), ("ad", None), ("ad-batch", None),
+RUNS = (("enumerate", None), ("dipsd", None), ("dipsd-fixed", None), ("sd-nobatch", None), ("ad", None), ("ad-batch", None),
         ("certify", 0.001), ("certify", 10.0), ("exact", None), ("exact-from-start", None))
 
 
 def violations(scenario) -> list[str]:
     """Every breach of the contract by any method on ``scenario`` (empty when none)."""
-    brute = solve_enumerate(scenario)
-    optimum = brute.throughput_tps if brute.status is Status.OPTIMAL else None
+    best, argmax = cm.brute_optimum(scenario)  # the tests' own oracle: nothing shared with dipsd
+    optimum = best if argmax is not None else None
+    server, devices = cm.read(scenario)
     found, dipsd_plan = [], None
     for name, limit in RUNS:
         if name == "exact-from-start":
@@ -53,6 +55,8 @@ def violations(scenario) -> list[str]:
                 found.append(f"{label}: infeasible plan ({ev.reason})")
             elif r.throughput_tps != ev.throughput_tps:
                 found.append(f"{label}: throughput {r.throughput_tps!r} is not the closed form {ev.throughput_tps!r}")
+            elif abs(cm.value(server, devices, r.plan.batches, r.plan.lengths).tps - ev.throughput_tps) > 1e-12 * ev.throughput_tps:
+                found.append(f"{label}: the evaluator and the tests' cost model disagree on its plan")
             if optimum is None:
                 found.append(f"{label}: a plan where the oracle finds none")
             elif ev.throughput_tps > optimum * (1 + 1e-12):
@@ -84,6 +88,19 @@ def test_contract_on_odd_tiny_instances(seed, instances):
     finally:
         logging.disable(logging.NOTSET)
     assert not bad, bad
+
+
+QUICK = odd_instances(10, 300) + far_scaled_instances(3, 301) + limited_instances(3, 302)
+"""The contract's everyday part: 16 instances the fast default run checks in a few seconds."""
+
+
+@pytest.mark.parametrize("scenario", QUICK, ids=lambda s: s.name)
+def test_contract_on_a_few_odd_instances(scenario):
+    logging.disable(logging.WARNING)
+    try:
+        assert violations(scenario) == []
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 @pytest.mark.sweep

@@ -7,8 +7,10 @@ import pytest
 from dipsd import Scenario, User, paper_scenario
 from dipsd.data.generate import generate
 from dipsd.solvers.brute import partitions, solve_enumerate
+from dipsd.solvers.deadline import Deadline
 from dipsd.solvers.exact import solve_exact
 from dipsd.solvers.results import Status
+from tests import costmodel as cm
 from tests.solvers.instances import assert_consistent, nested_room_instances, tiny_instances
 
 INSTANCES = tiny_instances()
@@ -25,16 +27,24 @@ def test_instances_cover_the_model():
     assert any(s.name.endswith("clones") for s in INSTANCES)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("scenario", INSTANCES, ids=[s.name for s in INSTANCES])
+FAST = {"het-0", "paper-3", "het-9", "het-12", "het-17"}
+"""In the fast default run (het-17 takes three Dinkelbach iterations from the simple plan)."""
+
+
+@pytest.mark.parametrize("scenario", [pytest.param(s, marks=() if s.name in FAST else pytest.mark.slow, id=s.name)
+                                      for s in INSTANCES])
 def test_exact_equals_enumeration(scenario):
+    """Against the tests' own brute force (:mod:`tests.costmodel`) and the package's ``enumerate``."""
+    optimum, argmax = cm.brute_optimum(scenario)
     brute = solve_enumerate(scenario)
     exact = solve_exact(scenario, time_limit=120)
     assert exact.status is brute.status
-    if brute.status is Status.INFEASIBLE:
+    if argmax is None:
+        assert brute.status is Status.INFEASIBLE
         return
     assert exact.status is Status.OPTIMAL
-    assert exact.throughput_tps == pytest.approx(brute.throughput_tps, rel=1e-9)
+    assert exact.throughput_tps == pytest.approx(optimum, rel=1e-9)
+    assert brute.throughput_tps == pytest.approx(optimum, rel=1e-12)
     # the certified bound is q + F_ub/S_min with HiGHS's dual bound F_ub (its tolerances, ~1e-8 and below)
     assert exact.upper_bound_tps == pytest.approx(exact.throughput_tps, rel=1e-6)
     assert_consistent(scenario, exact)
@@ -85,13 +95,30 @@ def test_infeasible_memory_cap_is_a_status():
     assert solve_enumerate(s).status is Status.INFEASIBLE
 
 
-def test_time_limit_gives_incumbent_and_certified_bound():
-    # about 6 s to prove optimal on the 2-core CI machine, so 0.3 s stops it early
-    (s,) = generate([7], 1, seed=3, max_draft_length=5)
+def test_time_limit_gives_incumbent_and_certified_bound(monkeypatch):
+    """The clock runs out right after the first Dinkelbach iteration (an injected clock, so the status
+    does not depend on how fast the machine is): the incumbent and that iteration's certificate."""
+    from dipsd.solvers import exact as E
+
+    (s,) = generate([4], 1, seed=3, max_draft_length=5)  # Dinkelbach takes 3 iterations from the simple plan
     s = s.with_(min_batches=1)
-    optimum = solve_enumerate(s).throughput_tps
-    r = solve_exact(s, time_limit=0.3)
-    assert r.status is Status.TIME_LIMIT, r.message
+    optimum = cm.brute_optimum(s)[0]
+    solved: list = []
+
+    class OneIteration(Deadline):
+        def remaining(self) -> float:
+            return 0.0 if solved else super().remaining()
+
+    def counted(*args, **kwargs):
+        solved.append(real(*args, **kwargs))
+        return solved[-1]
+
+    real = E._iteration
+    monkeypatch.setattr(E, "Deadline", OneIteration)
+    monkeypatch.setattr(E, "_iteration", counted)
+    r = solve_exact(s, time_limit=600)
+    assert r.status is Status.TIME_LIMIT and r.iterations == 1, r.message
+    assert r.throughput_tps < optimum * (1 - 1e-6), "the first iteration already found the optimum: the test would not test"
     assert_consistent(s, r)
     assert r.upper_bound_tps is None or r.upper_bound_tps >= optimum * (1 - 1e-12)
     assert r.throughput_tps <= optimum * (1 + 1e-12)
@@ -120,7 +147,7 @@ def test_json_contract_keys():
 def test_model_too_large_for_the_time_limit_stops_at_once_without_a_bound():
     (s,) = generate([120], 1, seed=0)
     r = solve_exact(s, time_limit=5)
-    assert r.status is Status.TIME_LIMIT and r.upper_bound_tps is None and r.runtime_s < 5
+    assert r.status is Status.TIME_LIMIT and r.upper_bound_tps is None and r.iterations == 0 and r.build_s == 0.0
     assert "would take about" in r.message and r.plan is not None
 
 
