@@ -158,7 +158,8 @@ def test_extreme_but_valid_values_never_crash_a_method(tmp_path, run_cli):
     code, out, err = run_cli("solve", path, "--method", "all", "--time-limit", "10", "--json")
     assert code == 0 and "Traceback" not in err
     rows = [json.loads(line) for line in out.strip().splitlines()]
-    assert len(rows) == 14 and all(r["status"] in ("optimal", "feasible", "time_limit", "error", "infeasible") for r in rows)
+    # no valid input ends in `error` (the contract); a limit may stop a method on these extreme values
+    assert len(rows) == 14 and all(r["status"] in ("optimal", "feasible", "time_limit", "infeasible") for r in rows), rows
     for r in rows:
         if r["upper_bound_tps"] is not None:
             assert r["upper_bound_tps"] >= r["throughput_tps"]

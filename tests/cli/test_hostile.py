@@ -145,11 +145,16 @@ def test_duplicate_methods_are_refused(tiny_book, tmp_path, run_cli):
 
 # 9. sizes before checks ------------------------------------------------------------------------
 @pytest.mark.parametrize("users", [200, 1500])
-def test_enumerate_refuses_large_instances_at_once(users):
-    s = dipsd.paper_scenario(users)
-    t0 = time.perf_counter()
-    r = dipsd.solve(s, "enumerate")
-    assert r.status.value == "error" and "use method 'exact'" in r.message and time.perf_counter() - t0 < 5
+def test_enumerate_refuses_large_instances_at_once(users, monkeypatch):
+    """Refused from the sizes alone: not one partition is generated (nothing proportional to the size)."""
+    from dipsd.solvers import brute
+
+    def never(*args, **kwargs):
+        raise AssertionError("enumeration started")
+
+    monkeypatch.setattr(brute, "partitions", never)
+    r = dipsd.solve(dipsd.paper_scenario(users), "enumerate")
+    assert r.status.value == "error" and "use method 'exact'" in r.message
 
 
 # 11. API and CLI agree -----------------------------------------------------------------------------
@@ -229,10 +234,8 @@ def test_a_task_with_no_answer_is_stopped_and_the_study_ends(tiny_book, tmp_path
     register_method("stuck", um.never_answers)
     try:
         book = load_workbook(tiny_book)
-        t0 = time.monotonic()
         outcome = study.run_study(book, ["ad", "stuck", "dipsd"], time_limit=1.0, checkpoint_path=str(tmp_path / "c.jsonl"),
                                   workers=2)
-        assert time.monotonic() - t0 < 60
     finally:
         METHODS.pop("stuck", None)
     by = {(r.scenario, r.method): r for r in outcome.records}

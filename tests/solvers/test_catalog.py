@@ -44,7 +44,7 @@ def test_the_registry_measures_every_runtime_itself(registered):
 
     registered("claims", slow_claims_fast)
     r = run_method("claims", S, time_limit=5)
-    assert r.status is Status.FEASIBLE and 0.05 <= r.runtime_s < 5
+    assert r.status is Status.FEASIBLE and r.runtime_s >= 0.05  # the call slept 0.05 s: its claim of 1e-9 s is gone
 
 
 def test_a_plan_returning_method_is_evaluated_in_closed_form(registered):

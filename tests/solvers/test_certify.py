@@ -504,8 +504,11 @@ def test_deadline_counts_work_and_decides_by_it():
     assert clock.progress() == pytest.approx(0.4) and clock.work_left() == 6
     clock.spend(6)
     assert clock.out_of_work() and clock.over() and clock.work_left() == 0
-    assert Deadline(5.0, work=3).share(0.2, cap=0.1).limit == pytest.approx(5.0, abs=0.01)  # the wall clock's rest
-    assert Deadline(5.0).share(0.2, cap=0.5).limit == pytest.approx(0.5)
+    worked, timed = Deadline(5.0, work=3), Deadline(5.0)
+    worked.elapsed = timed.elapsed = lambda: 1.25  # an injected clock: 1.25 s used
+    assert worked.share(0.2, cap=0.1).limit == 3.75  # under a work limit: the wall clock's rest
+    assert timed.share(0.2, cap=0.5).limit == 0.5  # 0.2 of the 3.75 s left, capped
+    assert timed.share(0.1, cap=0.5).limit == pytest.approx(0.375, rel=1e-15)
     plain = Deadline(1e9)
     plain.spend(100)
     assert not plain.over() and plain.work_left() is None
@@ -702,11 +705,13 @@ def test_a_plan_round_keeps_to_its_share_of_the_limit(monkeypatch, work_limit):
     search.open_box(search.s_min, search.s_high(), search.n_low, scenario.max_batches)
     search.refine()
     caps: list[tuple[str, float]] = []
+    now = [40.0]  # an injected clock: 40 s of the 100 used, and only the steps move it
+    search.clock.elapsed = lambda: now[0]
 
-    def spend(kind, cap):  # each step runs for all of its cap (the clock moves on by it)
+    def spend(kind, cap):  # each step runs for all of its cap
         caps.append((kind, cap))
         if work_limit is None:
-            search.clock.start -= cap
+            now[0] += cap
 
     monkeypatch.setattr(C, "_dive", lambda *a, **k: spend("dive", a[6]))
     monkeypatch.setattr(C, "_budget_ip", lambda *a, **k: spend("ip", k["cap"]))
@@ -715,8 +720,8 @@ def test_a_plan_round_keeps_to_its_share_of_the_limit(monkeypatch, work_limit):
     assert search.plan_round(0.1)
     assert [kind for kind, _ in caps] == ["dive", "ip"] * points
     if work_limit is None:
-        assert caps[0][1] == pytest.approx(10 / (2 * points), rel=1e-2)
-        assert [cap for _, cap in caps] == pytest.approx([caps[0][1]] * len(caps), rel=5e-2)
-        assert sum(cap for _, cap in caps) <= 10 * (1 + 1e-2)
+        assert caps[0][1] == pytest.approx(10 / (2 * points), rel=1e-12)
+        assert [cap for _, cap in caps] == pytest.approx([caps[0][1]] * len(caps), rel=1e-12)
+        assert sum(cap for _, cap in caps) == pytest.approx(10, rel=1e-12)
     else:
         assert all(cap == (C.DIVE_MAX_S if kind == "dive" else C.IP_MAX_S) for kind, cap in caps)
