@@ -122,9 +122,10 @@ def _summary(ws, records, num_users, methods, statements) -> None:
     top = headline(records, methods)
     head = [("method", None), ("scenarios", "int"), ("with a result", "int"), ("optimum proven", "int"),
             ("hit optimum", "int"), ("mean gap % (proven)", "gap"), ("worst gap %", "gap"), ("worst gap is", None),
-            ("worst scenario", None)]
+            ("worst scenario", None), ("stopped at a limit (not in the gaps)", "int")]
     _table(ws, head, [[h.method, h.scenarios, h.results, h.proven, h.hits, h.gap_mean, h.worst_gap, h.worst_kind,
-                       h.worst_scenario] for h in top], text=[0, 8], freeze=False, name="Headline", start_row=offset + 1)
+                       h.worst_scenario, h.stopped] for h in top], text=[0, 8], freeze=False, name="Headline",
+           start_row=offset + 1)
     _colour_gaps(ws, [6, 7], offset + 2, offset + len(top) + 1)
     start = offset + len(top) + 3
     rows = summarize(records, num_users, methods)
@@ -134,11 +135,11 @@ def _summary(ws, records, num_users, methods, statements) -> None:
                ("mean gap % (proven)", "gap"), ("median gap %", "gap"), ("p95 gap %", "gap"), ("max gap %", "gap"),
                ("hit optimum (gap <= 1e-6)", "int"), ("gaps proven", "int")] + [(lv, "int") for lv in levels] + [
                ("max certified gap %", "gap"), ("mean certified gap % (optimum open)", "gap"),
-               ("mean runtime s", "s"), ("mean iterations", "tok")]
+               ("mean runtime s", "s"), ("mean iterations", "tok"), ("stopped at a limit (not in the gaps)", "int")]
     data = [[None if r.group == "all" else int(r.group), "all sizes" if r.group == "all" else "one size", r.method, r.scenarios,
              r.with_result, r.proven, r.open, r.gap_mean, r.gap_median, r.gap_p95,
              r.gap_max, r.hits, r.gaps_proven, *r.certified, r.certified_max, r.open_certified_mean,
-             r.runtime_mean, r.iterations_mean] for r in rows]
+             r.runtime_mean, r.iterations_mean, r.stopped] for r in rows]
     _table(ws, headers, data, start_row=start, text=[1, 2], freeze=False, name="Summary")
     gap_cols = [j for j, (title, _) in enumerate(headers, start=1) if "gap %" in title]
     _colour_gaps(ws, gap_cols, start + 1, start + len(data))
@@ -150,10 +151,11 @@ def _gaps(ws, statements) -> None:
     headers = [("method", None), ("users", "int"), ("rows", None), ("proven: scenarios", "int"), ("optimal", "int"),
                ("proven mean gap %", "gap"), ("proven median gap %", "gap"), ("proven max gap %", "gap"),
                ("certified (optimum open): scenarios", "int"), ("certified mean gap % (at most)", "gap"),
-               ("certified max gap % (at most)", "gap")]
+               ("certified max gap % (at most)", "gap"), ("stopped at a limit: scenarios (not counted)", "int"),
+               ("stopped: worst gap %", "gap"), ("stopped: worst gap is", None)]
     data = [[st.method, None if st.group == "all" else int(st.group), "all sizes" if st.group == "all" else "one size",
-             st.proven_n, st.hits, st.proven_mean, st.proven_median, st.proven_max, st.open_n, st.open_mean, st.open_max]
-            for st in statements]
+             st.proven_n, st.hits, st.proven_mean, st.proven_median, st.proven_max, st.open_n, st.open_mean, st.open_max,
+             st.stopped_n, st.stopped_max, st.stopped_kind] for st in statements]
     _table(ws, headers, data, text=[0, 2], name="Gaps")
     _colour_gaps(ws, [6, 7, 8, 10, 11], 2, len(data) + 1)
 
@@ -242,6 +244,9 @@ def _charts(ws, data_ws, records, num_users, methods) -> None:
     2. Mean runtime, every method, on a log axis.
     3. Throughput as a share of the best plan any method found (mean), every method: the
        baselines' ratios, on their own chart so that they do not flatten the heuristics' gaps.
+
+    Runs stopped at their limit (:func:`~dipsd.reports.stats.stopped`) are in no gap or share: the
+    table counts them per heuristic and number of users ("stopped at a limit, not drawn").
     """
     spans, last = _chart_data(data_ws, records, num_users, methods)
     _charts_drawn_from(ws, data_ws, spans, last)
@@ -259,17 +264,22 @@ def _chart_data(data_ws, records, num_users, methods) -> tuple[dict[str, tuple[i
     judged = stats.heuristics(records, methods)
 
     def certified(rs):
-        values = [g.certified for r in rs if (g := gap(r, refs.get(r.scenario))).proven is None and g.certified is not None]
+        values = [g.certified for r in rs if not stats.stopped(r)
+                  and (g := gap(r, refs.get(r.scenario))).proven is None and g.certified is not None]
         return max(values) if values else None
+
+    def proven(rs):
+        return _mean([gap(r, refs.get(r.scenario)).proven for r in rs if not stats.stopped(r)])
 
     def share(rs):
         return _mean([100.0 * r.throughput_tps / ref.best for r in rs
-                      if r.throughput_tps and (ref := refs.get(r.scenario)) is not None and ref.best])
+                      if r.throughput_tps and not stats.stopped(r) and (ref := refs.get(r.scenario)) is not None and ref.best])
 
     blocks = [("bars", judged, "worst certified gap % (optimum open)", "gap", certified),
-              ("lines", judged, "mean gap % (proven)", "gap", lambda rs: _mean([gap(r, refs.get(r.scenario)).proven for r in rs])),
+              ("lines", judged, "mean gap % (proven)", "gap", proven),
               ("runtime", methods, "mean runtime s", "s", lambda rs: _mean([r.runtime_s for r in rs])),
-              ("share", methods, "mean % of best plan", "gap", share)]
+              ("share", methods, "mean % of best plan", "gap", share),
+              ("stopped", judged, "stopped at a limit, not drawn", "int", lambda rs: sum(stats.stopped(r) for r in rs))]
     headers, columns, spans = [("users", "int")], [sizes], {}
     for key, shown, short, fmt, fn in blocks:
         spans[key] = (len(headers) + 1, len(headers) + len(shown))

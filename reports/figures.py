@@ -5,7 +5,9 @@ sub-1 % gaps stay visible next to large ones): where the optimum is proven, the 
 line and the worst as a hollow marker; where it is open, a bar up to the worst certified gap
 (the true gap is at most its top).  Right: every method's throughput as a share of the best
 plan any method found, by number of users (baselines included).  Heuristics are the methods
-that return plans and never a bound; methods that prove bounds are the reference.
+that return plans and never a bound; methods that prove bounds are the reference.  A run stopped
+at its time or work limit (:func:`~dipsd.reports.stats.stopped`) is drawn in neither panel: the
+legend counts it beside its method ("3 stopped at a limit, not drawn").
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import tempfile
 from typing import Any
 
 from ..solvers.results import Record
-from .stats import gap, references
+from .stats import gap, references, stopped
 from .stats import heuristics as judged
 
 
@@ -38,17 +40,21 @@ def gap_figure(path: str, records: list[Record], num_users: dict[str, int], meth
     for i, method in enumerate(heuristics):
         colour = f"C{i}"
         proven, certified = _gaps_by_size(records, method, refs, num_users)
+        cut = sum(1 for r in records if r.method == method and stopped(r))
+        note = f" ({cut} stopped at a limit, not drawn)" if cut else ""
         xs = sorted(proven)
         if xs:
             left.plot(xs, [statistics.fmean(proven[x]) for x in xs], marker=markers[i % len(markers)], color=colour,
-                      label=f"{method}: mean gap (proven)")
+                      label=f"{method}: mean gap (proven){note}")
             left.plot(xs, [max(proven[x]) for x in xs], linestyle="none", marker=markers[i % len(markers)],
                       fillstyle="none", markersize=9, color=colour, label=f"{method}: worst gap (proven)")
         if certified:
             cx = sorted(certified)
             left.bar([x + (i - (len(heuristics) - 1) / 2) * width for x in cx], [max(certified[x]) for x in cx],
                      width=width, color=colour, alpha=0.35, edgecolor=colour,
-                     label=f"{method}: at most (certified, optimum open)")
+                     label=f"{method}: at most (certified, optimum open){'' if xs else note}")
+        if cut and not xs and not certified:
+            left.plot([], [], linestyle="none", marker=markers[i % len(markers)], color=colour, label=f"{method}:{note}")
     left.set_yscale("symlog", linthresh=0.01)
     left.set_ylim(bottom=0)
     if not _frame(left, "How far from optimal (heuristics)", "gap to optimal, %", MaxNLocator):
@@ -57,12 +63,15 @@ def gap_figure(path: str, records: list[Record], num_users: dict[str, int], meth
         shares: dict[int, list[float]] = {}
         for r in records:
             ref = refs.get(r.scenario)
-            if r.method == method and r.throughput_tps and ref is not None and ref.best and r.scenario in num_users:
+            if (r.method == method and r.throughput_tps and ref is not None and ref.best and r.scenario in num_users
+                    and not stopped(r)):
                 shares.setdefault(num_users[r.scenario], []).append(100.0 * r.throughput_tps / ref.best)
+        cut = sum(1 for r in records if r.method == method and stopped(r))
+        label = method + (f" ({cut} stopped at a limit, not drawn)" if cut else "")
         xs = sorted(shares)
-        if xs:
+        if xs or cut:
             right.plot(xs, [statistics.fmean(shares[x]) for x in xs], marker=markers[i % len(markers)],
-                       linestyle="-" if method in heuristics or method in proves else "--", label=method)
+                       linestyle="-" if method in heuristics or method in proves else "--", label=label)
     _frame(right, "Throughput as % of the best plan found (mean)", "% of the best plan", MaxNLocator)
     if sizes:
         for ax in (left, right):
@@ -80,7 +89,7 @@ def _gaps_by_size(records: list[Record], method: str, refs: dict, num_users: dic
     proven: dict[int, list[float]] = {}
     certified: dict[int, list[float]] = {}
     for r in records:
-        if r.method != method or r.throughput_tps is None or r.scenario not in num_users:
+        if r.method != method or r.throughput_tps is None or r.scenario not in num_users or stopped(r):
             continue
         g = gap(r, refs.get(r.scenario))
         if g.proven is not None:

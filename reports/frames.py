@@ -7,8 +7,10 @@ the names): ``scenario``, ``users``, ``method``, ``status`` (categorical), ``thr
 method proved it), ``best_bound_tps`` (the best bound any method proved), ``gap_pct`` (to
 the proven optimum), ``certified_gap_pct`` (to the best bound: the true gap is at most
 this), ``gap_kind`` (``proven`` where the optimum is proven, ``certified`` where only a bound
-is, ``none``), ``num_batches``, ``span_ms``, ``expected_tokens``, ``runtime_s``, ``iterations``,
-``message``.
+is, ``none``), ``gap_counted`` (False for a run stopped at its limit,
+:func:`~dipsd.reports.stats.stopped`: its gaps are shown but in no summary), ``ended`` (why the
+run ended, in words), ``num_batches``, ``span_ms``, ``expected_tokens``, ``runtime_s``,
+``iterations``, ``message``.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ import pandas as pd
 
 from ..data.scenario import Scenario
 from ..solvers.results import Record, SolveResult, Status
-from .stats import gap, references
+from .stats import ended, gap, references, stopped
 
 COLUMNS = ("scenario", "users", "method", "status", "throughput_tps", "upper_bound_tps", "optimum_tps", "best_bound_tps",
-           "gap_pct", "certified_gap_pct", "gap_kind", "num_batches", "span_ms", "expected_tokens", "runtime_s", "iterations", "message")
+           "gap_pct", "certified_gap_pct", "gap_kind", "gap_counted", "ended", "num_batches", "span_ms", "expected_tokens",
+           "runtime_s", "iterations", "message")
 FLOATS = ("throughput_tps", "upper_bound_tps", "optimum_tps", "best_bound_tps", "gap_pct", "certified_gap_pct", "span_ms",
           "expected_tokens", "runtime_s")
 INTS = ("users", "num_batches", "iterations")
@@ -48,6 +51,7 @@ def records_frame(records: list[Record], num_users: dict[str, int]) -> pd.DataFr
             "optimum_tps": _num(ref.optimum if ref else None), "best_bound_tps": _num(ref.bound if ref else None),
             "gap_pct": _num(g.proven), "certified_gap_pct": _num(g.certified),
             "gap_kind": "proven" if g.proven is not None else ("certified" if g.certified is not None else "none"),
+            "gap_counted": (g.proven is not None or g.certified is not None) and not stopped(r), "ended": ended(r),
             "num_batches": r.num_batches,
             "span_ms": _num(r.span_ms), "expected_tokens": _num(r.expected_tokens),
             "runtime_s": _num(r.runtime_s), "iterations": r.iterations, "message": r.message,
@@ -66,9 +70,11 @@ def typed(frame: pd.DataFrame) -> pd.DataFrame:
             frame[c] = pd.to_numeric(frame[c], errors="coerce").astype("float64")
     if "status" in frame:
         frame["status"] = pd.Categorical(frame["status"], categories=list(STATUSES))
-    for c in ("scenario", "method", "message"):
+    for c in ("scenario", "method", "message", "ended"):
         if c in frame:
             frame[c] = frame[c].fillna("").astype(str)
+    if "gap_counted" in frame:
+        frame["gap_counted"] = frame["gap_counted"].map(lambda v: v is True or v == 1 or str(v).strip().lower() == "true")
     return frame
 
 

@@ -12,6 +12,11 @@ Gap % of a method on a scenario, with R its throughput:
 * ``to_best = 100 (R_best - R) / R_best`` when the optimum is open (0 for the best method).
 
 A method hit the optimum when its proven gap is at most :data:`HIT_TOL` (relative).
+
+A run that *stopped* (:func:`stopped`: a method that proves no bound, ended by its time or work
+limit) is counted apart in every statistic: its gap measures the time budget as much as the
+method, so it never enters a mean, a median, a worst gap or a hit count of finished runs; every
+sentence and table says how many stopped, and the worst gap among them, beside the others.
 """
 
 from __future__ import annotations
@@ -25,6 +30,26 @@ from ..solvers.results import Record, Status
 HIT_TOL = 1e-6
 CERTIFIED_LEVELS = (0.1, 1.0)
 """Certified gaps (%) counted per method in the summary."""
+
+
+LIMITS = (Status.TIME_LIMIT, Status.WORK_LIMIT)
+
+
+def stopped(record: Record) -> bool:
+    """A run of a method that proves no bound, stopped by its time or work limit with a plan (a
+    heuristic cut short; also ``exact`` stopped before its first bound): counted apart."""
+    return record.status in LIMITS and record.upper_bound_tps is None and record.throughput_tps is not None
+
+
+def ended(record: Record) -> str:
+    """Why a run ended, in words (the ``ended`` column of the Results frame)."""
+    if record.status in LIMITS:
+        limit = "time" if record.status is Status.TIME_LIMIT else "work"
+        if stopped(record):
+            return f"stopped at its {limit} limit (its gap is not counted with finished runs)"
+        return f"stopped at its {limit} limit" + ("" if record.upper_bound_tps is None else ", its bound certified")
+    return {Status.OPTIMAL: "finished: optimal", Status.FEASIBLE: "finished", Status.INFEASIBLE: "finished: infeasible",
+            Status.NO_PLAN: "stopped at its limit before any plan", Status.ERROR: "failed"}[record.status]
 
 
 @dataclass(frozen=True)
@@ -123,6 +148,7 @@ class MethodSummary:
     open_certified_mean: float | None  # mean certified gap over the open scenarios
     runtime_mean: float | None
     iterations_mean: float | None
+    stopped: int = 0  # results of runs stopped at a limit (:func:`stopped`), not in any gap above
 
 
 def summarize(records: list[Record], num_users: dict[str, int], methods: list[str]) -> list[MethodSummary]:
@@ -138,7 +164,7 @@ def summarize(records: list[Record], num_users: dict[str, int], methods: list[st
         open_here = sum(1 for s in names if refs[s].optimum is None and refs[s].best is not None)
         for method in methods:
             rows = [r for r in (by_key.get((s, method)) for s in names) if r is not None]
-            gaps = [gap(r, refs[r.scenario]) for r in rows if r.throughput_tps is not None]
+            gaps = [gap(r, refs[r.scenario]) for r in rows if r.throughput_tps is not None and not stopped(r)]
             proven = [g.proven for g in gaps if g.proven is not None]
             certified = [max(g.certified, 0.0) for g in gaps if g.certified is not None]
             open_cert = [max(g.certified, 0.0) for g in gaps if g.proven is None and g.certified is not None]
@@ -159,6 +185,7 @@ def summarize(records: list[Record], num_users: dict[str, int], methods: list[st
                 open_certified_mean=statistics.fmean(open_cert) if open_cert else None,
                 runtime_mean=statistics.fmean(times) if times else None,
                 iterations_mean=statistics.fmean(iters) if iters else None,
+                stopped=sum(stopped(r) for r in rows),
             ))
     return out
 
@@ -176,6 +203,7 @@ class Headline:
     worst_gap: float | None  # its largest gap %: proven where the optimum is, else certified
     worst_kind: str | None  # "proven" or "certified"
     worst_scenario: str | None
+    stopped: int = 0  # results of runs stopped at a limit: in none of the numbers above
 
 
 def headline(records: list[Record], methods: list[str]) -> list[Headline]:
@@ -188,6 +216,8 @@ def headline(records: list[Record], methods: list[str]) -> list[Headline]:
         proven: list[float] = []
         hits = 0
         for r in rows:
+            if stopped(r):
+                continue
             g = gap(r, refs.get(r.scenario))
             value, kind = (g.proven, "proven") if g.proven is not None else (g.certified, "certified")
             if g.proven is not None:
@@ -198,21 +228,23 @@ def headline(records: list[Record], methods: list[str]) -> list[Headline]:
         if worst[0] is not None and worst[0] <= 100.0 * HIT_TOL:
             worst = (worst[0], worst[1], None)  # at the optimum everywhere: no scenario is the worst
         out.append(Headline(method, len(rows), sum(r.throughput_tps is not None for r in rows), len(proven), hits,
-                            statistics.fmean(proven) if proven else None, *worst))
+                            statistics.fmean(proven) if proven else None, *worst, stopped=sum(stopped(r) for r in rows)))
     return out
 
 
 def headline_text(rows: list[Headline]) -> str:
     """The headline as a small fixed-width table (stdout of ``study`` and ``solve --method all``)."""
-    lines = [f"{'method':<12} {'results':>9} {'optimal':>13} {'mean gap %':>10} {'worst gap %':>12}  worst scenario"]
+    lines = [f"{'method':<12} {'results':>9} {'stopped':>7} {'optimal':>13} {'mean gap %':>10} {'worst gap %':>12}  "
+             f"worst scenario"]
     for h in rows:
         mean = "-" if h.gap_mean is None else f"{h.gap_mean:.4f}"
         worst = "-" if h.worst_gap is None else f"{h.worst_gap:.4f}" + ("" if h.worst_kind == "proven" else " (<=)")
         optimal = f"{h.hits} of {h.proven}" if h.proven else "-"
-        lines.append(f"{h.method:<12} {h.results:>4} of {h.scenarios:<3} {optimal:>13} {mean:>10} {worst:>12}  "
+        lines.append(f"{h.method:<12} {h.results:>4} of {h.scenarios:<3} {h.stopped:>7} {optimal:>13} {mean:>10} {worst:>12}  "
                      f"{h.worst_scenario or '-'}")
     lines.append("optimal: hits of the scenarios whose optimum is proven; a worst gap marked (<=) is certified: "
-                 "the true gap is at most that")
+                 "the true gap is at most that; stopped: results of runs cut short by their time or work limit, "
+                 "in none of the gaps")
     return "\n".join(lines)
 
 
@@ -240,6 +272,16 @@ class GapStatement:
     open_users: tuple[int, ...]
     without: tuple[tuple[str, int], ...] = ()
     """Scenarios where the method gave no throughput, by status (e.g. ``(("infeasible", 1),)``)."""
+    stopped_by: tuple[tuple[str, int], ...] = ()
+    """Runs stopped at a limit with a plan (:func:`stopped`), by status; none of their gaps is above."""
+    stopped_max: float | None = None
+    """The worst gap % among the stopped runs (proven where the optimum is, else certified: at most)."""
+    stopped_kind: str | None = None
+    """``"proven"`` or ``"certified"``: the kind of :attr:`stopped_max`."""
+
+    @property
+    def stopped_n(self) -> int:
+        return sum(k for _, k in self.stopped_by)
 
 
 def gap_statements(records: list[Record], num_users: dict[str, int], methods: list[str]) -> list[GapStatement]:
@@ -256,9 +298,16 @@ def gap_statements(records: list[Record], num_users: dict[str, int], methods: li
                 missing[r.status.value] = missing.get(r.status.value, 0) + 1
         for label, chosen in [(str(m), [r for r in rows if num_users.get(r.scenario) == m]) for m in sizes] + [("all", rows)]:
             proven, open_ = [], []
+            cut: dict[str, int] = {}
+            cut_worst: tuple[float | None, str | None] = (None, None)
             for r in chosen:
                 g = gap(r, refs.get(r.scenario))
-                if g.proven is not None:
+                if stopped(r):
+                    cut[r.status.value] = cut.get(r.status.value, 0) + 1
+                    value, kind = (g.proven, "proven") if g.proven is not None else (g.certified, "certified")
+                    if value is not None and (cut_worst[0] is None or max(value, 0.0) > cut_worst[0]):
+                        cut_worst = (max(value, 0.0), kind)
+                elif g.proven is not None:
                     proven.append((max(g.proven, 0.0), num_users.get(r.scenario, 0)))
                 elif g.certified is not None:
                     open_.append((max(g.certified, 0.0), num_users.get(r.scenario, 0)))
@@ -268,7 +317,7 @@ def gap_statements(records: list[Record], num_users: dict[str, int], methods: li
                 statistics.fmean(p) if p else None, statistics.median(p) if p else None, max(p) if p else None,
                 tuple(sorted({m for _, m in proven})), len(o), statistics.fmean(o) if o else None,
                 max(o) if o else None, tuple(sorted({m for _, m in open_})),
-                tuple(sorted(missing.items())) if label == "all" else ()))
+                tuple(sorted(missing.items())) if label == "all" else (), tuple(sorted(cut.items())), *cut_worst))
     return out
 
 
@@ -297,6 +346,13 @@ def sentence(st: GapStatement) -> str:
         where = "elsewhere" if st.proven_n else "where no optimum is proven"
         parts.append(f"{where} at most {_pct(st.open_max)} from optimal (certified: mean {_pct(st.open_mean)}, "
                      f"{st.open_n} scenario{'s' * (st.open_n != 1)}, {_users(st.open_users)})")
+    if st.stopped_n:
+        limits = " or ".join(sorted({status.replace("_limit", "") for status, _ in st.stopped_by}))
+        worst = "" if st.stopped_max is None else (
+            f", gap there {'up to ' + _pct(st.stopped_max) if st.stopped_kind == 'proven' else 'at most ' + _pct(st.stopped_max)}"
+            f" ({st.stopped_kind})")
+        parts.append(f"stopped at its {limits} limit on {st.stopped_n} scenario{'s' * (st.stopped_n != 1)} "
+                     f"(not counted in the gaps{'' if not (st.proven_n or st.open_n) else ' above'}{worst})")
     if not parts and not st.without:
         parts.append("no gap known (no proven optimum and no certified bound on its scenarios)")
     if st.without:
@@ -316,14 +372,16 @@ def statement_text(statements: list[GapStatement], *, done: int | None = None, t
     lines += [sentence(st) for st in statements if st.group == "all"]
     lines.append("")
     lines.append(f"{'method':<12} {'M':>5}  {'proven: n':>9} {'optimal':>7} {'mean %':>9} {'median %':>9} {'max %':>9}"
-                 f"   {'certified <=: n':>15} {'mean %':>9} {'max %':>9}")
+                 f"   {'certified <=: n':>15} {'mean %':>9} {'max %':>9}   {'stopped':>7}")
 
     def num(v: float | None) -> str:
         return f"{'-':>9}" if v is None else f"{v:>9.4f}"
 
     for st in statements:
         lines.append(f"{st.method:<12} {st.group:>5}  {st.proven_n:>9} {st.hits:>7} {num(st.proven_mean)} "
-                     f"{num(st.proven_median)} {num(st.proven_max)}   {st.open_n:>15} {num(st.open_mean)} {num(st.open_max)}")
+                     f"{num(st.proven_median)} {num(st.proven_max)}   {st.open_n:>15} {num(st.open_mean)} {num(st.open_max)}"
+                     f"   {st.stopped_n:>7}")
     lines.append("proven: gap to a proven optimum; certified <=: where the optimum is open, the gap to the best "
-                 "certified bound (the true gap is at most that)")
+                 "certified bound (the true gap is at most that); stopped: runs cut short by their time or work limit, "
+                 "counted apart (in no gap column)")
     return "\n".join(lines)

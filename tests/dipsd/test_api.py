@@ -54,8 +54,8 @@ def test_run_study_columns_and_dtypes_from_scenarios():
     scenarios = [paper_scenario(2, max_draft_length=4), paper_scenario(3, max_draft_length=4)]
     df = dipsd.run_study(scenarios, methods=["dipsd", "certify", "exact", "ad"], time_limit=20, workers=1, progress=False)
     assert list(df.columns) == ["scenario", "users", "method", "status", "throughput_tps", "upper_bound_tps", "optimum_tps",
-                                "best_bound_tps", "gap_pct", "certified_gap_pct", "gap_kind", "num_batches", "span_ms",
-                                "expected_tokens", "runtime_s", "iterations", "message"]
+                                "best_bound_tps", "gap_pct", "certified_gap_pct", "gap_kind", "gap_counted", "ended", "num_batches",
+                                "span_ms", "expected_tokens", "runtime_s", "iterations", "message"]
     assert str(df["users"].dtype) == "Int64" and str(df["status"].dtype) == "category"
     assert df["throughput_tps"].dtype == "float64" and len(df) == 8
     exact = df[df["method"] == "exact"].set_index("scenario")

@@ -3,6 +3,7 @@ numbers, the console and Summary sentences, the gap_kind column and the gap figu
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from dipsd.reports.frames import read_report, records_frame
@@ -95,3 +96,102 @@ def test_native_gap_chart_has_certified_bars_and_proven_lines():
     gap_chart = charts._charts[0]
     assert type(gap_chart).__name__ == "BarChart" and len(gap_chart.series) == 1
     assert [type(c).__name__ for c in gap_chart._charts] == ["BarChart", "LineChart"]
+
+
+# ----------------------------------------------------------------------------- runs stopped at a limit
+def _with_stopped():
+    """:func:`_records` plus scenario e (4 users, optimum 100 proven) where h stopped at its time limit
+    at 80 (a 20 % gap that belongs to the time budget) and f (8 users, open, bound 60) where h stopped
+    at its work limit at 57 (at most 5 %)."""
+    extra = [("e", "exact", "optimal", 100.0, 100.0), ("e", "h", "time_limit", 80.0, None),
+             ("f", "certify", "feasible", 55.0, 60.0), ("f", "h", "work_limit", 57.0, None)]
+    return _records() + [Record.from_json({"scenario": s, "method": m, "status": st, "throughput_tps": t,
+                                           "upper_bound_tps": ub, **PLAN}) for s, m, st, t, ub in extra]
+
+
+STOP_USERS = {**USERS, "e": 4, "f": 8}
+
+
+def test_a_stopped_heuristic_is_counted_apart_by_hand():
+    from dipsd.reports.stats import headline, headline_text, stopped, summarize
+
+    records = _with_stopped()
+    assert [r.scenario for r in records if stopped(r)] == ["e", "f"]  # exact's time_limit on c has a bound: a proof
+    st = {(x.method, x.group): x for x in gap_statements(records, STOP_USERS, ["h"])}
+    h = st[("h", "all")]
+    # the finished runs exactly as without e and f
+    assert (h.proven_n, h.hits, h.proven_mean, h.proven_max, h.open_n) == (2, 1, 2.5, 5.0, 2)
+    assert h.stopped_by == (("time_limit", 1), ("work_limit", 1)) and h.stopped_n == 2
+    assert h.stopped_max == pytest.approx(20.0) and h.stopped_kind == "proven"
+    assert (st[("h", "4")].stopped_n, st[("h", "8")].stopped_n) == (1, 1)
+    assert st[("h", "8")].stopped_max == pytest.approx(5.0) and st[("h", "8")].stopped_kind == "certified"
+    assert sentence(h).endswith("; stopped at its time or work limit on 2 scenarios (not counted in the gaps above, "
+                                "gap there up to 20.00 % (proven))")
+    text = statement_text(list(st.values()))
+    lines = text.splitlines()
+    assert lines[2].split()[-1] == "stopped" and lines[-2].split()[:2] == ["h", "all"] and lines[-2].split()[-1] == "2"
+    top = headline(records, ["h"])[0]
+    assert (top.results, top.stopped, top.proven, top.hits, top.gap_mean, top.worst_gap) == (6, 2, 2, 1, 2.5, 10.0)
+    assert " 2 " in headline_text([top]).splitlines()[1]
+    every = {(r.group, r.method): r for r in summarize(records, STOP_USERS, ["h"])}
+    assert every[("all", "h")].stopped == 2 and every[("all", "h")].gap_max == 5.0 and every[("all", "h")].with_result == 6
+
+
+def test_the_frame_says_why_each_run_ended_and_which_gaps_count():
+    frame = records_frame(_with_stopped(), STOP_USERS).set_index(["scenario", "method"])
+    assert frame.loc[("e", "h"), "gap_pct"] == pytest.approx(20.0)  # shown ...
+    assert not frame.loc[("e", "h"), "gap_counted"] and not frame.loc[("f", "h"), "gap_counted"]  # ... not counted
+    assert frame.loc[("a", "h"), "gap_counted"] and frame.loc[("c", "exact"), "gap_counted"]
+    assert frame.loc[("e", "h"), "ended"].startswith("stopped at its time limit")
+    assert frame.loc[("f", "h"), "ended"].startswith("stopped at its work limit")
+    assert frame.loc[("c", "exact"), "ended"] == "stopped at its time limit, its bound certified"
+    assert frame.loc[("a", "exact"), "ended"] == "finished: optimal" and frame.loc[("a", "h"), "ended"] == "finished"
+
+
+def test_a_study_cut_short_labels_dipsd_everywhere(tmp_path, run_cli):
+    """Issue 36: a study at a limit far too short for DiP-SD at M = 30 (1 ms): its rows say they stopped,
+    and the answer, headline, Summary, Gaps, chart data and frame keep them apart from finished runs."""
+    from dipsd.data.generate import generate
+    from dipsd.data.writer import save_scenarios
+
+    book = tmp_path / "g.xlsx"
+    save_scenarios(book, generate([30], 1, seed=2))
+    out = str(tmp_path / "r.xlsx")
+    code, stdout, err = run_cli("study", str(book), "--out", out, "--methods", "dipsd,certify,ad-batch", "--workers", "1",
+                                "--time-limit", "0.001", "--quiet")
+    assert code == 0, err
+    frames = read_report(out)
+    results = frames["Results"].set_index("method")
+    assert results.loc["dipsd", "status"] == "time_limit" and not results.loc["dipsd", "gap_counted"]
+    assert results.loc["dipsd", "ended"].startswith("stopped at its time limit")
+    assert results.loc["ad-batch", "gap_counted"] and results.loc["ad-batch", "ended"] == "finished"
+    said = next(line for line in stdout.splitlines() if line.startswith("dipsd: "))
+    assert "stopped at its time limit on 1 scenario (not counted in the gaps" in said
+    assert "mean gap" not in said and "at most" not in said.split("stopped")[0]  # no gap of the stopped run counted
+    assert said in frames["Answer"].statement.tolist()
+    head = frames["Headline"].set_index("method")
+    assert head.loc["dipsd", "stopped at a limit (not in the gaps)"] == 1 and pd.isna(head.loc["dipsd", "worst gap %"])
+    gaps = frames["Gaps"]
+    row = gaps[(gaps.method == "dipsd") & (gaps.rows == "all sizes")].iloc[0]
+    assert row["stopped at a limit: scenarios (not counted)"] == 1 and row["proven: scenarios"] + row[
+        "certified (optimum open): scenarios"] == 0
+    chart = frames["Chart data"].set_index("users")
+    assert chart.loc[30, "dipsd stopped at a limit, not drawn"] == 1
+    assert pd.isna(chart.loc[30, "dipsd worst certified gap % (optimum open)"]) and pd.isna(chart.loc[30, "dipsd mean gap % (proven)"])
+    headline = next(line for line in stdout.splitlines() if line.startswith("dipsd ") and " of " in line)
+    assert headline.split()[4] == "1"  # method, results "1 of 1", stopped
+
+
+def test_the_gap_figure_leaves_stopped_runs_out_and_says_so(monkeypatch, tmp_path):
+    from dipsd.reports import figures
+
+    drawn = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.update(
+        legends=[[t.get_text() for t in ax.get_legend().get_texts()] for ax in fig.axes]))
+    figures.gap_figure(str(tmp_path / "f.png"), _with_stopped(), STOP_USERS, ["h", "exact", "certify"])
+    left, right = drawn["legends"]
+    assert left[0] == "h: mean gap (proven) (2 stopped at a limit, not drawn)"
+    assert "h (2 stopped at a limit, not drawn)" in right
+    # h's proven mean gap at M = 4 is over a and b only (2.5 %), e's 20 % is not in it
+    mean_line = figures._gaps_by_size(_with_stopped(), "h", figures.references(_with_stopped()), STOP_USERS)[0]
+    assert mean_line == {4: [5.0, 0.0]}
