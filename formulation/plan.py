@@ -31,13 +31,16 @@ class Plan:
         for n, batch in enumerate(self.batches):
             if not batch:
                 raise PlanError(f"batch {n + 1} is empty")
+            odd = [i for i in batch if isinstance(i, bool) or not isinstance(i, int)]
+            if odd:
+                raise PlanError(f"batch {n + 1} holds {odd[0]!r}, not a user index (a whole number)")
             seen.extend(batch)
         if sorted(seen) != list(range(m)):
             missing = sorted(set(range(m)) - set(seen))
             twice = sorted({i for i in seen if seen.count(i) > 1})
             raise PlanError(f"plan is not a partition of the users (missing {missing}, repeated {twice})")
         for i, l in enumerate(self.lengths):
-            if not (isinstance(l, int) and 1 <= l <= scenario.limits[i]):
+            if not (isinstance(l, int) and not isinstance(l, bool) and 1 <= l <= scenario.limits[i]):
                 raise PlanError(f"user {scenario.users[i].name!r}: draft length {l!r} outside 1..{scenario.limits[i]}")
 
     def named(self, scenario: Scenario) -> tuple[list[list[str]], dict[str, int]]:

@@ -12,9 +12,11 @@ Four kinds of method, one calling convention (:class:`~dipsd.solvers.registry.Me
   evaluated in closed form (:func:`run_named_plan`).
 
 What a user's function returns is never trusted: a plan is evaluated in closed form (an
-infeasible one is an ``error`` result naming why), a SolveResult is re-checked like a resumed
-record (:func:`~dipsd.solvers.audit.record_problem`), and a bound is kept only from a method
-registered with ``gives_bound=True``.  An exception is an ``error`` result, never a crash.
+infeasible one is an ``error`` result naming why), a SolveResult is rebuilt from checked parts
+and re-checked like a resumed record (:func:`~dipsd.solvers.audit.record_problem`), and a bound,
+``optimal`` or ``infeasible`` is kept only from a method registered with ``gives_bound=True``
+(``optimal`` only with a bound at its plan's value).  The function gets a copy of the scenario;
+what it prints goes to the log; an exception or ``sys.exit`` is an ``error`` result, never a crash.
 
 Studies run user methods in worker processes: a forked worker inherits the registration; a
 spawned or Dask worker re-imports the function from its reference ``"module:function"``
@@ -24,9 +26,13 @@ lambda or a function of ``__main__`` there).
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import importlib
 import importlib.metadata as md
+import io
 import logging
+import math
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -41,6 +47,7 @@ from .audit import record_problem
 from .deadline import check_work_limit
 from .registry import METHODS, Method, Start
 from .results import SolveResult, Status
+from .tolerances import OPTIMAL_RTOL
 
 log = logging.getLogger(__name__)
 
@@ -99,42 +106,84 @@ def _resolve(ref: str) -> Callable:
 
 
 def _wrap(name: str, fn: Callable, gives_bound: bool) -> Callable[[Scenario, float, Start | None], SolveResult]:
+    """``fn`` as a method whose results can be believed (the module docstring): it gets its own copy
+    of the scenario (a mutation cannot reach anything else), its prints go to the log (stdout is
+    the commands' output), ``sys.exit`` and any exception are an ``error`` result, and what it
+    returns is rebuilt from checked parts (:func:`_believable`)."""
+
     def run(scenario: Scenario, time_limit: float, start: Start | None) -> SolveResult:
         t0 = time.perf_counter()
 
         def failed(why: str) -> SolveResult:
             return SolveResult(scenario.name, name, Status.ERROR, None, None, None, time.perf_counter() - t0, message=why)
 
+        printed = io.StringIO()
         try:
-            out = fn(scenario, time_limit, start)
+            with contextlib.redirect_stdout(printed):
+                out = fn(copy.deepcopy(scenario), time_limit, start)
+        except SystemExit as exc:  # a method that exits ends its own task, not dipsd
+            return failed(f"the method called sys.exit({exc.code!r})")
         except Exception as exc:  # a user's method failing is a result, never a crash
             log.debug("%s/%s raised:\n%s", scenario.name, name, traceback.format_exc())
             return failed(f"the method raised {type(exc).__name__}: {str(exc)[:300]}")
+        finally:
+            if printed.getvalue():
+                log.info("%s/%s printed (sent to the log, not stdout): %s", scenario.name, name, printed.getvalue()[:2000])
         runtime = time.perf_counter() - t0
         if out is None:
             return SolveResult(scenario.name, name, Status.NO_PLAN, None, None, None, runtime, message="the method returned no plan")
         if isinstance(out, Plan):
             return _checked_plan(scenario, name, out, runtime, "the method")
         if isinstance(out, SolveResult):
-            bound = out.upper_bound_tps if gives_bound else None
-            result = replace(out, scenario=scenario.name, method=name, upper_bound_tps=bound,
-                             runtime_s=out.runtime_s or runtime)
-            if result.plan is not None:
-                checked = _checked_plan(scenario, name, result.plan, runtime, "the method")
-                if checked.status is Status.ERROR:
-                    return checked
-                if result.evaluation is None:  # a plan without its value: the closed form gives it
-                    result = replace(result, evaluation=checked.evaluation)
             try:
-                why = record_problem(result.record(scenario), scenario)
+                return _believable(scenario, name, out, runtime, gives_bound)
             except Exception as exc:  # a result too malformed to record
-                why = f"{type(exc).__name__}: {exc}"
-            if why is not None:
-                return failed(f"the method's result cannot be believed: {why}")
-            return result
+                return failed(f"the method's result cannot be believed: {type(exc).__name__}: {str(exc)[:300]}")
         return failed(f"the method returned {type(out).__name__}; expected a Plan, a SolveResult or None")
 
     return run
+
+
+def _believable(scenario: Scenario, name: str, out: SolveResult, runtime: float, gives_bound: bool) -> SolveResult:
+    """A user's :class:`SolveResult` rebuilt from checked parts: its status (claims a method that
+    proves nothing may not make are taken back, saying so), its plan valued in closed form, a
+    bound only from a method that declares ``gives_bound=True`` (a finite number, not below the
+    plan), a whole number of iterations, its message as text; the runtime is measured here.  An
+    error result says why."""
+    t_fail = SolveResult(scenario.name, name, Status.ERROR, None, None, None, runtime)
+    if not isinstance(out.status, Status):
+        return replace(t_fail, message=f"the method's status {out.status!r} is not a dipsd Status")
+    iterations = out.iterations
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
+        return replace(t_fail, message=f"the method's iterations {iterations!r} is not a whole number >= 0")
+    bound = out.upper_bound_tps if gives_bound else None
+    if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int | float) or math.isnan(bound)):
+        return replace(t_fail, message=f"the method's upper_bound_tps {bound!r} is not a number")
+    status, notes = out.status, [str(out.message)[:500]] if out.message else []
+    evaluation = None
+    if out.plan is not None:
+        checked = _checked_plan(scenario, name, out.plan, runtime, "the method")
+        if checked.status is Status.ERROR:
+            return checked
+        evaluation = checked.evaluation
+    elif status.has_plan:
+        return replace(t_fail, message=f"the method says {status.value} but returned no plan")
+    if status is Status.INFEASIBLE and not gives_bound:
+        status = Status.NO_PLAN
+        notes.append("it said infeasible; only a method that proves its claims (gives_bound=True) may: recorded as no plan")
+    if status is Status.OPTIMAL and not (bound is not None and evaluation is not None
+                                         and bound <= evaluation.throughput_tps * (1 + OPTIMAL_RTOL)):
+        status = Status.FEASIBLE
+        notes.append("it said optimal, which only a method with gives_bound=True and a bound at its plan's value may "
+                     "claim: recorded as feasible")
+    result = SolveResult(scenario.name, name, status, out.plan, evaluation, None if bound is None else float(bound), runtime,
+                         iterations=iterations, message="; ".join(notes))
+    # the values it states (if any) must be its plan's closed-form values, and its bound not below them
+    stated = result if out.evaluation is None or out.plan is None else replace(result, evaluation=out.evaluation)
+    why = record_problem(stated.record(scenario), scenario)
+    if why is not None:
+        return replace(t_fail, message=f"the method's result cannot be believed: {why}")
+    return result
 
 
 def _checked_plan(scenario: Scenario, name: str, plan: Plan, runtime: float, who: str) -> SolveResult:

@@ -195,3 +195,60 @@ def test_methods_declare_their_capabilities():
     assert not any(METHODS[m].gives_bound for m in ("dipsd", "dipsd-fixed", "sd-nobatch", "ad", "ad-batch"))
     assert METHODS["exact"].takes_start and METHODS["certify"].takes_start and not METHODS["dipsd"].takes_start
     assert not METHODS["enumerate"].honours_time_limit and METHODS["exact"].honours_time_limit
+
+
+# ---------------------------------------------------------------- claims only from provers (issue 37)
+def test_an_untrusted_optimal_is_recorded_as_feasible(registered):
+    registered("claims", um.claims_optimal)
+    r = run_method("claims", S, time_limit=5)
+    assert r.status is Status.FEASIBLE and r.upper_bound_tps is None and "said optimal" in r.message
+    registered("claims-with-bound", um.claims_optimal, gives_bound=True)  # declared a prover, but no bound given
+    assert run_method("claims-with-bound", S, time_limit=5).status is Status.FEASIBLE
+
+
+def test_an_untrusted_infeasible_is_no_plan(registered):
+    registered("nothing", um.claims_infeasible)
+    r = run_method("nothing", S, time_limit=5)
+    assert r.status is Status.NO_PLAN and "said infeasible" in r.message
+
+
+@pytest.mark.parametrize("kind", ["runtime", "iterations", "length"])
+def test_malformed_fields_never_reach_a_record(registered, kind):
+    registered(f"garbage-{kind}", um.garbage(kind))
+    r = run_method(f"garbage-{kind}", S, time_limit=5)
+    record = r.record(S).to_json()
+    assert r.runtime_s == r.runtime_s and r.runtime_s >= 0  # measured by the registry, never NaN
+    if kind == "runtime":
+        assert r.status is Status.FEASIBLE
+    else:
+        assert r.status is Status.ERROR and r.plan is None and record["iterations"] == 0
+        assert ("iterations" in r.message) if kind == "iterations" else ("True" in r.message)
+    assert all(type(v) is int for v in (record["draft_lengths"] or {}).values())
+
+
+def test_a_method_that_exits_or_prints_costs_only_its_own_result(registered, capsys):
+    registered("exits", um.exits)
+    registered("prints", um.prints)
+    r = run_method("exits", S, time_limit=5)
+    assert r.status is Status.ERROR and "sys.exit(0)" in r.message
+    p = run_method("prints", S, time_limit=5)
+    assert p.status is Status.FEASIBLE and capsys.readouterr().out == ""
+
+
+def test_a_method_gets_a_copy_of_the_scenario(registered):
+    t = S.target
+    tight = S.with_(memory_cap_bytes=t.parameter_bytes + t.kv_bytes(1, max(u.prefix_len for u in S.users)), min_batches=1)
+    before = repr(tight), tight.memory_cap_bytes
+    registered("mutates", um.mutates)
+    r = run_method("mutates", tight, time_limit=5)
+    assert (repr(tight), tight.memory_cap_bytes) == before
+    assert r.status is Status.ERROR and "infeasible plan" in r.message
+
+
+def test_a_plan_with_true_as_a_length_or_user_is_malformed():
+    from dipsd.errors import PlanError
+
+    with pytest.raises(PlanError, match="outside"):
+        Plan(((0, 1), (2, 3)), (True, 1, 1, 1)).validate(S)
+    with pytest.raises(PlanError, match="not a user index"):
+        Plan(((0, True), (2, 3)), (1, 1, 1, 1)).validate(S)

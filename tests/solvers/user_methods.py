@@ -57,3 +57,66 @@ def never_answers(scenario, time_limit, start):
     import time
 
     time.sleep(10_000)
+
+
+# ---------------------------------------------------------------- hostile methods (issue 37)
+def claims_optimal(scenario, time_limit, start):
+    """A poor plan (every user alone at length 1, or round-robin) that it calls optimal, with no bound."""
+    from dipsd import evaluate
+    from dipsd.solvers.results import SolveResult, Status
+
+    plan = packed_at_three(scenario, time_limit, start)
+    return SolveResult(scenario.name, "x", Status.OPTIMAL, plan, evaluate(scenario, plan), None, 0.0)
+
+
+def claims_infeasible(scenario, time_limit, start):
+    from dipsd.solvers.results import SolveResult, Status
+
+    return SolveResult(scenario.name, "x", Status.INFEASIBLE, None, None, None, 0.0)
+
+
+def dies(scenario, time_limit, start):
+    """A worker killed under the method (the out-of-memory killer): the process ends at once."""
+    import os
+
+    os._exit(1)
+
+
+def exits(scenario, time_limit, start):
+    import sys
+
+    sys.exit(0)
+
+
+def interrupts(scenario, time_limit, start):
+    raise KeyboardInterrupt
+
+
+def prints(scenario, time_limit, start):
+    print("debug output of a heuristic")
+    return packed_at_three(scenario, time_limit, start)
+
+
+def mutates(scenario, time_limit, start):
+    """Raises the memory cap of the frozen scenario it is given, then puts all users but one in one batch."""
+    object.__setattr__(scenario, "memory_cap_bytes", 1e15)
+    m = scenario.num_users
+    return Plan((tuple(range(m - 1)), (m - 1,)), (1,) * m)
+
+
+def garbage(kind):
+    """A method returning a result with one malformed field: NaN runtime, iterations 2.0, True as a length."""
+    def run(scenario, time_limit, start):
+        import dataclasses
+
+        from dipsd import evaluate
+        from dipsd.solvers.results import SolveResult, Status
+
+        plan = packed_at_three(scenario, time_limit, start)
+        result = SolveResult(scenario.name, "x", Status.FEASIBLE, plan, evaluate(scenario, plan), None, 0.0)
+        if kind == "runtime":
+            return dataclasses.replace(result, runtime_s=float("nan"))
+        if kind == "iterations":
+            return dataclasses.replace(result, iterations=2.0)
+        return dataclasses.replace(result, plan=Plan(plan.batches, (True,) + plan.lengths[1:]))
+    return run
