@@ -33,9 +33,19 @@ class _LocalBackend:
                                       initializer=_worker_init, initargs=(os.getpid(),))
 
     def submit(self, task: Task) -> Any:
-        future = self.pool.submit(run_task, task)
+        try:
+            future = self.pool.submit(run_task, task)
+        except cf.process.BrokenProcessPool:  # a worker died since the last submit: a new pool for the rest
+            self._renew(self.pool)
+            future = self.pool.submit(run_task, task)
         self.pool_of[future] = self.pool
         return future
+
+    def _renew(self, pool: cf.ProcessPoolExecutor) -> None:
+        """The first sign of ``pool``'s death: start a new one (its tasks in flight end as dead workers)."""
+        if pool is self.pool:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = self._new_pool()
 
     def wait(self, futures: Iterable[Any], timeout: float) -> set[Any]:
         done, _ = cf.wait(futures, timeout=timeout, return_when=cf.FIRST_COMPLETED)
@@ -46,13 +56,16 @@ class _LocalBackend:
         pool = self.pool_of.pop(future, None)
         try:
             return future.result()
-        except cf.process.BrokenProcessPool:
-            if pool is self.pool:  # the first sign of this pool's death: start a new one
-                self.pool.shutdown(wait=False, cancel_futures=True)
-                self.pool = self._new_pool()
+        except (cf.process.BrokenProcessPool, cf.CancelledError):  # its worker died, or its dead pool cancelled it
+            if pool is not None:
+                self._renew(pool)
             return None
         except Exception as exc:
             return crash_record(task, f"{type(exc).__name__}: {exc}")
+
+    def cancelled(self, future: Any) -> bool:
+        """Whether the task never ran: its pool died first and cancelled it (not its fault)."""
+        return bool(future.cancelled())
 
     def stop(self, future: Any) -> None:
         """Stop a task that gives no answer: its pool's workers are killed (a process pool cannot
@@ -106,6 +119,10 @@ class _DaskBackend:
             return future.result()
         except Exception as exc:
             return crash_record(task, f"{type(exc).__name__}: {exc}")
+
+    def cancelled(self, future: Any) -> bool:
+        """Dask cancels a task only when the watchdog gives up on it (:meth:`stop`): never innocent."""
+        return False
 
     def stop(self, future: Any) -> None:
         """Give up on a task that gives no answer (Dask cannot kill a running task; its worker

@@ -207,6 +207,10 @@ class _Loop:
         tasks that start from it."""
         task = self.pending.pop(future)
         self.started.pop(future, None)
+        if task.key not in self.hung and self._live().cancelled(future):  # its pool died before it ran
+            self.alone.pop(future, None)
+            self.queue.insert(0, task)
+            return
         record = self._live().result(future, task)
         ran_alone = self.alone.pop(future, False)
         if record is None and task.key in self.hung:

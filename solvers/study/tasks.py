@@ -53,9 +53,11 @@ def run_task(task: Task) -> Record:
             return run_named_plan(task.scenario, task.plan).record(task.scenario)
         ensure_method(task.method, task.ref, task.gives_bound, task.starts_from)
         return _runwith_start(task)
-    except Exception as exc:  # a task failure must never take the study down
-        log.exception("task %s/%s failed", task.scenario.name, task.method)
-        return crash_record(task, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0)
+    except BaseException as exc:  # a task failure must never take the study down: in a worker (which leaves
+        # Ctrl-C to the parent) SystemExit and KeyboardInterrupt come from the method's code, and are its error
+        log.warning("task %s/%s failed: %s: %s", task.scenario.name, task.method, type(exc).__name__, str(exc)[:300])
+        log.debug("the traceback of %s/%s:", task.scenario.name, task.method, exc_info=True)
+        return crash_record(task, f"{type(exc).__name__}: {str(exc)[:300]}", time.perf_counter() - t0)
 
 
 def _runwith_start(task: Task) -> Record:

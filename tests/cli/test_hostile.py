@@ -243,3 +243,53 @@ def test_a_task_with_no_answer_is_stopped_and_the_study_ends(tiny_book, tmp_path
     for s in book.scenarios:
         assert by[(s.name, "stuck")].status.value == "error" and "no answer after" in by[(s.name, "stuck")].message
         assert by[(s.name, "ad")].status.value == "feasible" and by[(s.name, "dipsd")].status.value == "feasible"
+
+
+# issue 37: studies survive their methods ------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("attempt", range(3))  # a worker's death races the queue: repeated
+def test_a_worker_killed_with_tasks_queued_costs_only_its_task(tiny_book, tmp_path, attempt):
+    """os._exit in a method (as the out-of-memory killer would end the worker) while other tasks wait:
+    that task is retried, then an error row; every other task finishes; the study and its report too."""
+    out = tmp_path / "r.xlsx"
+    code = subprocess.run([sys.executable, "-c", STUDY_WITH_USER_METHODS, tiny_book, str(out), "dies,ad,dipsd,exits,interrupts"],
+                          cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ROOT}, timeout=600)
+    assert code.returncode == 0 and "Traceback" not in code.stderr, code.stderr[-3000:]
+    records = {(r["scenario"], r["method"]): r for r in map(json.loads, (tmp_path / "r.xlsx.jsonl").read_text().splitlines()[1:])}
+    assert len(records) == 2 * 5 and out.exists()
+    for (_, method), r in records.items():
+        if method in ("ad", "dipsd"):
+            assert r["status"] == "feasible", r
+        else:
+            assert r["status"] == "error", r
+    dead = [r for (s, m), r in records.items() if m == "dies"]
+    assert all("worker process died" in r["message"] for r in dead)
+    assert all("SystemExit" in r["message"] or "sys.exit" in r["message"] for (s, m), r in records.items() if m == "exits")
+    assert all("KeyboardInterrupt" in r["message"] for (s, m), r in records.items() if m == "interrupts")
+
+
+STUDY_WITH_USER_METHODS = """
+import sys
+from dipsd.solvers.catalog import register_method
+from dipsd.cli import main
+from tests.solvers import user_methods as um
+for name in sys.argv[3].split(","):
+    if hasattr(um, name):
+        register_method(name, getattr(um, name))
+sys.exit(main(["study", sys.argv[1], "--out", sys.argv[2], "--methods", sys.argv[3], "--workers", "2", "--time-limit", "20",
+               "--quiet"]))
+"""
+
+
+def test_a_method_that_prints_never_breaks_solve_json(tiny_book, run_cli):
+    from dipsd.solvers.catalog import register_method
+    from dipsd.solvers.registry import METHODS
+    from tests.solvers import user_methods as um
+
+    register_method("prints", um.prints)
+    try:
+        code, out, err = run_cli("solve", tiny_book, "--method", "prints", "--json")
+    finally:
+        METHODS.pop("prints", None)
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and len(rows) == 2 and all(r["status"] == "feasible" for r in rows)
