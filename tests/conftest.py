@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
 from hypothesis import settings
 from openpyxl import Workbook
@@ -16,6 +19,10 @@ def pytest_collection_modifyitems(config, items):
         if item.get_closest_marker("sweep") is not None:
             item.add_marker(pytest.mark.slow)
 
+
+# checkpoints are signed with a key of the test session's (never the developer's own), which the
+# subprocesses of CLI tests inherit
+os.environ["DIPSD_KEY_FILE"] = os.path.join(tempfile.mkdtemp(prefix="dipsd-test-key-"), "checkpoint.key")
 
 # property tests draw the same examples on every run: the suite is deterministic
 settings.register_profile("dipsd", derandomize=True, deadline=None, database=None)

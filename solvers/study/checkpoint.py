@@ -1,12 +1,24 @@
 """The checkpoint of a study: a JSON-lines file (a header, then one record per finished task),
-its lock, and the header that says what changes a study's results."""
+its lock, and the header that says what changes a study's results.
+
+Every line carries ``"sig"``: an HMAC-SHA256, under a secret key of the user's
+(:func:`signing_key`), of the line's canonical JSON (sorted keys, without ``sig``) together with
+the study's scenario fingerprint.  On ``--resume`` a record whose signature does not match
+(edited by hand or by a script, copied from another study, or written under another user's or
+machine's key) is named and its task runs again: it is never trusted.  A header whose signature
+does not match makes every record run again.  What this protects against and what not is in
+docs/design.md ("Checkpoints that cannot be edited unnoticed").
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import importlib.metadata as md
 import json
 import logging
 import os
+import secrets
 import stat
 
 from ...data.scenario import Scenario
@@ -20,7 +32,74 @@ from ..tolerances import HIGHS_OPTIONS, HIGHS_SLACK, OBJECTIVE_SCALE
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
+"""2: every line signed (``sig``)."""
+KEY_ENV = "DIPSD_KEY_FILE"
+"""The environment variable naming the key file (default ``$XDG_CONFIG_HOME/dipsd/checkpoint.key``,
+else ``~/.config/dipsd/checkpoint.key``)."""
+_ephemeral: bytes | None = None
+
+
+def key_path() -> str:
+    """Where the user's signing key lives."""
+    if os.environ.get(KEY_ENV):
+        return os.environ[KEY_ENV]
+    config = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.join(config, "dipsd", "checkpoint.key")
+
+
+def signing_key() -> bytes:
+    """The user's secret key (32 random bytes), created on first use (folder 0700, file 0600, never
+    through a link).  Where it can be neither read nor created, a key for this process only, with a
+    warning: the study's records then cannot be resumed as trusted (they run again)."""
+    path = key_path()
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        try:
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(secrets.token_bytes(32))
+            return signing_key()
+        except FileExistsError:  # another process created it meanwhile
+            return signing_key()
+        except OSError as exc:
+            return _process_key(path, exc)
+    except OSError as exc:
+        return _process_key(path, exc)
+    with os.fdopen(fd, "rb") as fh:
+        key = fh.read(4096)
+    if len(key) < 16:
+        return _process_key(path, ValueError("fewer than 16 bytes"))
+    return key
+
+
+def _process_key(path: str, exc: Exception) -> bytes:
+    global _ephemeral
+    if _ephemeral is None:
+        log.warning("the checkpoint signing key %s cannot be used (%s: %s); this process signs with a key of its own, "
+                    "so --resume will run every task again (set %s to a writable file)", path, type(exc).__name__, exc, KEY_ENV)
+        _ephemeral = secrets.token_bytes(32)
+    return _ephemeral
+
+
+def signed(line: dict, study: str, key: bytes) -> dict:
+    """``line`` with its signature (``sig``) for the study whose scenario fingerprint is ``study``."""
+    body = {k: v for k, v in line.items() if k != "sig"}
+    return {**body, "sig": _mac(body, study, key)}
+
+
+def signature_ok(line: dict, study: str, key: bytes) -> bool:
+    """Whether ``line`` carries the signature :func:`signed` gives it."""
+    sig = line.get("sig")
+    body = {k: v for k, v in line.items() if k != "sig"}
+    return isinstance(sig, str) and hmac.compare_digest(sig, _mac(body, study, key))
+
+
+def _mac(body: dict, study: str, key: bytes) -> str:
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hmac.new(key, f"{study}\n{text}".encode(), hashlib.sha256).hexdigest()
 
 
 class Checkpoint:
@@ -43,6 +122,7 @@ class Checkpoint:
         self.path = path
         self.scenarios = scenarios or {}
         self.records: dict[tuple[str, str], Record] = {}
+        self.key, self.study = signing_key(), str(header.get("scenarios_sha256", ""))
         self._fh = None
         self._lock = _Lock(path + ".lock")
         try:
@@ -52,9 +132,9 @@ class Checkpoint:
             if resume and os.path.exists(path):
                 header = self._read(header)
             with atomic_write(path) as fh:
-                fh.write(json.dumps({"checkpoint": CHECKPOINT_VERSION, **header}) + "\n")
+                fh.write(self._line({"checkpoint": CHECKPOINT_VERSION, **header}))
                 for record in self.records.values():
-                    fh.write(json.dumps(record.to_json()) + "\n")
+                    fh.write(self._line(record.to_json()))
             self._fh = open(path, "a", encoding="utf-8")
         except BaseException:
             self._lock.release()
@@ -80,6 +160,7 @@ class Checkpoint:
             return header
         line_of: dict[tuple[str, str], int] = {}
         longer = False
+        header_ok = True
         for number, line in numbered:
             try:
                 data = json.loads(line)
@@ -91,6 +172,10 @@ class Checkpoint:
                     raise InputError(f"{self.path}, line {number}: not a checkpoint header; "
                                      f"move the file aside (--fresh) to start again")
                 self._compare(data, header)
+                header_ok = signature_ok(data, self.study, self.key)
+                if not header_ok:
+                    log.warning("%s, line %d: the header's signature does not match (edited, or written under another "
+                                "key); no record of this file is trusted: every task runs again", self.path, number)
                 longer = _raised(data.get("time_limit"), header.get("time_limit"))
                 more_work = _raised(data.get("work_limit"), header.get("work_limit"))
                 history = list(data.get("history", [])) + [{k: data.get(k) for k in ("methods", "time_limit", "work_limit")
@@ -101,10 +186,17 @@ class Checkpoint:
                     header = {**header, "history": data["history"]}
                 continue
             try:
-                record = Record.from_json(data)
+                record = Record.from_json({k: v for k, v in data.items() if k != "sig"} if isinstance(data, dict) else data)
             except (ValueError, TypeError, KeyError, OverflowError, RecursionError) as exc:
                 raise InputError(f"{self.path}, line {number}: not a task record ({exc}); "
                                  f"move the file aside (--fresh) to start again") from None
+            if not header_ok:
+                continue
+            if not signature_ok(data, self.study, self.key):
+                log.warning("%s, line %d: %s/%s dropped: its signature does not match (edited by hand, copied from "
+                            "another study, or written under another user's key); the task runs again", self.path, number,
+                            record.scenario, record.method)
+                continue
             if (longer and record.status in (Status.TIME_LIMIT, Status.NO_PLAN)) or (more_work and record.status is Status.WORK_LIMIT):
                 continue  # stopped by the old limit: runs again with the raised one
             if record.status is not Status.ERROR:
@@ -155,11 +247,14 @@ class Checkpoint:
         self.records[(record.scenario, record.method)] = record
         try:
             assert self._fh is not None, "the checkpoint is open while the study runs"
-            self._fh.write(json.dumps(record.to_json()) + "\n")
+            self._fh.write(self._line(record.to_json()))
             self._fh.flush()
             os.fsync(self._fh.fileno())
         except OSError as exc:  # disk full, file too large: stop, saying so (the lines before are intact)
             raise output_failure(self.path, exc) from None
+
+    def _line(self, data: dict) -> str:
+        return json.dumps(signed(data, self.study, self.key)) + "\n"
 
     def close(self) -> None:
         if self._fh is not None:
