@@ -41,6 +41,17 @@ def _positive(kind):
 positive_int, positive_float = _positive(int), _positive(float)
 
 
+def thread_count(text: str) -> int:
+    """A whole number of threads from 1 to the cores this process may use (more only slows every
+    solve down and can exhaust the machine's threads)."""
+    from .solvers.milp_solvers import available_cores
+
+    value = positive_int(text)
+    if value > available_cores():
+        raise argparse.ArgumentTypeError(f"expected 1..{available_cores()} (the cores available here), got {text[:40]!r}")
+    return value
+
+
 def seed(text: str) -> int:
     """A random seed: a whole number in 0 .. 2**32 - 1 (what numpy's generators take)."""
     try:

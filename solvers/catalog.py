@@ -57,7 +57,7 @@ _plugins_loaded = False
 
 
 def register_method(name: str, fn: Callable | str, *, starts_from: Iterable[str] = (), gives_bound: bool = False,
-                    help: str = "") -> None:
+                    help: str = "", package: str = "") -> None:
     """Make ``fn`` a method called ``name`` for ``solve``, ``run_study`` and ``dipsd study``.
 
     ``fn(scenario, time_limit, start)`` gets a :class:`~dipsd.Scenario`, the time limit in
@@ -67,7 +67,8 @@ def register_method(name: str, fn: Callable | str, *, starts_from: Iterable[str]
     ``"module:function"``.  ``gives_bound=True`` declares that the ``upper_bound_tps`` of its
     results is a proven upper bound on the optimum (it then enters every certified gap);
     otherwise a bound it returns is dropped.  A name of a built-in method, or one starting with
-    ``plan:``, is refused.
+    ``plan:``, is refused.  ``package`` (``"name version"``, set for entry-point plugins) joins the
+    method's identity in the checkpoint header: a study is not resumed under a changed method.
     """
     if not isinstance(name, str) or not name.strip() or "," in name or name != name.strip():
         raise InputError(f"method name: non-empty text without commas or surrounding spaces, got {name!r}")
@@ -79,8 +80,27 @@ def register_method(name: str, fn: Callable | str, *, starts_from: Iterable[str]
     function = _resolve(fn) if isinstance(fn, str) else fn
     if not callable(function):
         raise InputError(f"method {name!r}: {fn!r} is not callable")
+    identity = "; ".join(filter(None, [package, code_identity(function)]))
     METHODS[name] = Method(name, help or f"user method {ref or name}", _wrap(name, function, gives_bound), starts,
-                           ref=ref, gives_bound=gives_bound, deterministic=False)
+                           ref=ref, gives_bound=gives_bound, deterministic=False, identity=identity)
+
+
+def code_identity(fn: Callable) -> str:
+    """``"module:function, code sha256 ..."``: the function's own name and the digest of its module's
+    source file (a change anywhere in it, helpers included, changes the identity), else of the
+    function's bytecode and constants."""
+    import hashlib
+    import inspect
+
+    try:
+        path = inspect.getsourcefile(fn)
+        with open(path or "", "rb") as fh:
+            data = fh.read()
+    except (TypeError, OSError):
+        code = getattr(fn, "__code__", None)
+        data = repr((code.co_code, code.co_consts, code.co_names)).encode() if code is not None else repr(fn).encode()
+    name = f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', type(fn).__name__)}"
+    return f"{name}, code sha256 {hashlib.sha256(data).hexdigest()[:16]}"
 
 
 def _reference(fn: Callable) -> str | None:
@@ -235,9 +255,11 @@ def load_plugins() -> None:
         try:
             fn = ep.load()
             spec = getattr(fn, "dipsd_method", {})  # optional: {"starts_from": [...], "gives_bound": bool, "help": "..."}
+            dist = getattr(ep, "dist", None)
             register_method(ep.name, ep.value if ":" in ep.value else fn, starts_from=spec.get("starts_from", ()),
                             gives_bound=bool(spec.get("gives_bound", False)),
-                            help=spec.get("help", "") or f"plugin {ep.value}")
+                            help=spec.get("help", "") or f"plugin {ep.value}",
+                            package="" if dist is None else f"package {dist.name} {dist.version}")
         except Exception as exc:  # a broken plugin must not take dipsd down
             log.warning("method plugin %r (%s) not loaded: %s: %s", ep.name, ep.value, type(exc).__name__, exc)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -85,12 +86,22 @@ def use(name: str, threads: int = 1) -> Iterator[MilpSolver]:
     not at every task.  HiGHS keeps one thread pool per process: a process should not change its
     thread count."""
     solver = SOLVERS.get(name) or check(name)  # an unknown name: check's message
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= available_cores():
+        raise InputError(f"threads: a whole number from 1 to {available_cores()} (the cores this process may use), got {threads!r}")
     before = dict(_current)
     _current.update(name=solver.name, threads=int(threads))
     try:
         yield solver
     finally:
         _current.update(before)
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the platform says, else the count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def version(name: str) -> str:

@@ -56,6 +56,10 @@ class Method:
     deterministic: bool = True
     """Whether the same input and limits give the same result (a time-limited search may differ
     between runs on a loaded machine; a user's method is not assumed to be)."""
+    identity: str = ""
+    """What a user's method is, for a checkpoint to notice a change: its package and version (an
+    installed plugin) and the SHA-256 of its module's source (:func:`~dipsd.solvers.catalog.code_identity`);
+    empty for the built-ins, which the dipsd version identifies."""
     honours_work_limit: bool = False
     """Whether it takes a work limit (``run(..., work_limit=N)``, :mod:`dipsd.solvers.deadline`): under
     one, its result is the same on any machine unless the time limit stops it first (status

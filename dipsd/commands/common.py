@@ -7,7 +7,7 @@ import argparse
 import os
 import sys
 
-from ..argtypes import positive_int
+from ..argtypes import positive_int, thread_count
 from ..data.bundled import example_path
 from ..data.scenario import Scenario
 from ..data.text import plural
@@ -68,8 +68,9 @@ def add_solver_option(p, *, threads: bool = False) -> None:
                    help="MILP solver of exact and DiP-SD's steps: " + "; ".join(f"{n} ({s.used_for})" for n, s in SOLVERS.items())
                         + "; scip and gurobi need pip install -e '.[scip]' or '.[gurobi]'")
     if threads:
-        p.add_argument("--threads", type=positive_int, default=1, metavar="K",
-                       help="threads of each MILP solve (default 1; studies run one thread per worker process)")
+        p.add_argument("--threads", type=thread_count, default=1, metavar="K",
+                       help="threads of each MILP solve, at most the cores available (default 1; studies run one thread per "
+                            "worker process)")
 
 
 def add_work_limit_option(p) -> None:

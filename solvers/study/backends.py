@@ -93,10 +93,7 @@ class _DaskBackend:
             self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
             self.client = Client(self.cluster)
         else:
-            try:
-                self.client = Client(scheduler, timeout="10s")
-            except OSError as exc:
-                raise InputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+            self.client = _connect(Client, scheduler)
         self.workers = workers
         self.stopped = set()
 
@@ -134,6 +131,40 @@ class _DaskBackend:
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+
+
+CONNECT_S = 10.0
+"""How long connecting to a Dask scheduler and its handshake may take, together."""
+
+
+def _connect(client_class: Any, address: str, seconds: float | None = None) -> Any:
+    """A Dask client of the scheduler at ``address``, or one line of :class:`InputError` when nothing
+    there answers as a Dask scheduler within ``seconds``: a port that accepts and stays silent
+    (distributed's own timeout does not cover its handshake), a web server or any other service
+    (whose answer distributed may read as a frame of exabytes), a closed port.  The attempt runs in a
+    thread of its own, so a hung handshake cannot hang the study; it is abandoned there."""
+    import threading
+
+    seconds = CONNECT_S if seconds is None else seconds
+    box: dict[str, Any] = {}
+
+    def attempt() -> None:
+        try:
+            box["client"] = client_class(address, timeout=f"{seconds:g}s")
+        except BaseException as exc:  # MemoryError from a web server's reply, OSError, TimeoutError ...
+            box["error"] = exc
+
+    thread = threading.Thread(target=attempt, name="dipsd-dask-connect", daemon=True)
+    thread.start()
+    thread.join(seconds + 2.0)
+    if thread.is_alive():
+        raise InputError(f"--scheduler {address}: no Dask scheduler answered within {seconds + 2:g} s (something accepts "
+                         f"connections there but does not speak Dask's protocol?)")
+    if "error" in box:
+        exc = box["error"]
+        raise InputError(f"--scheduler {address}: not a Dask scheduler, or not reachable ({type(exc).__name__}: "
+                         f"{str(exc)[:200]})")
+    return box["client"]
 
 
 def _worker_init(parent: int) -> None:

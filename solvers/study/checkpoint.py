@@ -234,6 +234,9 @@ class Checkpoint:
                 return isinstance(was, list) and isinstance(now, list) and set(was) <= set(now)
             if key in ("time_limit", "work_limit"):
                 return isinstance(was, (int, float)) and isinstance(now, (int, float)) and now >= was
+            if key == "user_methods":  # methods may be added; those of the checkpoint must be the same code
+                was, now = was or {}, now or {}
+                return isinstance(was, dict) and isinstance(now, dict) and all(now.get(k) == v for k, v in was.items())
             return False
 
         keys = [k for k in HEADER_KEYS_THAT_MATTER if k in new or k in old]
@@ -264,7 +267,7 @@ class Checkpoint:
 
 
 HEADER_KEYS_THAT_MATTER = ("scenarios_sha256", "methods", "time_limit", "dipsd", "pyomo", "highspy", "solver_options",
-                           "solver", "solver_version", "work_limit")
+                           "solver", "solver_version", "work_limit", "user_methods")
 """Header fields that must match for ``--resume`` (they change the results); ``methods`` may grow
 and ``time_limit`` and ``work_limit`` rise (:meth:`Checkpoint._compare`; a study without a work
 limit cannot be resumed with one, nor the other way round)."""
@@ -330,6 +333,11 @@ def study_header(book: LoadedWorkbook, methods: list[str], time_limit: float, so
         header.update(solver=solver, solver_version=milp_solvers.version(solver))
     if work_limit is not None:
         header["work_limit"] = work_limit
+    from ..catalog import METHODS
+
+    users = {m: METHODS[m].identity for m in methods if m in METHODS and METHODS[m].identity}
+    if users:
+        header["user_methods"] = users
     return header
 
 

@@ -293,3 +293,52 @@ def test_a_method_that_prints_never_breaks_solve_json(tiny_book, run_cli):
         METHODS.pop("prints", None)
     rows = [json.loads(line) for line in out.splitlines()]
     assert code == 0 and len(rows) == 2 and all(r["status"] == "feasible" for r in rows)
+
+
+# issue 37: limits that hold ---------------------------------------------------------------------------
+def test_threads_beyond_the_cores_are_refused(tiny_book, run_cli):
+    from dipsd.solvers.milp_solvers import available_cores, use
+
+    code, _, err = run_cli("solve", tiny_book, "--method", "dipsd", "--threads", "4096")
+    assert code == 2 and f"expected 1..{available_cores()} (the cores available here)" in err and "Traceback" not in err
+    with pytest.raises(InputError, match="threads: a whole number from 1"):
+        with use("highs", threads=100_000):
+            pass
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["silent", "http"])
+def test_a_scheduler_address_that_is_not_a_dask_scheduler_is_one_line(tiny_book, tmp_path, run_cli, monkeypatch, kind):
+    """A port that accepts and never answers, and a web server: one line, exit 2, within the connect limit."""
+    import http.server
+    import socket
+    import threading
+
+    from dipsd.solvers.study import backends
+
+    monkeypatch.setattr(backends, "CONNECT_S", 2.0)
+    if kind == "silent":
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        accepted = []
+        threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True).start()
+    else:
+        class Quiet(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+        web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+        port = web.server_address[1]
+        threading.Thread(target=web.serve_forever, daemon=True).start()
+    try:
+        code, _, err = run_cli("study", tiny_book, "--out", str(tmp_path / "r.xlsx"), "--methods", "ad", "--quiet",
+                               "--scheduler", f"tcp://127.0.0.1:{port}")
+    finally:
+        if kind == "silent":
+            server.close()
+        else:
+            web.shutdown()
+    assert code == 2 and "Traceback" not in err and f"--scheduler tcp://127.0.0.1:{port}: " in err
+    assert len([line for line in err.splitlines() if line.startswith("dipsd: error")]) == 1

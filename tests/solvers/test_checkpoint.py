@@ -113,3 +113,33 @@ def test_records_written_under_another_key_all_run_again(book, tmp_path, run_cli
     assert code == 0 and "the header's signature does not match" in err
     assert all(C.signature_ok(line, _lines(out + ".jsonl")[0]["scenarios_sha256"], C.signing_key())
                for line in _lines(out + ".jsonl"))
+
+
+def test_a_user_method_changed_between_runs_is_refused_on_resume(book, tmp_path, run_cli, monkeypatch):
+    """Issue 37, case 6: a plugin upgraded between runs (its code changed) is a difference like any other."""
+    import importlib
+    import sys
+
+    from dipsd.solvers.catalog import register_method
+    from dipsd.solvers.registry import METHODS
+
+    source = tmp_path / "mine_v.py"
+    source.write_text("from tests.solvers.user_methods import packed_at_three as run\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = str(tmp_path / "r.xlsx")
+    try:
+        register_method("mine", "mine_v:run")
+        code, _, err = run_cli("study", book, "--out", out, "--methods", "ad,mine", "--workers", "1", "--quiet")
+        assert code == 0, err
+        assert "code sha256" in _lines(out + ".jsonl")[0]["user_methods"]["mine"]
+        code, _, err = run_cli("study", book, "--out", out, "--methods", "ad,mine", "--workers", "1", "--quiet", "--resume")
+        assert code == 0, err  # the same code: resumed
+        source.write_text("from tests.solvers.user_methods import everyone_alone as run\n")  # version 0.2
+        sys.modules.pop("mine_v", None)
+        importlib.invalidate_caches()
+        register_method("mine", "mine_v:run")
+        code, _, err = run_cli("study", book, "--out", out, "--methods", "ad,mine", "--workers", "1", "--quiet", "--resume")
+        assert code == 2 and "cannot resume, the study changed (user_methods" in err and "Traceback" not in err
+    finally:
+        METHODS.pop("mine", None)
+        sys.modules.pop("mine_v", None)
