@@ -539,6 +539,10 @@ def _assemble_plans(rows: list[_Row], scenarios: dict[str, Scenario], problems: 
         users = {u.name: u for u in s.users}
         seen: dict[str, int] = {}
         ok = True
+        if "," in pname:
+            problems.add("plans", prow[0].number, "plan", pname,
+                         "a plan name without commas (--methods lists names separated by commas: plan:NAME)")
+            ok = False
         for row in prow:
             v = row.values
             if v["user"] not in users:
@@ -550,7 +554,13 @@ def _assemble_plans(rows: list[_Row], scenarios: dict[str, Scenario], problems: 
                 ok = False
             else:
                 seen[v["user"]] = row.number
-            if v["draft_length"] > s.max_draft_length:
+            own = users[v["user"]].max_draft_length if v["user"] in users else None
+            if own is not None and v["draft_length"] > own:
+                problems.add("plans", row.number, "draft_length", v["draft_length"],
+                             f"a draft length in 1..{own} (max_draft_length of user '{v['user']}' in sheet 'users'; "
+                             f"plan '{pname}')")
+                ok = False
+            elif v["draft_length"] > s.max_draft_length:
                 problems.add("plans", row.number, "draft_length", v["draft_length"],
                              f"a draft length in 1..{s.max_draft_length} (max_draft_length of '{sname}'; plan '{pname}')")
                 ok = False

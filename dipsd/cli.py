@@ -7,6 +7,7 @@ exits with code 2; no traceback is shown for them.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
@@ -105,6 +106,12 @@ def _on_sigterm(signum, frame):
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        os.getcwd()
+    except FileNotFoundError:  # every relative path (the default report, --out r.xlsx) would fail deep inside
+        print("dipsd: error: the current folder no longer exists (deleted or moved); change to an existing folder",
+              file=sys.stderr)
+        return EXIT_INPUT
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.verbose)
@@ -114,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     _sigterm["received"] = False
     try:
         code = args.func(args)
+        sys.stdout.flush()  # a full disk or a closed pipe under stdout is this command's failure, said here
         # a study stopped by SIGTERM wrote its report and said how to resume, like after Ctrl-C
         return EXIT_TERMINATED if code == 130 and _sigterm["received"] else code
     except Terminated:
@@ -127,18 +135,33 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dipsd: error: {exc}", file=sys.stderr)
         return EXIT_OUTPUT
     except BrokenPipeError:  # stdout closed early (`dipsd ... | head`): stop quietly, as Unix tools do
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        except (OSError, ValueError):
-            pass
+        _silence_stdout()
         return 1
+    except OSError as exc:  # stdout cannot be written (`> /dev/full`): files are checked and said as OutputError,
+        if exc.errno not in _WRITE_FAILURES:  # so a write failure that gets here is stdout's
+            raise
+        _silence_stdout()
+        print(f"dipsd: error: the standard output cannot be written ({exc.strerror or exc}); nothing more was printed",
+              file=sys.stderr)
+        return EXIT_OUTPUT
     except KeyboardInterrupt:
         print("dipsd: interrupted (studies: run the same command with --resume to continue)", file=sys.stderr)
         return 130
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+_WRITE_FAILURES = frozenset(getattr(errno, name) for name in ("ENOSPC", "EFBIG", "EDQUOT", "EIO") if hasattr(errno, name))
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's own flush at exit does not fail a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -129,7 +129,9 @@ def run(request: StudyRequest, *, on_done: Callable | None = None, on_tick: Call
 
 def select_scenarios(book: LoadedWorkbook, patterns: Sequence[str] | None) -> LoadedWorkbook:
     """The workbook with only the scenarios matching one of ``patterns`` (names or shell-style
-    patterns such as ``het-M2*``), in workbook order; every pattern must match something."""
+    patterns such as ``het-M2*``), in workbook order; every pattern must match something.  A pattern
+    that is a scenario's exact name selects that scenario only (``M[1]`` is the scenario named so,
+    not ``M1``); ``[*]``, ``[?]``, ``[[]`` match the characters themselves."""
     if not patterns:
         return book
     import dataclasses
@@ -138,10 +140,14 @@ def select_scenarios(book: LoadedWorkbook, patterns: Sequence[str] | None) -> Lo
     from .errors import did_you_mean
 
     names = [s.name for s in book.scenarios]
+
+    def matches(name: str, pattern: str) -> bool:
+        return name == pattern if pattern in names else fnmatch.fnmatchcase(name, pattern)
+
     for pattern in patterns:
-        if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
+        if not any(matches(n, pattern) for n in names):
             shown = ", ".join(names[:20]) + (" ..." if len(names) > 20 else "")
             raise InputError(f"--scenario: no scenario matches {pattern[:60]!r}{did_you_mean(pattern, names)} (known: {shown})")
-    keep = tuple(s for s in book.scenarios if any(fnmatch.fnmatchcase(s.name, p) for p in patterns))
+    keep = tuple(s for s in book.scenarios if any(matches(s.name, p) for p in patterns))
     kept = {s.name for s in keep}
     return dataclasses.replace(book, scenarios=keep, plans=tuple(p for p in book.plans if p.scenario in kept))

@@ -116,8 +116,25 @@ def read_report(path: str) -> dict[str, pd.DataFrame]:
         elif name != "Charts":
             out[name] = _with_header(raw)
     if "Results" in out:
+        _check_numbers(out["Results"], path, "Results")
         out["Results"] = typed(out["Results"])
     return out
+
+
+def _check_numbers(frame: pd.DataFrame, path: str, sheet: str) -> None:
+    """Every cell of a numeric column is a number (a whole one where the column counts): a report
+    edited by hand is refused naming the cell, not read as something else."""
+    from ..errors import InputError
+
+    for column in (c for c in (*INTS, *FLOATS) if c in frame):
+        for i, value in enumerate(frame[column]):
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                continue
+            number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+            if not number or (column in INTS and value != int(value)):
+                shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+                raise InputError(f"{path}, sheet {sheet!r}, row {i + 2}, column {column!r}: bad value {shown}: "
+                                 f"{'a whole number' if column in INTS else 'a number'} (was the report edited by hand?)")
 
 
 def _with_header(raw: pd.DataFrame) -> pd.DataFrame:

@@ -44,6 +44,7 @@ def add(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..data.plans import plan_name
     from ..reports.stats import gap_statements, headline, headline_text, statement_text
     from ..service import StudyRequest, run
     from ..solvers.results import Status
@@ -58,8 +59,10 @@ def run(args: argparse.Namespace) -> int:
     done_study = run(request, on_done=progress, on_tick=progress.tick)
     outcome, book, methods = done_study.outcome, done_study.book, done_study.methods
     num_users = {s.name: s.num_users for s in book.scenarios}
-    done = sum(1 for s in book.scenarios if all(any(r.scenario == s.name and r.method == m for r in outcome.records)
-                                                for m in methods))
+    recorded = {(r.scenario, r.method) for r in outcome.records}
+    # a workbook's plan:NAME is a task only where the scenario has that plan
+    done = sum(1 for s in book.scenarios if all((s.name, m) in recorded for m in methods
+                                                if plan_name(m) is None or m in book.plans_of(s.name)))
     print(statement_text(gap_statements(outcome.records, num_users, methods), done=done, total=len(book.scenarios),
                          interrupted=outcome.interrupted))
     print()

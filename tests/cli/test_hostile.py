@@ -342,3 +342,70 @@ def test_a_scheduler_address_that_is_not_a_dask_scheduler_is_one_line(tiny_book,
             web.shutdown()
     assert code == 2 and "Traceback" not in err and f"--scheduler tcp://127.0.0.1:{port}: " in err
     assert len([line for line in err.splitlines() if line.startswith("dipsd: error")]) == 1
+
+
+# issue 37, items 9 and 10 ------------------------------------------------------------------------------
+def test_a_plan_length_above_the_users_own_limit_is_refused_at_load(tmp_path, run_cli):
+    sheets = good_sheets()
+    sheets["users"] = [["scenario", "user", "max_draft_length"], ["s1", "a", 2], ["s1", "b", None], ["s2", "x", None]]
+    sheets["plans"] = [["scenario", "plan", "user", "batch", "draft_length"], ["s1", "p", "a", 1, 3], ["s1", "p", "b", 2, 3]]
+    code, _, err = run_cli("check", write_book(tmp_path / "p.xlsx", sheets))
+    assert code == 2 and "Traceback" not in err
+    assert "sheet 'plans', row 2, column 'draft_length': bad value '3': a draft length in 1..2 (max_draft_length of " \
+           "user 'a'" in err
+
+
+def test_a_plan_name_with_a_comma_is_refused(tmp_path, run_cli):
+    sheets = good_sheets()
+    sheets["plans"] = [["scenario", "plan", "user", "batch", "draft_length"], ["s1", "a,b", "a", 1, 1], ["s1", "a,b", "b", 2, 1]]
+    code, _, err = run_cli("check", write_book(tmp_path / "p.xlsx", sheets))
+    assert code == 2 and "sheet 'plans', row 2, column 'plan': bad value 'a,b': a plan name without commas" in err
+
+
+def test_a_finished_study_with_plans_for_one_scenario_is_not_called_interrupted(tmp_path, run_cli):
+    sheets = good_sheets()
+    sheets["plans"] = [["scenario", "plan", "user", "batch", "draft_length"], ["s1", "p", "a", 1, 1], ["s1", "p", "b", 2, 1]]
+    code, out, err = run_cli("study", write_book(tmp_path / "p.xlsx", sheets), "--out", str(tmp_path / "r.xlsx"),
+                             "--methods", "ad,plan:p", "--workers", "1", "--quiet")
+    assert code == 0, err
+    assert "scenarios done" not in out
+
+
+def test_a_scenario_name_with_pattern_characters_selects_itself(tmp_path, run_cli):
+    sheets = {"scenarios": [["scenario"], ["M1"], ["M[1]"]],
+              "users": [["scenario", "user"], ["M1", "a"], ["M[1]", "a"]]}
+    code, out, err = run_cli("study", write_book(tmp_path / "m.xlsx", sheets), "--out", str(tmp_path / "r.xlsx"),
+                             "--methods", "ad", "--scenario", "M[1]", "--workers", "1", "--quiet")
+    assert code == 0, err
+    rows = [json.loads(line) for line in (tmp_path / "r.xlsx.jsonl").read_text().splitlines()[1:]]
+    assert [r["scenario"] for r in rows] == ["M[1]"]
+
+
+def test_a_deleted_current_folder_is_one_line(tmp_path):
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    run = subprocess.run(f"cd {gone} && rmdir {gone} && {sys.executable} -m dipsd.cli study --out r.xlsx", shell=True,
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ROOT}, timeout=120)
+    assert run.returncode == 2 and "Traceback" not in run.stderr and "the current folder no longer exists" in run.stderr
+
+
+def test_stdout_that_cannot_be_written_is_exit_74(tiny_book):
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full on this system")
+    with open("/dev/full", "w") as full:
+        run = subprocess.run([sys.executable, "-m", "dipsd.cli", "solve", tiny_book, "--method", "ad", "--json"], stdout=full,
+                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": ROOT}, timeout=120)
+    assert run.returncode == 74 and "Traceback" not in run.stderr and "standard output cannot be written" in run.stderr
+
+
+def test_a_report_edited_by_hand_is_refused_naming_the_cell(tiny_book, tmp_path, run_cli):
+    out = tmp_path / "r.xlsx"
+    code, _, err = run_cli("study", tiny_book, "--out", str(out), "--methods", "ad", "--workers", "1", "--quiet")
+    assert code == 0, err
+    wb = openpyxl.load_workbook(out)
+    ws = wb["Results"]
+    column = [c.value for c in ws[1]].index("iterations") + 1
+    ws.cell(row=3, column=column).value = "2.5 rounds"
+    wb.save(tmp_path / "edited.xlsx")
+    with pytest.raises(InputError, match=r"sheet 'Results', row 3, column 'iterations': bad value '2.5 rounds': a whole number"):
+        dipsd.read_report(str(tmp_path / "edited.xlsx"))
