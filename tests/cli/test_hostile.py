@@ -409,3 +409,35 @@ def test_a_report_edited_by_hand_is_refused_naming_the_cell(tiny_book, tmp_path,
     wb.save(tmp_path / "edited.xlsx")
     with pytest.raises(InputError, match=r"sheet 'Results', row 3, column 'iterations': bad value '2.5 rounds': a whole number"):
         dipsd.read_report(str(tmp_path / "edited.xlsx"))
+
+
+def _plugin(folder, version: str, target: str = "tests.solvers.user_methods:claims_optimal"):
+    """An installed package declaring the method 'claims' in dipsd's entry-point group (a dist-info on the path)."""
+    info = folder / "hostile_plugin-0.dist-info"
+    info.mkdir(exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: hostile-plugin\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(f"[dipsd.methods]\nclaims = {target}\n")
+
+
+@pytest.mark.slow
+def test_an_installed_plugin_proves_nothing_and_its_upgrade_is_not_resumed(tiny_book, tmp_path):
+    """Issue 37, cases 1 and 6 end to end: a plugin's poor plan called optimal is recorded as feasible (no proven
+    gap rests on it), and the plugin upgraded from 0.1 to 0.2 is a difference --resume refuses."""
+    site = tmp_path / "site"
+    site.mkdir()
+    _plugin(site, "0.1")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), ROOT])}
+    out = tmp_path / "r.xlsx"
+    argv = [sys.executable, "-m", "dipsd.cli", "study", tiny_book, "--out", str(out), "--methods", "claims,ad", "--workers", "1",
+            "--quiet"]
+    first = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    rows = [json.loads(line) for line in (tmp_path / "r.xlsx.jsonl").read_text().splitlines()]
+    assert rows[0]["user_methods"]["claims"].startswith("package hostile-plugin 0.1; ")
+    claims = [r for r in rows[1:] if r["method"] == "claims"]
+    assert claims and all(r["status"] == "feasible" and "said optimal" in r["message"] for r in claims)
+    said = first.stdout.split("\n\n")[0]
+    assert "(proven" not in said and "optimal (within" not in said  # no sentence states a proven gap or an optimum
+    _plugin(site, "0.2")
+    again = subprocess.run(argv + ["--resume"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 2 and "user_methods" in again.stderr and "Traceback" not in again.stderr
