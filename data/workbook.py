@@ -25,7 +25,7 @@ from typing import Any
 from ..errors import CellProblem, InputError, WorkbookError, did_you_mean
 from . import defaults as D
 from . import xlsx
-from .plans import NamedPlan
+from .plans import PLAN_METHOD_PREFIX, NamedPlan
 from .scenario import DraftModel, Scenario, TargetModel, User
 from .text import plural
 
@@ -168,6 +168,17 @@ class LoadedWorkbook:
     notes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     plans: tuple[NamedPlan, ...] = ()
     """The user's plans (sheet ``plans``), in sheet order."""
+    unread: tuple[str, ...] = ()
+    """Sheets of the file dipsd does not read (``dipsd check`` lists them)."""
+    unusable: tuple[tuple[str, str, str], ...] = ()
+    """Plans of sheet ``plans`` that cannot be used, ``(scenario, plan, why)`` with the sheet, row and
+    column in ``why`` (``check`` and ``evaluate`` show them; naming one as a method is refused with
+    the reason).  A bad plan never stops the methods that do not use it."""
+
+    def unusable_plan(self, method: str) -> str | None:
+        """Why the workbook's plan ``plan:NAME`` cannot be used (its first problem), or None."""
+        return next((f"plan {p!r} of scenario {s!r}: {why}" for s, p, why in self.unusable
+                     if PLAN_METHOD_PREFIX + p == method), None)
 
     @property
     def fingerprint(self) -> str:
@@ -505,72 +516,120 @@ def load_workbook(path: str | os.PathLike) -> LoadedWorkbook:
     problems = _Problems(file)
     wf, wv = _open(path, problems)
     sheets: dict[str, list[_Row] | None] = {}
+    near = _near_misses(wv.sheetnames)
     for sheet, columns in SHEETS.items():
         rows = _read_sheet(wf, wv, sheet, columns, problems)
-        if rows is None and sheet not in wv.sheetnames and sheet not in OPTIONAL_SHEETS:
+        if rows is None and sheet not in wv.sheetnames and sheet not in OPTIONAL_SHEETS and sheet not in near.values():
             problems.add(sheet, None, None, None, f"sheet '{sheet}' missing (sheets found: {', '.join(wv.sheetnames)})")
         sheets[sheet] = rows
+    for found, meant in near.items():  # read nothing from a sheet named almost like one of ours: say so
+        problems.add(found, None, None, None, f"sheet '{found}' is not read: sheet names match exactly; did you mean "
+                                              f"'{meant}'? (rename the sheet)")
+    # a bad cell of sheet 'plans' makes its plan unusable, not the workbook
+    soft = [p for p in problems.items if p.sheet == "plans" and p.row is not None]
+    problems.items = [p for p in problems.items if p not in soft]
     problems.raise_if_any()
-    scenarios, notes = _assemble(sheets, problems)
-    plans = _assemble_plans(sheets.get("plans") or [], {s.name: s for s in scenarios}, problems)
+    scenarios, notes, skipped = _assemble(sheets, problems)
+    plan_problems = _Problems(file)
+    plans = _assemble_plans(sheets.get("plans") or [], {s.name: s for s in scenarios}, plan_problems, skipped,
+                            bad_rows={p.row: p for p in soft})
     problems.raise_if_any()
     with open(path, "rb") as fh:
         digest = hashlib.sha256(fh.read()).hexdigest()
-    return LoadedWorkbook(path=path, sha256=digest, scenarios=tuple(scenarios), notes=notes, plans=plans)
+    unread = tuple(n for n in wv.sheetnames if n not in SHEETS and n not in INFORMATION_SHEETS)
+    return LoadedWorkbook(path=path, sha256=digest, scenarios=tuple(scenarios), notes=notes, plans=plans[0], unread=unread,
+                          unusable=plans[1])
 
 
-def _assemble_plans(rows: list[_Row], scenarios: dict[str, Scenario], problems: _Problems) -> tuple[NamedPlan, ...]:
-    """Sheet ``plans``: every user of the scenario once per plan, lengths within the scenario's
-    L_ub; batch numbers are the verification order (gaps allowed).  Feasibility (memory, number
-    of batches) is the evaluator's to judge, with its reason, not a loading error."""
+INFORMATION_SHEETS = frozenset({"README"})
+"""Sheets dipsd writes for people (the template's explanations): never read, never reported as unread."""
+
+
+def _near_misses(names: list[str]) -> dict[str, str]:
+    """Sheets of the file whose name is one of ours but for case, spaces or a small typo, where ours is
+    absent: found name -> our name."""
+    import difflib
+
+    ours = [s for s in SHEETS if s not in names]
+    out = {}
+    for name in names:
+        if name in SHEETS or name in INFORMATION_SHEETS:
+            continue
+        folded = " ".join(name.split()).casefold()
+        same = [s for s in ours if s == folded or s == folded.replace(" ", "")]
+        close = same or difflib.get_close_matches(folded, ours, n=1, cutoff=0.75)
+        if close and close[0] not in out.values():
+            out[name] = close[0]
+    return out
+
+
+def _assemble_plans(rows: list[_Row], scenarios: dict[str, Scenario], problems: _Problems,
+                    skipped: frozenset[str] = frozenset(), bad_rows: dict[int, CellProblem] | None = None
+                    ) -> tuple[tuple[NamedPlan, ...], tuple[tuple[str, str, str], ...]]:
+    """Sheet ``plans``: ``(plans, unusable)``.  A plan holds every user of its scenario once, lengths
+    within the user's limit (its own ``max_draft_length``, else L_ub), a name without commas; batch
+    numbers are the verification order (gaps allowed).  A plan that breaks any of this, or has a bad
+    cell (``bad_rows``, from the sheet reader), is unusable: ``(scenario, plan, why)`` with the cell of
+    its first problem, and it never stops the rest of the workbook.  Feasibility (memory, number of
+    batches) is the evaluator's to judge, with its reason.  Rows of a scenario in ``skipped`` (refused
+    for a problem already reported) say nothing more."""
+    bad_rows = bad_rows or {}
+    unusable: dict[tuple[str, str], list[str]] = defaultdict(list)
+
+    def refuse(key: tuple[str, str], row: int, column: str | None, value, allowed: str) -> None:
+        unusable[key].append(str(CellProblem(problems.file, "plans", row, column, None if value is None else _show(value),
+                                             allowed)))
+
     grouped: dict[tuple[str, str], list[_Row]] = defaultdict(list)
     for row in rows:
         v = row.values
+        key = (str(v.get("scenario", "?")), str(v.get("plan", "?")))
+        if row.number in bad_rows:
+            unusable[key].append(str(bad_rows.pop(row.number)))
+            continue
         if any(v.get(c) is None for c in ("scenario", "plan", "user", "batch", "draft_length")):
-            continue  # a blank required cell is reported by the sheet reader
+            continue
+        if v["scenario"] in skipped:
+            continue
         if v["scenario"] not in scenarios:
-            problems.add("plans", row.number, "scenario", v["scenario"], _known("a scenario of sheet 'scenarios'", v["scenario"],
-                                                                                scenarios))
+            refuse(key, row.number, "scenario", v["scenario"], _known("a scenario of sheet 'scenarios'", v["scenario"], scenarios))
             continue
         grouped[(v["scenario"], v["plan"])].append(row)
+    for problem in bad_rows.values():  # bad cells on rows that hold no data at all
+        unusable[("?", "?")].append(str(problem))
     out = []
     for (sname, pname), prow in grouped.items():
+        key = (sname, pname)
+        if key in unusable:  # a bad cell in one of its rows: that is its problem
+            continue
         s = scenarios[sname]
         users = {u.name: u for u in s.users}
         seen: dict[str, int] = {}
-        ok = True
         if "," in pname:
-            problems.add("plans", prow[0].number, "plan", pname,
-                         "a plan name without commas (--methods lists names separated by commas: plan:NAME)")
-            ok = False
+            refuse(key, prow[0].number, "plan", pname, "a plan name without commas (--methods lists names separated by "
+                                                       "commas: plan:NAME)")
         for row in prow:
             v = row.values
             if v["user"] not in users:
-                problems.add("plans", row.number, "user", v["user"], _known(f"a user of scenario '{sname}'", v["user"], users))
-                ok = False
+                refuse(key, row.number, "user", v["user"], _known(f"a user of scenario '{sname}'", v["user"], users))
             elif v["user"] in seen:
-                problems.add("plans", row.number, "user", v["user"],
-                             f"each user once per plan (plan '{pname}' of '{sname}': already in row {seen[v['user']]})")
-                ok = False
+                refuse(key, row.number, "user", v["user"],
+                       f"each user once per plan (plan '{pname}' of '{sname}': already in row {seen[v['user']]})")
             else:
                 seen[v["user"]] = row.number
             own = users[v["user"]].max_draft_length if v["user"] in users else None
             if own is not None and v["draft_length"] > own:
-                problems.add("plans", row.number, "draft_length", v["draft_length"],
-                             f"a draft length in 1..{own} (max_draft_length of user '{v['user']}' in sheet 'users'; "
-                             f"plan '{pname}')")
-                ok = False
+                refuse(key, row.number, "draft_length", v["draft_length"],
+                       f"a draft length in 1..{own} (max_draft_length of user '{v['user']}' in sheet 'users'; plan '{pname}')")
             elif v["draft_length"] > s.max_draft_length:
-                problems.add("plans", row.number, "draft_length", v["draft_length"],
-                             f"a draft length in 1..{s.max_draft_length} (max_draft_length of '{sname}'; plan '{pname}')")
-                ok = False
+                refuse(key, row.number, "draft_length", v["draft_length"],
+                       f"a draft length in 1..{s.max_draft_length} (max_draft_length of '{sname}'; plan '{pname}')")
         missing = [u for u in users if u not in seen]
         if missing:
             shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
-            problems.add("plans", prow[0].number, "user", f"missing {shown}",
-                         f"every user of scenario '{sname}' once in plan '{pname}' ({plural(len(missing), 'user')} missing)")
-            ok = False
-        if not ok:
+            refuse(key, prow[0].number, "user", f"missing {shown}",
+                   f"every user of scenario '{sname}' once in plan '{pname}' ({plural(len(missing), 'user')} missing)")
+        if key in unusable:
             continue
         by_batch: dict[int, list[_Row]] = defaultdict(list)
         for row in prow:
@@ -582,7 +641,7 @@ def _assemble_plans(rows: list[_Row], scenarios: dict[str, Scenario], problems: 
             lengths=tuple((r.values["user"], int(r.values["draft_length"])) for r in prow),
             rows=tuple(tuple(r.number for r in by_batch[b]) for b in order),
         ))
-    return tuple(out)
+    return tuple(out), tuple((s, p, "; ".join(whys)) for (s, p), whys in unusable.items())
 
 
 def _assemble(sheets, problems: _Problems):
@@ -598,12 +657,14 @@ def _assemble(sheets, problems: _Problems):
 
     user_rows: dict[str, list[_Row]] = defaultdict(list)
     seen_users: dict[tuple[str, str], int] = {}
+    orphans: set[str] = set()  # users whose own row was refused: rows naming them elsewhere follow from that
     for row in sheets["users"] or []:
         sname, uname = row.values.get("scenario"), row.values.get("user")
         if sname is None or uname is None:
             continue
         if sname not in scen_rows:
             problems.add("users", row.number, "scenario", sname, _known("a scenario of sheet 'scenarios'", sname, scen_rows))
+            orphans.add(uname)
             continue
         key = (sname, uname)
         if key in seen_users:
@@ -614,29 +675,45 @@ def _assemble(sheets, problems: _Problems):
         user_rows[sname].append(row)
 
     acceptance: dict[tuple[str, str], list[_Row]] = defaultdict(list)
+    strangers: dict[tuple[str, str, str], list[_Row]] = defaultdict(list)  # (column, scenario, user): one problem each
     for row in sheets.get("acceptance") or []:
         sname, uname = row.values.get("scenario"), row.values.get("user")
         if sname is None or uname is None or "draft_length" not in row.values or "expected_tokens" not in row.values:
             continue
         if sname not in scen_rows:
-            problems.add("acceptance", row.number, "scenario", sname, _known("a scenario of sheet 'scenarios'", sname, scen_rows))
-            continue
-        if (sname, uname) not in seen_users:
-            names = {u: None for (s, u) in seen_users if s == sname}
-            problems.add("acceptance", row.number, "user", uname, _known(f"a user of scenario '{sname}' in sheet 'users'", uname, names))
-            continue
-        acceptance[(sname, uname)].append(row)
+            strangers[("scenario", sname, uname)].append(row)
+        elif (sname, uname) not in seen_users:
+            if uname not in orphans:
+                strangers[("user", sname, uname)].append(row)
+        else:
+            acceptance[(sname, uname)].append(row)
+    for (column, sname, uname), rows in strangers.items():
+        names = {u: None for (s, u) in seen_users if s == sname}
+        what = _known("a scenario of sheet 'scenarios'", sname, scen_rows) if column == "scenario" else \
+            _known(f"a user of scenario '{sname}' in sheet 'users'", uname, names)
+        also = "" if len(rows) == 1 else f" (and rows {_rows_text([r.number for r in rows[1:]])})"
+        problems.add("acceptance", rows[0].number, column, sname if column == "scenario" else uname, what + also)
 
-    scenarios, notes = [], {}
+    scenarios, notes, skipped = [], {}, set()
     for name, srow in scen_rows.items():
         if not user_rows.get(name):
             problems.add("scenarios", srow.number, "scenario", name, "a scenario with at least one user in sheet 'users'")
+            skipped.add(name)
             continue
         built = _build_scenario(name, srow, user_rows[name], acceptance, problems)
         if built is not None:
             scenarios.append(built[0])
             notes[name] = built[1]
-    return scenarios, notes
+        else:
+            skipped.add(name)
+    return scenarios, notes, frozenset(skipped)
+
+
+def _rows_text(numbers: list[int]) -> str:
+    """Row numbers for a message: ``5, 6, 7`` or ``5-20`` for a run, at most a few shown."""
+    if len(numbers) > 3 and numbers == list(range(numbers[0], numbers[-1] + 1)):
+        return f"{numbers[0]}-{numbers[-1]}"
+    return ", ".join(map(str, numbers[:8])) + (" ..." if len(numbers) > 8 else "")
 
 
 def _known(what: str, value: str, names) -> str:

@@ -196,12 +196,16 @@ def _write_readme(ws) -> None:
     lines = [
         ("dipsd scenario workbook", "", "", ""),
         ("Sheets 'scenarios' and 'users' are required, 'acceptance' and 'plans' are optional; "
-         "other sheets (like this one) are ignored.", "", "", ""),
+         "other sheets (like this one) are not read ('dipsd check' lists them; a name close to one of these is refused).",
+         "", "", ""),
         ("A blank cell takes the default: in 'scenarios' the paper default, in 'users' the scenario's value.", "", "", ""),
         ("A blank max_batches is the number of users (so adding users keeps every plan allowed); "
          "a blank min_batches is 2 (1 for one user).", "", "", ""),
         ("Sheet 'plans' holds your own plans: one row per user and plan; batch numbers give the verification order. "
          "'dipsd evaluate' prints each plan's throughput and feasibility; a study runs each as method plan:NAME.", "", "", ""),
+        ("The two example plans name the 6 users: when you add or remove users, update them or delete their rows "
+         "(a plan must name every user of its scenario once; one that does not is not run, and 'dipsd check' says why; "
+         "every other method still runs).", "", "", ""),
         ("Header names must match exactly (spaces around them are trimmed); column order is free.", "", "", ""),
         ("", "", "", ""),
         ("sheet", "column", "unit", "meaning (paper default)"),

@@ -15,7 +15,12 @@ from dataclasses import dataclass
 
 def did_you_mean(value: object, known: Iterable[str]) -> str:
     """``"; did you mean 'x'?"`` for the closest of ``known`` names, or ``""``: one wording for every hint."""
-    close = difflib.get_close_matches(str(value), [str(k) for k in known], n=1)
+    names = [str(k) for k in known]
+    same = [k for k in names if k.casefold() == str(value).casefold()]  # 'U1' for 'u1', 'DiP-SD' for 'dipsd'
+    close = same or difflib.get_close_matches(str(value), names, n=1)
+    if not close:  # case apart: 'Acceptence' -> 'acceptance'
+        folded = {k.casefold(): k for k in names}
+        close = [folded[k] for k in difflib.get_close_matches(str(value).casefold(), list(folded), n=1)]
     return f"; did you mean '{close[0]}'?" if close else ""
 
 

@@ -9,6 +9,7 @@ its figure written under the checkpoint's lock.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import Callable, Sequence
@@ -18,6 +19,8 @@ from typing import TYPE_CHECKING
 from .data.workbook import LoadedWorkbook, load_workbook
 from .errors import InputError
 from .outputs import check_output, claim, set_aside, writing
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from .solvers.study import StudyOutcome
@@ -97,8 +100,11 @@ def run(request: StudyRequest, *, on_done: Callable | None = None, on_tick: Call
     book = select_scenarios(loaded or load_workbook(source), request.patterns)
     if request.methods is None:
         methods = default_methods() + book.plan_methods
+        for scenario, plan, why in book.unusable:
+            log.warning("plan %r of scenario %r is not run, it cannot be used: %s", plan, scenario, why)
     else:
-        methods = check_methods(list(request.methods), plans=book.plan_methods, what=request.methods_option)
+        methods = check_methods(list(request.methods), plans=book.plan_methods, what=request.methods_option,
+                                refused=book.unusable_plan)
     num_users = {s.name: s.num_users for s in book.scenarios}
 
     def finish(outcome: StudyOutcome) -> None:
@@ -150,4 +156,5 @@ def select_scenarios(book: LoadedWorkbook, patterns: Sequence[str] | None) -> Lo
             raise InputError(f"--scenario: no scenario matches {pattern[:60]!r}{did_you_mean(pattern, names)} (known: {shown})")
     keep = tuple(s for s in book.scenarios if any(matches(s.name, p) for p in patterns))
     kept = {s.name for s in keep}
-    return dataclasses.replace(book, scenarios=keep, plans=tuple(p for p in book.plans if p.scenario in kept))
+    return dataclasses.replace(book, scenarios=keep, plans=tuple(p for p in book.plans if p.scenario in kept),
+                               unusable=tuple(u for u in book.unusable if u[0] in kept))

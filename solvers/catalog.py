@@ -280,9 +280,11 @@ def default_methods() -> list[str]:
     return [m for m in METHODS if m != "enumerate"]
 
 
-def check_methods(names: Iterable[str], *, plans: Iterable[str] = (), what: str = "methods") -> list[str]:
+def check_methods(names: Iterable[str], *, plans: Iterable[str] = (), what: str = "methods",
+                  refused: Callable[[str], str | None] | None = None) -> list[str]:
     """``names`` validated (known, each once) in the order given; ``plans`` are the ``plan:NAME``
-    methods of the workbook.  :class:`InputError` with a "did you mean" otherwise."""
+    methods of the workbook, ``refused(name)`` says why a workbook's plan cannot be used.
+    :class:`InputError` with a "did you mean" otherwise."""
     load_plugins()
     names = [n.strip() if isinstance(n, str) else n for n in names]
     known = list(METHODS) + list(plans)
@@ -290,6 +292,9 @@ def check_methods(names: Iterable[str], *, plans: Iterable[str] = (), what: str 
         raise InputError(f"{what}: no method given; choose from {', '.join(known)}")
     seen: set[str] = set()
     for n in names:
+        why = refused(n) if refused is not None and isinstance(n, str) and n not in known else None
+        if why is not None:
+            raise InputError(f"{what}: {n} cannot be run: {why}")
         if not isinstance(n, str) or n not in known:
             shown = repr(n)[:62]
             hint = did_you_mean(n, known) if isinstance(n, str) else ""

@@ -18,13 +18,23 @@ def add(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """The scenarios' lines on stdout; a plan that cannot be used is a located error (exit 2) after them:
+    the workbook's methods still run, but check validates everything it holds."""
+    import sys
+
     book = load(args.workbook)
     print(f"{book.path}: {plural(len(book.scenarios), 'scenario')}, sha256 {book.sha256[:12]}")
+    if book.unread:
+        print(f"  sheets not read: {', '.join(repr(n) for n in book.unread)} (dipsd reads scenarios, users, acceptance, "
+              f"plans)")
     for s in book.scenarios:
         print("  " + describe(s, book.notes.get(s.name, ())))
         for named in book.plans_of(s.name).values():
             print("    " + _plan_line(s, named))
-    return 0
+    for scenario, plan, why in book.unusable:
+        print(f"dipsd: error: plan {plan!r} of scenario {scenario!r} cannot be used (the other methods run): {why}",
+              file=sys.stderr)
+    return 2 if book.unusable else 0
 
 
 def _plan_line(scenario: Scenario, named) -> str:

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from ..solvers.results import Status
 
     book = select_scenarios(load_workbook(args.workbook), args.scenario)
-    if not book.plans:
+    if not book.plans and not book.unusable:
         raise InputError(f"{args.workbook}: no plans to evaluate (sheet 'plans': scenario, plan, user, batch, "
                          f"draft_length; see dipsd template)")
     if not args.json:
@@ -77,7 +77,12 @@ def run(args: argparse.Namespace) -> int:
                       f"{num(result.span_ms, 10, '.2f')} {num(result.expected_tokens, 8, '.3f')} {len(named.batches):>3} "
                       f"{(shown + format(value, '.4f')) if value is not None else '-':>9} {kind or '-':<10} {row['reason']}",
                       flush=True)
+    for scenario, plan, why in book.unusable:  # located: the plan's first problem, by sheet, row and column
+        if args.json:
+            print(json.dumps({"scenario": scenario, "plan": plan, "status": "error", "feasible": False, "reason": why}))
+        else:
+            print(f"{scenario:<16} {plan:<14} {'error':<10} {'-':>10} {'-':>10} {'-':>8} {'-':>3} {'-':>9} {'-':<10} {why}")
     if args.against and not args.json:
         print(f"\ngap% = 100 (R* - R) / R*: proven where {args.against} proved the optimum; '<=' certified: at most "
               f"that, to {args.against}'s bound")
-    return 0
+    return 2 if book.unusable else 0

@@ -352,7 +352,7 @@ def test_a_plan_length_above_the_users_own_limit_is_refused_at_load(tmp_path, ru
     code, _, err = run_cli("check", write_book(tmp_path / "p.xlsx", sheets))
     assert code == 2 and "Traceback" not in err
     assert "sheet 'plans', row 2, column 'draft_length': bad value '3': a draft length in 1..2 (max_draft_length of " \
-           "user 'a'" in err
+           "user 'a'" in err and "plan 'p' of scenario 's1' cannot be used" in err
 
 
 def test_a_plan_name_with_a_comma_is_refused(tmp_path, run_cli):

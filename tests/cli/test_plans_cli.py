@@ -105,3 +105,27 @@ def test_python_api_names():
         book.scenario("het-M3-l")
     with pytest.raises(InputError, match="did you mean"):
         dipsd.run_study(book.scenarios[:1], methods=["dipsdd"])
+
+
+def test_a_grown_template_runs_every_method_and_names_its_stale_plans(tmp_path, run_cli):
+    """Issue 38, item 3: the template with 4 more users: its example plans miss them. Methods that do not
+    use plans run; check and evaluate name each plan's problem (exit 2); naming the plan says why."""
+    import openpyxl
+
+    path = tmp_path / "t.xlsx"
+    assert run_cli("template", str(path))[0] == 0
+    wb = openpyxl.load_workbook(path)
+    ws = wb["users"]
+    for k in range(7, 11):
+        ws.append(["paper-6-users", f"u{k}"])
+    wb.save(path)
+    code, out, err = run_cli("solve", str(path), "--method", "sd-nobatch", "--json")
+    assert code == 0 and json.loads(out)["status"] == "feasible", err
+    code, out, err = run_cli("check", str(path))
+    assert code == 2 and "paper-6-users" in out
+    assert "plan 'two-batches' of scenario 'paper-6-users' cannot be used" in err and "(4 users missing)" in err
+    code, out, err = run_cli("evaluate", str(path), "--json")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 2 and {r["status"] for r in rows} == {"error"} and all("sheet 'plans', row" in r["reason"] for r in rows)
+    code, _, err = run_cli("study", str(path), "--methods", "ad,plan:two-batches", "--out", str(tmp_path / "r.xlsx"))
+    assert code == 2 and "plan:two-batches cannot be run: plan 'two-batches' of scenario 'paper-6-users'" in err

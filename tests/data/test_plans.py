@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from dipsd import WorkbookError, load_workbook
+from dipsd import load_workbook
 from dipsd.data.plans import NamedPlan
 from dipsd.data.writer import save_scenarios
 from tests.conftest import good_sheets, write_book
@@ -41,10 +41,12 @@ def test_plans_load_in_verification_order(tmp_path):
     ([["s1", "p", "a", 1.5, 1], ["s1", "p", "b", 1, 1]], 2, "batch", "whole number"),
 ])
 def test_plan_problems_are_located(tmp_path, rows, row, column, fragment):
-    with pytest.raises(WorkbookError) as info:
-        load_workbook(_book(tmp_path, rows))
-    hits = [p for p in info.value.problems if p.sheet == "plans" and p.row == row and p.column == column]
-    assert hits and fragment in hits[0].allowed, info.value.problems
+    """A bad plan is unusable, located; the scenarios load (methods that do not use it run)."""
+    book = load_workbook(_book(tmp_path, rows))
+    assert book.plans == () and [s.name for s in book.scenarios] == ["s1", "s2"]
+    (scenario, plan, why), = book.unusable
+    assert plan == "p" and f"p.xlsx, sheet 'plans', row {row}, column '{column}'" in why and fragment in why, why
+    assert book.unusable_plan("plan:p").startswith(f"plan 'p' of scenario '{scenario}': ")
 
 
 def test_plans_round_trip_through_the_writer(tmp_path):

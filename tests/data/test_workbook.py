@@ -242,3 +242,80 @@ def test_acceptance_table_loaded(tmp_path):
 def test_numbers_as_text_are_accepted(tmp_path):
     book = load_workbook(write_book(tmp_path / "w.xlsx", _mutate(_set("users", 3, "alpha", " 0.55 "))))
     assert book.scenarios[0].users[1].alpha == 0.55
+
+
+# ---------------------------------------------------------------- sheets dipsd does not read (issue 38)
+@pytest.mark.parametrize("name,meant", [("Acceptance", "acceptance"), ("Plans", "plans"), (" plans ", "plans"),
+                                        ("acceptence", "acceptance"), ("Users", "users")])
+def test_a_sheet_named_almost_like_ours_is_refused_with_a_hint(tmp_path, name, meant):
+    sheets = good_sheets()
+    if meant == "users":
+        sheets[name] = sheets.pop("users")
+    else:
+        sheets[name] = [["scenario", "user", "draft_length", "expected_tokens"]]
+    with pytest.raises(WorkbookError) as info:
+        load_workbook(write_book(tmp_path / "w.xlsx", sheets))
+    text = str(info.value)
+    assert f"sheet '{name}' is not read: sheet names match exactly; did you mean '{meant}'?" in text
+    assert "missing" not in text  # the root cause once, not also "sheet 'users' missing"
+
+
+def test_other_sheets_are_listed_as_not_read(tmp_path, run_cli):
+    sheets = good_sheets()
+    sheets["my notes"] = [["anything"]]
+    sheets["README"] = [["the template's explanations"]]
+    path = write_book(tmp_path / "w.xlsx", sheets)
+    assert load_workbook(path).unread == ("my notes",)
+    code, out, _ = run_cli("check", path)
+    assert code == 0 and "sheets not read: 'my notes'" in out and "README" not in out
+
+
+def _template(tmp_path, run_cli, edit):
+    """The template workbook (6 users, u1's measured table for 1..20, two plans), edited by ``edit(wb)``."""
+    import openpyxl
+
+    path = tmp_path / "t.xlsx"
+    assert run_cli("template", str(path))[0] == 0
+    wb = openpyxl.load_workbook(path)
+    edit(wb)
+    wb.save(path)
+    return str(path)
+
+
+def _column(ws, name):
+    return [c.value for c in ws[1]].index(name) + 1
+
+
+def test_a_scenario_refused_for_its_own_cell_raises_no_follow_on_errors(tmp_path, run_cli):
+    """Issue 38, item 2: max_draft_length lowered to 16 refuses u1's table rows 17..20; the plans of the
+    scenario are not reported again as naming an unknown scenario."""
+    path = _template(tmp_path, run_cli, lambda wb: wb["scenarios"].cell(2, _column(wb["scenarios"], "max_draft_length"), 16))
+    with pytest.raises(WorkbookError) as info:
+        load_workbook(path)
+    lines = str(info.value).splitlines()
+    assert lines and all("draft_length" in line for line in lines), lines
+    assert not any("a scenario of sheet 'scenarios'" in line for line in lines)
+
+
+def test_a_user_refused_for_its_scenario_raises_no_follow_on_errors(tmp_path, run_cli):
+    def edit(wb):
+        wb["users"].cell(2, 1, "paper-6-user")  # u1's scenario mistyped; u1's measured table names u1
+    path = _template(tmp_path, run_cli, edit)
+    with pytest.raises(WorkbookError) as info:
+        load_workbook(path)
+    lines = str(info.value).splitlines()
+    assert any("sheet 'users', row 2, column 'scenario'" in line and "did you mean 'paper-6-users'" in line for line in lines)
+    assert not any("sheet 'acceptance'" in line for line in lines), lines
+
+
+def test_a_user_name_typo_in_the_acceptance_table_is_one_problem_with_a_hint(tmp_path, run_cli):
+    def edit(wb):
+        ws = wb["acceptance"]
+        for row in range(2, ws.max_row + 1):
+            ws.cell(row, 2, "U1")
+    path = _template(tmp_path, run_cli, edit)
+    with pytest.raises(WorkbookError) as info:
+        load_workbook(path)
+    lines = [line for line in str(info.value).splitlines() if "sheet 'acceptance'" in line]
+    assert len(lines) == 1 and "row 2, column 'user': bad value 'U1'" in lines[0]
+    assert "did you mean 'u1'?" in lines[0] and "(and rows 3-21)" in lines[0]
