@@ -234,13 +234,14 @@ def headline(records: list[Record], methods: list[str]) -> list[Headline]:
 
 def headline_text(rows: list[Headline]) -> str:
     """The headline as a small fixed-width table (stdout of ``study`` and ``solve --method all``)."""
-    lines = [f"{'method':<12} {'results':>9} {'stopped':>7} {'optimal':>13} {'mean gap %':>10} {'worst gap %':>12}  "
+    w = max([12] + [len(h.method) for h in rows])  # a long name (plan:one-per-user) keeps the columns in line
+    lines = [f"{'method':<{w}} {'results':>9} {'stopped':>7} {'optimal':>13} {'mean gap %':>10} {'worst gap %':>12}  "
              f"worst scenario"]
     for h in rows:
         mean = "-" if h.gap_mean is None else f"{h.gap_mean:.4f}"
         worst = "-" if h.worst_gap is None else f"{h.worst_gap:.4f}" + ("" if h.worst_kind == "proven" else " (<=)")
         optimal = f"{h.hits} of {h.proven}" if h.proven else "-"
-        lines.append(f"{h.method:<12} {h.results:>4} of {h.scenarios:<3} {h.stopped:>7} {optimal:>13} {mean:>10} {worst:>12}  "
+        lines.append(f"{h.method:<{w}} {h.results:>4} of {h.scenarios:<3} {h.stopped:>7} {optimal:>13} {mean:>10} {worst:>12}  "
                      f"{h.worst_scenario or '-'}")
     lines.append("optimal: hits of the scenarios whose optimum is proven; a worst gap marked (<=) is certified: "
                  "the true gap is at most that; stopped: results of runs cut short by their time or work limit, "
@@ -371,14 +372,15 @@ def statement_text(statements: list[GapStatement], *, done: int | None = None, t
                      f"cover those")
     lines += [sentence(st) for st in statements if st.group == "all"]
     lines.append("")
-    lines.append(f"{'method':<12} {'M':>5}  {'proven: n':>9} {'optimal':>7} {'mean %':>9} {'median %':>9} {'max %':>9}"
+    w = max([12] + [len(st.method) for st in statements])
+    lines.append(f"{'method':<{w}} {'M':>5}  {'proven: n':>9} {'optimal':>7} {'mean %':>9} {'median %':>9} {'max %':>9}"
                  f"   {'certified <=: n':>15} {'mean %':>9} {'max %':>9}   {'stopped':>7}")
 
     def num(v: float | None) -> str:
         return f"{'-':>9}" if v is None else f"{v:>9.4f}"
 
     for st in statements:
-        lines.append(f"{st.method:<12} {st.group:>5}  {st.proven_n:>9} {st.hits:>7} {num(st.proven_mean)} "
+        lines.append(f"{st.method:<{w}} {st.group:>5}  {st.proven_n:>9} {st.hits:>7} {num(st.proven_mean)} "
                      f"{num(st.proven_median)} {num(st.proven_max)}   {st.open_n:>15} {num(st.open_mean)} {num(st.open_max)}"
                      f"   {st.stopped_n:>7}")
     lines.append("proven: gap to a proven optimum; certified <=: where the optimum is open, the gap to the best "

@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "dipsd.methods"
 BUILT_IN = frozenset(METHODS)
 _plugins_loaded = False
+_entry_points: set[str] = set()
+"""Methods registered from installed packages' entry points: listed, run only when named."""
 
 
 def register_method(name: str, fn: Callable | str, *, starts_from: Iterable[str] = (), gives_bound: bool = False,
@@ -256,6 +258,7 @@ def load_plugins() -> None:
             fn = ep.load()
             spec = getattr(fn, "dipsd_method", {})  # optional: {"starts_from": [...], "gives_bound": bool, "help": "..."}
             dist = getattr(ep, "dist", None)
+            _entry_points.add(ep.name)
             register_method(ep.name, ep.value if ":" in ep.value else fn, starts_from=spec.get("starts_from", ()),
                             gives_bound=bool(spec.get("gives_bound", False)),
                             help=spec.get("help", "") or f"plugin {ep.value}",
@@ -274,10 +277,47 @@ def ensure_method(name: str, ref: str | None, gives_bound: bool = False, starts_
 
 
 def default_methods() -> list[str]:
-    """Every method except ``enumerate`` (brute force, tiny instances only): built-ins, then
-    registered and plugin methods."""
+    """Every method except ``enumerate`` (brute force, tiny instances only): built-ins, then the
+    methods registered in this process (``register_method``, ``--plugin``).  Methods of installed
+    packages (entry points) are listed by ``--help`` and run only when named: installing a package
+    never changes what a default study runs."""
     load_plugins()
-    return [m for m in METHODS if m != "enumerate"]
+    return [m for m in METHODS if m != "enumerate" and m not in _entry_points]
+
+
+def load_plugin_file(path: str) -> list[str]:
+    """Import the Python file ``path`` (``--plugin``): its calls of :func:`register_method` register its
+    methods, and its functions are also ``STEM:function`` for ``--methods``.  Its folder joins
+    ``sys.path``, so forked workers (and spawned ones started after this) find it by that name.  The
+    names it registered, in order; :class:`InputError` naming the file and the error otherwise."""
+    import importlib.util
+    import os
+    import sys
+
+    if not (isinstance(path, str) and path.endswith(".py") and os.path.isfile(path)):
+        raise InputError(f"--plugin {str(path)[:200]!r}: a Python file (.py) that exists")
+    stem = os.path.splitext(os.path.basename(path))[0]
+    if not stem.isidentifier():
+        raise InputError(f"--plugin {path!r}: the file name must be a Python module name (letters, digits, _)")
+    folder = os.path.dirname(os.path.abspath(path))
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [folder, os.environ.get("PYTHONPATH")]))
+    before = set(METHODS)
+    try:
+        if stem in sys.modules and getattr(sys.modules[stem], "__file__", None) != os.path.abspath(path):
+            raise InputError(f"--plugin {path!r}: a module named {stem!r} is already imported from elsewhere; rename the file")
+        spec = importlib.util.spec_from_file_location(stem, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[stem] = module
+        spec.loader.exec_module(module)
+    except InputError:
+        raise
+    except BaseException as exc:  # SyntaxError, ImportError, SystemExit ...: the file's problem, said in one line
+        sys.modules.pop(stem, None)
+        raise InputError(f"--plugin {path!r} cannot be loaded: {type(exc).__name__}: {str(exc)[:300]}") from None
+    return [m for m in METHODS if m not in before]
 
 
 def check_methods(names: Iterable[str], *, plans: Iterable[str] = (), what: str = "methods",
@@ -292,6 +332,9 @@ def check_methods(names: Iterable[str], *, plans: Iterable[str] = (), what: str 
         raise InputError(f"{what}: no method given; choose from {', '.join(known)}")
     seen: set[str] = set()
     for n in names:
+        if isinstance(n, str) and n not in known and ":" in n and not n.startswith(PLAN_METHOD_PREFIX):
+            register_method(n, n)  # 'module:function' named on the command line: imported (or a one-line error)
+            known.append(n)
         why = refused(n) if refused is not None and isinstance(n, str) and n not in known else None
         if why is not None:
             raise InputError(f"{what}: {n} cannot be run: {why}")

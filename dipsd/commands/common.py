@@ -111,3 +111,18 @@ def study_outputs(out: str, inputs: list[str | None]) -> tuple[str, str]:
 def interrupted(checkpoint: str) -> None:
     print(f"dipsd: interrupted; the finished tasks are in {checkpoint} and in the report. "
           f"Run the same command with --resume to continue.", file=sys.stderr)
+
+
+def add_plugin_option(p) -> None:
+    p.add_argument("--plugin", action="append", default=[], metavar="FILE.py",
+                   help="a Python file of your own methods (repeatable): it is imported first, so its "
+                        "dipsd.register_method(...) calls register them, and its functions are also STEM:function "
+                        "(any importable module:function can be named in --methods too)")
+
+
+def load_plugin_files(paths) -> None:
+    """Import every ``--plugin`` file (:func:`~dipsd.solvers.catalog.load_plugin_file`)."""
+    from ..solvers.catalog import load_plugin_file
+
+    for path in paths or ():
+        load_plugin_file(path)

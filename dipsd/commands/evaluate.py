@@ -77,6 +77,12 @@ def run(args: argparse.Namespace) -> int:
                       f"{num(result.span_ms, 10, '.2f')} {num(result.expected_tokens, 8, '.3f')} {len(named.batches):>3} "
                       f"{(shown + format(value, '.4f')) if value is not None else '-':>9} {kind or '-':<10} {row['reason']}",
                       flush=True)
+        if against is not None and not args.json:  # what the gaps are measured to: R* where proven, else the bound
+            best = "-" if against.throughput_tps is None else f"{against.throughput_tps:.3f}"
+            bound = "-" if against.upper_bound_tps is None else f"{against.upper_bound_tps:.3f}"
+            what = f"R* = {best} tok/s (proven)" if against.status is Status.OPTIMAL else \
+                f"best plan {best} tok/s, R* <= {bound} tok/s (certified)"
+            print(f"{s.name:<16} {'(' + against.method + ')':<14} {against.status.value:<10} {what}")
     for scenario, plan, why in book.unusable:  # located: the plan's first problem, by sheet, row and column
         if args.json:
             print(json.dumps({"scenario": scenario, "plan": plan, "status": "error", "feasible": False, "reason": why}))

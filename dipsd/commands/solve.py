@@ -8,8 +8,8 @@ import json
 from ..argtypes import positive_float
 from ..data.bundled import example_path
 from ..data.workbook import load_workbook
-from ..errors import InputError, did_you_mean
-from .common import add_solver_option, add_work_limit_option
+from ..errors import InputError
+from .common import add_plugin_option, add_solver_option, add_work_limit_option, load_plugin_files
 
 
 def add(sub) -> None:
@@ -21,19 +21,21 @@ def add(sub) -> None:
     p = sub.add_parser("solve", help="solve scenarios of a workbook with one method",
                        description=f"Solve scenarios with one method. Methods: {names}.")
     p.add_argument("workbook", nargs="?", default=None, help="scenario workbook (.xlsx); default: the bundled heterogeneous example")
-    p.add_argument("--scenario", action="append", default=None, metavar="NAME", help="only this scenario (repeatable; default: all)")
-    p.add_argument("--method", required=True, type=_method_name, metavar="METHOD",
+    p.add_argument("--scenario", action="append", default=None, metavar="NAME",
+                   help="only scenarios of this name or shell-style pattern, e.g. 'het-M3*' (repeatable; default: all)")
+    p.add_argument("--method", required=True, metavar="METHOD",
                    help=f"the method to run ({', '.join(METHODS)}), or 'all' for every method except enumerate")
     p.add_argument("--time-limit", type=positive_float, default=60.0, metavar="SECONDS",
                    help="time limit per scenario in seconds (default 60; exact reports a certified bound when it stops)")
     p.add_argument("--json", action="store_true", help="one JSON object per line and scenario instead of a table")
     add_solver_option(p, threads=True)
     add_work_limit_option(p)
+    add_plugin_option(p)
     p.set_defaults(func=run)
 
 
 def _method_name(text: str) -> str:
-    """An argparse type: a registered method or 'all', with a suggestion for a typo."""
+    """A registered method (``module:function`` is imported), or 'all'; a suggestion for a typo."""
     from ..solvers.catalog import check_methods
 
     if text == "all":
@@ -41,45 +43,41 @@ def _method_name(text: str) -> str:
     try:
         return check_methods([text], what="--method")[0]
     except InputError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix("--method: ") + ", all") from None
+        raise InputError(str(exc) + (", all" if "choose from" in str(exc) else "")) from None
 
 
-def _pick(book, names):
-    if not names:
-        return list(book.scenarios)
-    known = {s.name: s for s in book.scenarios}
-    missing = [n for n in names if n not in known]
-    if missing:
-        shown = ", ".join(list(known)[:20]) + (" ..." if len(known) > 20 else "")
-        raise InputError(f"{book.path}: unknown scenario {missing[0][:60]!r}{did_you_mean(missing[0], known)} (known: {shown})")
-    return [known[n] for n in names]
-
-
-def format_row(result, scenario, gap_pct: float | None = None) -> str:
-    """One line of the ``dipsd solve`` table; ``gap_pct`` is the gap to the best known optimum or bound."""
+def format_row(result, scenario, gap_pct: float | None = None, width: int = 11) -> str:
+    """One line of the ``dipsd solve`` table; ``gap_pct`` is the gap to the best known optimum or bound;
+    ``width`` that of the method column (the longest method name run)."""
     def num(v, width, fmt):
         return f"{'-':>{width}}" if v is None else format(v, f"{width}{fmt}")
 
     if gap_pct is None and result.gap_bound is not None:
         gap_pct = 100 * result.gap_bound
-    lengths = "-" if result.plan is None else ",".join(map(str, result.plan.lengths))
     batches = result.batches
-    return (f"{scenario.name:<16} {result.method:<11} {result.status.value:<11} "
+    shown = "-" if result.plan is None else " | ".join(
+        " ".join(f"{scenario.users[m].name}:{result.plan.lengths[m]}" for m in batch) for batch in result.plan.batches)
+    return (f"{scenario.name:<16} {result.method:<{width}} {result.status.value:<11} "
             f"{num(result.throughput_tps, 10, '.3f')} {num(result.upper_bound_tps, 10, '.3f')} "
             f"{num(gap_pct, 8, '.4f')} {num(None if batches is None else len(batches), 3, 'd')} "
-            f"{num(result.span_ms, 9, '.2f')} {result.runtime_s:8.2f}  {lengths}  {result.message}")
+            f"{num(result.span_ms, 9, '.2f')} {result.runtime_s:8.2f}  {shown}  {result.message}")
 
 
-TABLE_HEADER = (f"{'scenario':<16} {'method':<11} {'status':<11} {'tokens/s':>10} {'bound':>10} {'gap%':>8} "
-                f"{'N':>3} {'span_ms':>9} {'time_s':>8}  lengths  message")
+def table_header(width: int = 11) -> str:
+    return (f"{'scenario':<16} {'method':<{width}} {'status':<11} {'tokens/s':>10} {'bound':>10} {'gap%':>8} "
+            f"{'N':>3} {'span_ms':>9} {'time_s':>8}  batches in verification order (user:length)  message")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..solvers.milp_solvers import check, use
 
     check(args.solver)  # a missing solver is one line, before any work
-    book = load_workbook(args.workbook or example_path())
-    scenarios = _pick(book, args.scenario)
+    load_plugin_files(args.plugin)
+    args.method = _method_name(args.method)
+    from ..service import select_scenarios
+
+    book = select_scenarios(load_workbook(args.workbook or example_path()), args.scenario)
+    scenarios = list(book.scenarios)
     with use(args.solver, threads=args.threads):
         return _solve_all(args, scenarios)
 
@@ -90,9 +88,10 @@ def _solve_all(args, scenarios) -> int:
     from ..solvers.registry import run_method, start_from
     from ..solvers.results import Record, SolveResult, Status
 
-    if not args.json:
-        print(TABLE_HEADER)
     methods = default_methods() if args.method == "all" else [args.method]
+    args.width = max([11] + [len(m) for m in methods])
+    if not args.json:
+        print(table_header(args.width))
     failures = total = 0
     everything = []
     for s in scenarios:
@@ -127,4 +126,4 @@ def _print_result(args, result, scenario, record: dict, gap_pct: float | None) -
     if args.json:
         print(json.dumps(record), flush=True)
     else:
-        print(format_row(result, scenario, gap_pct), flush=True)
+        print(format_row(result, scenario, gap_pct, args.width), flush=True)

@@ -11,7 +11,7 @@ from ..data.bundled import example_path
 from ..data.text import plural
 from ..outputs import shown
 from ..progress import Progress
-from .common import add_checkpoint_options, add_solver_option, add_work_limit_option, interrupted
+from .common import add_checkpoint_options, add_plugin_option, add_solver_option, add_work_limit_option, interrupted, load_plugin_files
 
 
 def add(sub) -> None:
@@ -40,6 +40,7 @@ def add(sub) -> None:
     add_solver_option(p)
     add_work_limit_option(p)
     add_checkpoint_options(p)
+    add_plugin_option(p)
     p.set_defaults(func=run)
 
 
@@ -49,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from ..service import StudyRequest, run
     from ..solvers.results import Status
 
+    load_plugin_files(args.plugin)
     methods = None if args.methods is None else [m for m in args.methods.split(",") if m.strip()]
     progress = Progress(args.quiet or args.verbose > 0)
     # the service checks the solver, the arguments and every output before it reads the workbook

@@ -75,7 +75,7 @@ def test_solve_json_and_table(run_cli):
 
 def test_solve_unknown_scenario_exit_2(run_cli):
     code, _, err = run_cli("solve", example_path(), "--method", "exact", "--scenario", "nope")
-    assert code == 2 and "unknown scenario 'nope'" in err and "Traceback" not in err
+    assert code == 2 and "--scenario: no scenario matches 'nope'" in err and "Traceback" not in err
 
 
 def test_solve_bad_time_limit_exit_2(run_cli):

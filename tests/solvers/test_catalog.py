@@ -3,6 +3,8 @@ re-checked, never trusted; failures are error rows naming why; names are validat
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from dipsd import InputError, Plan, evaluate
@@ -116,18 +118,46 @@ def test_named_plan_infeasible_names_plan_batch_and_rows():
 
 
 def test_plugins_from_entry_points(tmp_path, monkeypatch):
-    """A package installed with an entry point in group dipsd.methods appears as a method."""
+    """A package installed with an entry point in group dipsd.methods is a method, listed and run when
+    named; installing it does not change what a default run runs (issue 38)."""
     dist = tmp_path / "dipsd_test_plugin-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: dipsd-test-plugin\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text("[dipsd.methods]\nplugged = tests.solvers.user_methods:packed_at_three\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(catalog, "_plugins_loaded", False)
+    monkeypatch.setattr(catalog, "_entry_points", set())
     try:
-        assert "plugged" in catalog.default_methods()
+        assert "plugged" not in catalog.default_methods() and "plugged" in METHODS
+        assert check_methods(["dipsd", "plugged"]) == ["dipsd", "plugged"]
         assert run_method("plugged", S).status is Status.FEASIBLE
     finally:
         METHODS.pop("plugged", None)
+
+
+def test_own_methods_from_the_command_line(tmp_path, run_cli, monkeypatch):
+    """--plugin FILE.py (its register_method calls, and STEM:function) and module:function in --methods."""
+    plugin = tmp_path / "myheur.py"
+    plugin.write_text("import dipsd\nfrom tests.solvers.user_methods import packed_at_three as packed\n"
+                      "dipsd.register_method('prefix-packed', packed)\n")
+    monkeypatch.chdir(tmp_path)
+    try:
+        for method in ("prefix-packed", "myheur:packed", "tests.solvers.user_methods:everyone_alone"):
+            code, out, err = run_cli("solve", "--method", method, "--plugin", "myheur.py", "--scenario", "het-M3-1", "--json")
+            assert code == 0 and json.loads(out)["method"] == method and json.loads(out)["status"] == "feasible", err
+        code, out, err = run_cli("study", "--methods", "prefix-packed,ad", "--plugin", "myheur.py", "--scenario", "het-M3-1",
+                                 "--out", str(tmp_path / "r.xlsx"), "--workers", "1", "--quiet")
+        assert code == 0 and "prefix-packed:" in out, err
+        code, _, err = run_cli("solve", "--method", "nosuch:fn", "--scenario", "het-M3-1")
+        assert code == 2 and "method reference 'nosuch:fn' cannot be imported: ModuleNotFoundError" in err
+        (tmp_path / "broken.py").write_text("def (:\n")
+        code, _, err = run_cli("solve", "--method", "ad", "--plugin", "broken.py")
+        assert code == 2 and "--plugin 'broken.py' cannot be loaded: SyntaxError" in err and "Traceback" not in err
+    finally:
+        for name in ("prefix-packed", "myheur:packed", "tests.solvers.user_methods:everyone_alone"):
+            METHODS.pop(name, None)
+        import sys
+        sys.modules.pop("myheur", None)
 
 
 @pytest.mark.slow
