@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import statistics
-import tempfile
 from typing import Any
 
 from ..solvers.results import Record
@@ -23,30 +22,34 @@ from .stats import heuristics as judged
 
 
 def gap_figure(path: str, records: list[Record], num_users: dict[str, int], methods: list[str]) -> None:
-    """Draw the figure to ``path`` (replaced atomically)."""
+    """Draw the figure to ``path`` (replaced atomically, with the user's usual file permissions).
+
+    One colour and marker per method in both panels; x ticks at exactly the numbers of users run;
+    the gap axis linear up to 1 % and logarithmic above (a 0.2 % gap is not drawn as a cliff next
+    to 0, and a 40 % one still fits); legends below the axes, so they never cover a point; the
+    methods the left panel leaves out are named under it."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
 
     refs = references(records)
     proves = {r.method for r in records if r.upper_bound_tps is not None}
     heuristics = judged(records, methods)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    markers = ["o", "s", "^", "D", "v", "P", "X", "*"]
+    style = {m: (f"C{i % 10}", MARKERS[i % len(MARKERS)]) for i, m in enumerate(methods)}
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 5.2))
     sizes = sorted({num_users[r.scenario] for r in records if r.scenario in num_users})
     width = 0.8 / max(1, len(heuristics))
     for i, method in enumerate(heuristics):
-        colour = f"C{i}"
+        colour, marker = style[method]
         proven, certified = _gaps_by_size(records, method, refs, num_users)
         cut = sum(1 for r in records if r.method == method and stopped(r))
         note = f" ({cut} stopped at a limit, not drawn)" if cut else ""
         xs = sorted(proven)
         if xs:
-            left.plot(xs, [statistics.fmean(proven[x]) for x in xs], marker=markers[i % len(markers)], color=colour,
+            left.plot(xs, [statistics.fmean(proven[x]) for x in xs], marker=marker, color=colour,
                       label=f"{method}: mean gap (proven){note}")
-            left.plot(xs, [max(proven[x]) for x in xs], linestyle="none", marker=markers[i % len(markers)],
+            left.plot(xs, [max(proven[x]) for x in xs], linestyle="none", marker=marker,
                       fillstyle="none", markersize=9, color=colour, label=f"{method}: worst gap (proven)")
         if certified:
             cx = sorted(certified)
@@ -54,12 +57,18 @@ def gap_figure(path: str, records: list[Record], num_users: dict[str, int], meth
                      width=width, color=colour, alpha=0.35, edgecolor=colour,
                      label=f"{method}: at most (certified, optimum open){'' if xs else note}")
         if cut and not xs and not certified:
-            left.plot([], [], linestyle="none", marker=markers[i % len(markers)], color=colour, label=f"{method}:{note}")
-    left.set_yscale("symlog", linthresh=0.01)
+            left.plot([], [], linestyle="none", marker=marker, color=colour, label=f"{method}:{note}")
+    left.set_yscale("symlog", linthresh=1.0, linscale=1.0)
     left.set_ylim(bottom=0)
-    if not _frame(left, "How far from optimal (heuristics)", "gap to optimal, %", MaxNLocator):
+    if not _frame(left, "How far from optimal (heuristics)", "gap to optimal, % (linear to 1 %, log above)", sizes):
         left.text(0.5, 0.5, "no heuristic with a plan in this study", ha="center", transform=left.transAxes)
-    for i, method in enumerate(methods):
+    apart = [m for m in methods if m not in heuristics]
+    if apart:
+        left.annotate("not in this panel: " + ", ".join(apart) + " (they prove bounds, or give no plan of P)",
+                      xy=(0, 0), xycoords="figure fraction", xytext=(8, 4), textcoords="offset points", fontsize=7,
+                      color="0.35")
+    for method in methods:
+        colour, marker = style[method]
         shares: dict[int, list[float]] = {}
         for r in records:
             ref = refs.get(r.scenario)
@@ -70,17 +79,17 @@ def gap_figure(path: str, records: list[Record], num_users: dict[str, int], meth
         label = method + (f" ({cut} stopped at a limit, not drawn)" if cut else "")
         xs = sorted(shares)
         if xs or cut:
-            right.plot(xs, [statistics.fmean(shares[x]) for x in xs], marker=markers[i % len(markers)],
+            right.plot(xs, [statistics.fmean(shares[x]) for x in xs], marker=marker, color=colour,
                        linestyle="-" if method in heuristics or method in proves else "--", label=label)
-    _frame(right, "Throughput as % of the best plan found (mean)", "% of the best plan", MaxNLocator)
-    if sizes:
-        for ax in (left, right):
-            ax.set_xlim(min(sizes) - 0.6, max(sizes) + 0.6)
-    fig.tight_layout()
+    _frame(right, "Throughput as % of the best plan found (mean)", "% of the best plan", sizes)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
     try:
         _save(fig, path)
     finally:
         plt.close(fig)
+
+
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
 def _gaps_by_size(records: list[Record], method: str, refs: dict, num_users: dict[str, int]
@@ -100,29 +109,28 @@ def _gaps_by_size(records: list[Record], method: str, refs: dict, num_users: dic
 
 
 def _save(fig: Any, path: str) -> None:
-    """Write the figure as PNG to ``path``, atomically (a temporary file beside it, then a rename)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".dipsd-", suffix=".png", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, dpi=120, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write the figure as PNG to ``path``, atomically and with the usual permissions
+    (:func:`~dipsd.outputs.atomic_write`, as the report)."""
+    from ..outputs import atomic_write
+
+    with atomic_write(path, "wb") as fh:
+        fig.savefig(fh, dpi=120, format="png")
 
 
-def _frame(ax: Any, title: str, ylabel: str, locator: Any) -> bool:
-    """Title, axis labels, integer user ticks, grid and a legend if anything is labelled (whether one is)."""
+def _frame(ax: Any, title: str, ylabel: str, sizes: list[int]) -> bool:
+    """Title, axis labels, ticks at exactly the numbers of users run (at most about 12 labelled), grid,
+    and a legend below the axes if anything is labelled (whether one is)."""
     ax.set_title(title)
     ax.set_xlabel("users M")
     ax.set_ylabel(ylabel)
-    ax.xaxis.set_major_locator(locator(integer=True))
+    if sizes:
+        step = max(1, -(-len(sizes) // 12))
+        ax.set_xticks(sizes[::step])
+        ax.set_xlim(min(sizes) - 0.6 * max(1, (max(sizes) - min(sizes)) / 10), max(sizes) + 0.6 * max(1, (max(sizes) - min(sizes)) / 10))
     ax.grid(alpha=0.3)
     labelled = bool(ax.get_legend_handles_labels()[0])
     if labelled:
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     return labelled
 
 

@@ -134,8 +134,9 @@ class MilpSession:
         closed = ev.expected_tokens - q * ev.span_ms
         if not agrees(ended, value, closed, max(1.0, abs(ev.expected_tokens), q * ev.span_ms)):
             if start is not None:
-                log.warning("%s: %s's value from a MIP start disagrees with its solution; solving again without "
-                            "the start", self.scenario.name, self.backend.name)
+                # a known solver quirk, handled here (the result is unaffected): a note for -v, not a warning
+                log.info("%s: %s's value from a MIP start disagrees with its solution; solving again without "
+                         "the start", self.scenario.name, self.backend.name)
                 self.solver = self._instance()
                 return self.solve(q, clock)
             raise SolverError(f"{self.scenario.name}: MILP value {value:.12g} disagrees with the closed form "

@@ -70,8 +70,11 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(headline_text(headline(outcome.records, methods)))
     n = len(outcome.records)
+    figure = done_study.figure or ""
+    if figure and not os.path.isabs(args.out):  # both paths as the user gave the report's: relative to here
+        figure = os.path.relpath(figure)
     print(f"wrote {shown(args.out)} ({plural(n, 'task')}; gaps per scenario in its Summary and Instances sheets) and "
-          f"{shown(done_study.figure or '')}")
+          f"{shown(figure)}")
     if outcome.interrupted:
         interrupted(done_study.checkpoint or args.out + ".jsonl")
         return 130

@@ -195,3 +195,51 @@ def test_the_gap_figure_leaves_stopped_runs_out_and_says_so(monkeypatch, tmp_pat
     # h's proven mean gap at M = 4 is over a and b only (2.5 %), e's 20 % is not in it
     mean_line = figures._gaps_by_size(_with_stopped(), "h", figures.references(_with_stopped()), STOP_USERS)[0]
     assert mean_line == {4: [5.0, 0.0]}
+
+
+def _records_at(sizes):
+    """Heuristic h (a 1 % gap), exact and ad on one scenario per number of users."""
+    rows = []
+    for m in sizes:
+        rows += [(f"s{m}", "exact", "optimal", 100.0, 100.0), (f"s{m}", "h", "feasible", 99.0, None),
+                 (f"s{m}", "ad", "feasible", 30.0, None)]
+    return [Record.from_json({"scenario": s, "method": me, "status": st, "throughput_tps": t, "upper_bound_tps": ub, **PLAN})
+            for s, me, st, t, ub in rows], {f"s{m}": m for m in sizes}
+
+
+@pytest.mark.parametrize("sizes", [[10], [10, 20, 30], [3, 4, 5, 6, 50]])
+def test_the_picture_ticks_at_the_sizes_run_one_colour_per_method(tmp_path, monkeypatch, sizes):
+    """Issue 38, item 6: ticks at exactly the numbers of users run (1, 3 and 5 sizes), one colour per method
+    in both panels, and the left panel names what it leaves out."""
+    from dipsd.reports import figures
+
+    seen = {}
+
+    def keep(fig, path):
+        seen["axes"] = [([t.get_text() for t in ax.get_xticklabels()], {line.get_label(): line.get_color()
+                                                                        for line in ax.get_lines()}) for ax in fig.axes]
+        seen["notes"] = [t.get_text() for ax in fig.axes for t in ax.texts]
+
+    monkeypatch.setattr(figures, "_save", keep)
+    records, users = _records_at(sizes)
+    figures.gap_figure(str(tmp_path / "f.png"), records, users, ["h", "exact", "ad"])
+    (left_ticks, left_lines), (right_ticks, right_lines) = seen["axes"]
+    assert left_ticks == right_ticks == [str(m) for m in sizes]
+    assert left_lines["h: mean gap (proven)"] == right_lines["h"]
+    assert any(note.startswith("not in this panel: exact (") for note in seen["notes"])
+
+
+def test_the_picture_gets_the_usual_file_permissions(tmp_path):
+    import os
+    import stat
+
+    from dipsd.reports import figures
+
+    records, users = _records_at([3])
+    mask = os.umask(0o022)
+    try:
+        figures.gap_figure(str(tmp_path / "f.png"), records, users, ["h", "exact"])
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(os.stat(tmp_path / "f.png").st_mode) == 0o644
+    assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
