@@ -41,6 +41,11 @@ def add(sub) -> None:
     add_work_limit_option(p)
     add_checkpoint_options(p)
     add_plugin_option(p)
+    p.add_argument("--plans-out", default=None, metavar="PLANS.xlsx",
+                   help="also write the study's scenarios with every plan a method found in sheet 'plans' (plan name = "
+                        "method name): dipsd evaluate and study read it back (never over an existing file)")
+    p.add_argument("--csv", action="store_true",
+                   help="also write the Results frame as REPORT-results.csv beside the report")
     p.set_defaults(func=run)
 
 
@@ -51,6 +56,10 @@ def run(args: argparse.Namespace) -> int:
     from ..solvers.results import Status
 
     load_plugin_files(args.plugin)
+    if args.plans_out is not None:
+        _check_new(args.plans_out, ".xlsx", "--plans-out")
+    if args.csv and not args.resume:  # on --resume it is this study's own, written again
+        _check_new(os.path.splitext(args.out)[0] + "-results.csv", ".csv", "--csv")
     methods = None if args.methods is None else [m for m in args.methods.split(",") if m.strip()]
     progress = Progress(args.quiet or args.verbose > 0)
     # the service checks the solver, the arguments and every output before it reads the workbook
@@ -70,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(headline_text(headline(outcome.records, methods)))
     n = len(outcome.records)
+    for extra in _extras(args, outcome.records, book):
+        print(f"wrote {shown(extra)}", file=sys.stderr)
     figure = done_study.figure or ""
     if figure and not os.path.isabs(args.out):  # both paths as the user gave the report's: relative to here
         figure = os.path.relpath(figure)
@@ -84,3 +95,38 @@ def run(args: argparse.Namespace) -> int:
         return 1
     failed = sum(r.status is Status.ERROR for r in outcome.records)
     return 1 if outcome.records and failed == len(outcome.records) else 0
+
+
+def _check_new(path: str, suffix: str, what: str) -> None:
+    """An extra output: a new file ending in ``suffix`` in an existing folder (never over a file)."""
+    from ..errors import InputError
+    from ..outputs import check_output
+
+    check_output(path, suffix=suffix, what=what)
+    if os.path.lexists(path):
+        raise InputError(f"{what} {path!r} exists; dipsd does not overwrite it (choose another name)")
+
+
+def _extras(args, records, book) -> list[str]:
+    """``--plans-out`` and ``--csv``: the paths written."""
+    from ..data.plans import NamedPlan, plan_name
+    from ..data.writer import save_scenarios
+    from ..outputs import writing
+    from ..reports.frames import records_frame
+
+    written = []
+    if args.plans_out is not None:
+        plans = [NamedPlan(r.scenario, plan_name(r.method) or r.method, tuple(tuple(b) for b in r.batches or ()),
+                           tuple(r.draft_lengths or ())) for r in records if r.has_plan and r.draft_lengths]
+        with writing(args.plans_out):
+            save_scenarios(args.plans_out, book.scenarios, plans=plans)
+        written.append(args.plans_out)
+    if args.csv:
+        path = os.path.splitext(args.out)[0] + "-results.csv"
+        frame = records_frame(records, {s.name: s.num_users for s in book.scenarios})
+        from ..outputs import atomic_write
+
+        with writing(path), atomic_write(path) as fh:
+            frame.to_csv(fh, index=False)
+        written.append(path)
+    return written

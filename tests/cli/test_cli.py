@@ -205,3 +205,45 @@ def test_verbose_shows_tasks_and_milestones_and_keeps_libraries_quiet(tmp_path):
     assert "HiGHS" not in err  # its banner goes to the null device unless solver logs are asked for (-vv)
     assert "pyomo" not in err and "Constructing" not in err and "distributed" not in err
     assert "INFO" not in run.stdout and run.stdout.startswith("dipsd: ")
+
+
+# ---------------------------------------------------------------- plans and models out (issue 38)
+def test_model_writes_the_dinkelbach_milp_and_its_certificate(tmp_path, run_cli):
+    import highspy
+
+    code, _, err = run_cli("model", "--scenario", "het-M3-1", "--q", "40", "--out", str(tmp_path / "f.lp"))
+    assert code == 0 and (tmp_path / "f.lp").read_text().lstrip().startswith("\\* Source Pyomo"), err
+    code, _, err = run_cli("model", "--scenario", "het-M3-1", "--optimal", "--out", str(tmp_path / "f.mps"))
+    assert code == 0, err
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.readModel(str(tmp_path / "f.mps"))
+    h.setOptionValue("mip_rel_gap", 0.0)
+    h.run()
+    assert abs(h.getInfo().objective_function_value) <= 1e-6  # F(R*) = 0: the optimum certified by any solver
+    for argv, said in ((["--q", "40", "--out", str(tmp_path / "f.mps")], "exists; dipsd does not overwrite it"),
+                       (["--q", "40", "--out", str(tmp_path / "f.txt")], "a file ending in .mps or .lp"),
+                       (["--q", "40", "--out", str(tmp_path / "no" / "f.lp")], "its folder does not exist")):
+        code, _, err = run_cli("model", "--scenario", "het-M3-1", *argv)
+        assert code == 2 and said in err and "Traceback" not in err
+
+
+def test_a_study_writes_its_plans_back_as_a_workbook_and_its_results_as_csv(tmp_path, run_cli, monkeypatch):
+    import pandas as pd
+
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli("study", "--methods", "dipsd,ad", "--scenario", "het-M3*", "--workers", "1", "--quiet",
+                           "--out", "r.xlsx", "--plans-out", "found.xlsx", "--csv")
+    assert code == 0, err
+    code, out, err = run_cli("evaluate", "found.xlsx", "--json")
+    rows = [json.loads(line) for line in out.splitlines()]
+    from dipsd import read_report
+
+    report = read_report("r.xlsx")["Results"].set_index(["scenario", "method"])
+    assert code == 0 and {r["plan"] for r in rows} == {"dipsd"} and len(rows) == 3
+    for r in rows:  # the plan read back is valued exactly as the study valued it
+        assert r["throughput_tps"] == report.loc[(r["scenario"], "dipsd"), "throughput_tps"]
+    csv = pd.read_csv("r-results.csv")
+    assert len(csv) == 6 and list(csv.columns) == list(read_report("r.xlsx")["Results"].columns)
+    code, _, err = run_cli("study", "--methods", "ad", "--scenario", "het-M3-1", "--out", "s.xlsx", "--plans-out", "found.xlsx")
+    assert code == 2 and "exists; dipsd does not overwrite it" in err
