@@ -139,8 +139,15 @@ ACCEPTANCE_COLUMNS = (
     Column("user", "text", "-", "user whose measured table this is", required=True),
     Column("draft_length", "int", "tokens", "draft length k (every k = 1..max_draft_length)", required=True, minimum=1,
            maximum=D.MAX_DRAFT_LENGTH_CAP),
-    Column("expected_tokens", "float", "tokens", "expected tokens per round u(k), in [1, k+1], non-decreasing in k", required=True),
+    Column("expected_tokens", "float", "tokens", "expected tokens per round u(k), in [1, k+1], non-decreasing in k "
+           "(or give one of the two rate columns instead)"),
+    Column("accept_prob", "alpha", "-", "per position j = draft_length: the probability that draft token j is accepted "
+           "given tokens 1..j-1 were (conditional, p_j); u(k) = 1 + sum over j <= k of p_1 ... p_j"),
+    Column("accepted_share", "alpha", "-", "per position j = draft_length: the share of drafts with at least j tokens "
+           "accepted (unconditional, a_j, as serving engines count it; non-increasing in j); u(k) = 1 + a_1 + ... + a_k"),
 )
+ACCEPTANCE_KINDS = ("expected_tokens", "accept_prob", "accepted_share")
+"""The three ways a row of sheet 'acceptance' states a user's acceptance; one per user, every row."""
 
 PLANS_COLUMNS = (
     Column("scenario", "text", "-", "scenario of the plan", required=True),
@@ -678,7 +685,13 @@ def _assemble(sheets, problems: _Problems):
     strangers: dict[tuple[str, str, str], list[_Row]] = defaultdict(list)  # (column, scenario, user): one problem each
     for row in sheets.get("acceptance") or []:
         sname, uname = row.values.get("scenario"), row.values.get("user")
-        if sname is None or uname is None or "draft_length" not in row.values or "expected_tokens" not in row.values:
+        if sname is None or uname is None or "draft_length" not in row.values:
+            continue
+        given = [c for c in ACCEPTANCE_KINDS if c in row.values]
+        if len(given) != 1:
+            if not any(_has_problem(problems, "acceptance", row.number, c) for c in ACCEPTANCE_KINDS):
+                problems.add("acceptance", row.number, ", ".join(given) or "expected_tokens", None,
+                             f"exactly one of {', '.join(ACCEPTANCE_KINDS)} per row (this row gives {len(given)})")
             continue
         if sname not in scen_rows:
             strangers[("scenario", sname, uname)].append(row)
@@ -847,8 +860,15 @@ def _acceptance_table(sname, uname, lub, rows: list[_Row], problems: _Problems, 
         return None
     by_k: dict[int, _Row] = {}
     bad = False
+    kind = next(c for c in ACCEPTANCE_KINDS if c in rows[0].values)
     for row in rows:
-        k, val = row.values["draft_length"], row.values["expected_tokens"]
+        k = row.values["draft_length"]
+        if kind not in row.values:
+            other = next(c for c in ACCEPTANCE_KINDS if c in row.values)
+            problems.add("acceptance", row.number, other, row.values[other],
+                         f"one kind of column per user: user '{uname}' gives {kind} in row {rows[0].number}")
+            return _BAD
+        val = row.values[kind]
         if k > lub:
             problems.add("acceptance", row.number, "draft_length", k, f"a draft length in 1..{lub} ({whose})")
             bad = True
@@ -858,7 +878,7 @@ def _acceptance_table(sname, uname, lub, rows: list[_Row], problems: _Problems, 
                          f"each draft length once per user (user '{uname}': already in row {by_k[k].number})")
             bad = True
             continue
-        if not 1.0 <= val <= k + 1:
+        if kind == "expected_tokens" and not 1.0 <= val <= k + 1:
             problems.add("acceptance", row.number, "expected_tokens", val,
                          f"a number in [1, {k + 1}] for draft_length {k} of user '{uname}'")
             bad = True
@@ -871,10 +891,35 @@ def _acceptance_table(sname, uname, lub, rows: list[_Row], problems: _Problems, 
         return _BAD
     if bad:
         return _BAD
-    values = [by_k[k].values["expected_tokens"] for k in range(1, lub + 1)]
+    values = [by_k[k].values[kind] for k in range(1, lub + 1)]
+    if kind != "expected_tokens":
+        return _from_rates(kind, values, by_k, uname, problems)
     for k in range(2, lub + 1):
         if values[k - 1] < values[k - 2]:
             problems.add("acceptance", by_k[k].number, "expected_tokens", values[k - 1],
                          f"non-decreasing in draft_length for user '{uname}' (at least {values[k - 2]}, the value for {k - 1})")
             return _BAD
     return tuple(float(v) for v in values)
+
+
+def _from_rates(kind: str, rates: list[float], by_k: dict[int, _Row], uname: str, problems: _Problems):
+    """``u(1..L)`` from per-position acceptance (docs/model.md section 7): ``a_j = p_1 ... p_j`` from the
+    conditional ``accept_prob``, or ``a_j`` itself from ``accepted_share`` (which must not rise with j);
+    ``u(k) = 1 + a_1 + ... + a_k``, so ``1 <= u(k) <= k + 1`` and ``u`` never decreases."""
+    shares, running = [], 1.0
+    for j, rate in enumerate(rates, start=1):
+        if kind == "accepted_share":
+            if j > 1 and rate > rates[j - 2]:
+                problems.add("acceptance", by_k[j].number, kind, rate,
+                             f"non-increasing in draft_length for user '{uname}' (at most {rates[j - 2]}, the share at {j - 1}: "
+                             f"a draft cannot have j tokens accepted without j - 1)")
+                return _BAD
+            shares.append(rate)
+        else:
+            running *= rate
+            shares.append(running)
+    table, total = [], 1.0
+    for a in shares:
+        total += a
+        table.append(total)
+    return tuple(table)

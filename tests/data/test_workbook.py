@@ -319,3 +319,48 @@ def test_a_user_name_typo_in_the_acceptance_table_is_one_problem_with_a_hint(tmp
     lines = [line for line in str(info.value).splitlines() if "sheet 'acceptance'" in line]
     assert len(lines) == 1 and "row 2, column 'user': bad value 'U1'" in lines[0]
     assert "did you mean 'u1'?" in lines[0] and "(and rows 3-21)" in lines[0]
+
+
+# ---------------------------------------------------------------- acceptance from per-position rates (issue 38)
+def _rates_book(tmp_path, column, values, user="a"):
+    sheets = good_sheets()  # s1: L_ub 5, users a (alpha 0.8) and b
+    sheets["acceptance"] = [["scenario", "user", "draft_length", column]] + [["s1", user, j, v] for j, v in enumerate(values, 1)]
+    return write_book(tmp_path / "r.xlsx", sheets)
+
+
+def test_a_constant_conditional_rate_is_the_closed_form(tmp_path):
+    from dipsd import User
+
+    table = load_workbook(_rates_book(tmp_path, "accept_prob", [0.78] * 5)).scenario("s1").users[0].acceptance
+    closed = [User("x", alpha=0.78).expected_tokens(k) for k in range(1, 6)]
+    assert table == pytest.approx(closed, rel=1e-14)
+
+
+def test_rates_by_hand(tmp_path):
+    # conditional 0.9, 0.5, 0.5, 0, 1: a = 0.9, 0.45, 0.225, 0, 0 -> u = 1.9, 2.35, 2.575, 2.575, 2.575
+    table = load_workbook(_rates_book(tmp_path, "accept_prob", [0.9, 0.5, 0.5, 0.0, 1.0])).scenario("s1").users[0].acceptance
+    assert table == pytest.approx((1.9, 2.35, 2.575, 2.575, 2.575), rel=1e-14)
+    # unconditional shares 0.8, 0.6, 0.6, 0.1, 0 -> u = 1.8, 2.4, 3.0, 3.1, 3.1
+    table = load_workbook(_rates_book(tmp_path, "accepted_share", [0.8, 0.6, 0.6, 0.1, 0.0])).scenario("s1").users[0].acceptance
+    assert table == pytest.approx((1.8, 2.4, 3.0, 3.1, 3.1), rel=1e-14)
+
+
+@pytest.mark.parametrize("column,values,row,fragment", [
+    ("accepted_share", [0.8, 0.9, 0.5, 0.1, 0.0], 3, "non-increasing in draft_length for user 'a'"),
+    ("accept_prob", [0.8, 1.2, 0.5, 0.1, 0.0], 3, "a number in [0, 1]"),
+])
+def test_bad_rates_are_located(tmp_path, column, values, row, fragment):
+    with pytest.raises(WorkbookError) as info:
+        load_workbook(_rates_book(tmp_path, column, values))
+    assert f"sheet 'acceptance', row {row}, column '{column}'" in str(info.value) and fragment in str(info.value)
+
+
+def test_one_kind_of_acceptance_per_user_and_row(tmp_path):
+    sheets = good_sheets()
+    sheets["acceptance"] = [["scenario", "user", "draft_length", "expected_tokens", "accept_prob"],
+                            ["s1", "a", 1, 1.5, None], ["s1", "a", 2, None, 0.5], ["s1", "b", 1, 1.2, 0.4]]
+    with pytest.raises(WorkbookError) as info:
+        load_workbook(write_book(tmp_path / "m.xlsx", sheets))
+    text = str(info.value)
+    assert "row 3, column 'accept_prob': bad value '0.5': one kind of column per user" in text
+    assert "row 4" in text and "exactly one of expected_tokens, accept_prob, accepted_share per row (this row gives 2)" in text
