@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from . import check, evaluate, generate, model, paper, solve, study, template, verify
+from . import check, evaluate, generate, model, paper, solve, study, sweep, template, verify
 
-COMMANDS = (check, template, generate, solve, evaluate, study, verify, model, paper)
+COMMANDS = (check, template, generate, solve, evaluate, study, sweep, verify, model, paper)
 """In the order ``dipsd --help`` lists them."""
 
 
