@@ -46,6 +46,8 @@ def add(sub) -> None:
                         "method name): dipsd evaluate and study read it back (never over an existing file)")
     p.add_argument("--csv", action="store_true",
                    help="also write the Results frame as REPORT-results.csv beside the report")
+    p.add_argument("--parquet", action="store_true",
+                   help="also write the Results frame as REPORT-results.parquet (needs pyarrow: pip install pyarrow)")
     p.set_defaults(func=run)
 
 
@@ -58,8 +60,16 @@ def run(args: argparse.Namespace) -> int:
     load_plugin_files(args.plugin)
     if args.plans_out is not None:
         _check_new(args.plans_out, ".xlsx", "--plans-out")
-    if args.csv and not args.resume:  # on --resume it is this study's own, written again
-        _check_new(os.path.splitext(args.out)[0] + "-results.csv", ".csv", "--csv")
+    for flag, suffix in (("csv", ".csv"), ("parquet", ".parquet")):
+        if getattr(args, flag, False) and not args.resume:  # on --resume it is this study's own, written again
+            _check_new(os.path.splitext(args.out)[0] + "-results" + suffix, suffix, "--" + flag)
+    if getattr(args, "parquet", False):
+        import importlib.util
+
+        if importlib.util.find_spec("pyarrow") is None:
+            from ..errors import InputError
+
+            raise InputError("--parquet needs pyarrow, which is not installed: pip install pyarrow (or use --csv)")
     methods = None if args.methods is None else [m for m in args.methods.split(",") if m.strip()]
     progress = Progress(args.quiet or args.verbose > 0)
     # the service checks the solver, the arguments and every output before it reads the workbook
@@ -128,5 +138,13 @@ def _extras(args, records, book) -> list[str]:
 
         with writing(path), atomic_write(path) as fh:
             frame.to_csv(fh, index=False)
+        written.append(path)
+    if getattr(args, "parquet", False):
+        from ..outputs import atomic_write
+
+        path = os.path.splitext(args.out)[0] + "-results.parquet"
+        frame = records_frame(records, {s.name: s.num_users for s in book.scenarios})
+        with writing(path), atomic_write(path, "wb") as fh:
+            frame.to_parquet(fh, index=False)
         written.append(path)
     return written

@@ -52,4 +52,5 @@ def run(args: argparse.Namespace) -> int:
     return study.run(argparse.Namespace(
         workbook=args.out, out=os.path.splitext(args.out)[0] + "-report.xlsx", methods=args.methods, scenario=None,
         time_limit=args.time_limit, work_limit=None, workers=args.workers, scheduler=None, resume=False, fresh=False,
-        quiet=args.quiet, verbose=getattr(args, "verbose", 0), solver="highs", plugin=[], plans_out=None, csv=False))
+        quiet=args.quiet, verbose=getattr(args, "verbose", 0), solver="highs", plugin=[], plans_out=None, csv=False,
+        parquet=False))

@@ -247,3 +247,19 @@ def test_a_study_writes_its_plans_back_as_a_workbook_and_its_results_as_csv(tmp_
     assert len(csv) == 6 and list(csv.columns) == list(read_report("r.xlsx")["Results"].columns)
     code, _, err = run_cli("study", "--methods", "ad", "--scenario", "het-M3-1", "--out", "s.xlsx", "--plans-out", "found.xlsx")
     assert code == 2 and "exists; dipsd does not overwrite it" in err
+
+
+def test_the_study_names_its_files_as_the_user_gave_them(tmp_path, run_cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli("study", "--methods", "ad", "--scenario", "het-M3-1", "--out", "r.xlsx", "--workers", "1", "--quiet")
+    assert code == 0, err
+    assert out.splitlines()[-1].startswith("wrote r.xlsx (") and out.splitlines()[-1].endswith(" and r-gaps.png")
+
+
+def test_parquet_without_pyarrow_is_one_line_before_any_work(tmp_path, run_cli, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pyarrow" else real(name, *a))
+    code, _, err = run_cli("study", "--methods", "ad", "--out", str(tmp_path / "r.xlsx"), "--parquet")
+    assert code == 2 and "--parquet needs pyarrow" in err and not (tmp_path / "r.xlsx.jsonl").exists()

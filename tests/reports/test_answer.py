@@ -243,3 +243,19 @@ def test_the_picture_gets_the_usual_file_permissions(tmp_path):
         os.umask(mask)
     assert stat.S_IMODE(os.stat(tmp_path / "f.png").st_mode) == 0o644
     assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_tables_stay_in_line_with_a_long_method_name():
+    """Issue 38, item 7: a method called plan:one-per-user no longer pushes its row's columns right."""
+    records = [Record.from_json({**{"scenario": s, "method": m, "status": st, "throughput_tps": t, "upper_bound_tps": ub},
+                                 **PLAN}) for s, m, st, t, ub in
+               [("a", "exact", "optimal", 100.0, 100.0), ("a", "plan:one-per-user", "feasible", 50.0, None),
+                ("a", "h", "feasible", 90.0, None)]]
+    text = statement_text(gap_statements(records, {"a": 4}, ["h", "plan:one-per-user"]))
+    table = [line for line in text.splitlines() if line.startswith(("method ", "h ", "plan:one-per-user "))]
+
+    def second_column_end(line):  # the M column, right-aligned: it ends at one place when the first column is wide enough
+        first, second = line.split()[:2]
+        return line.index(second, len(first)) + len(second)
+
+    assert len(table) == 5 and len({second_column_end(line) for line in table}) == 1, text
