@@ -228,6 +228,7 @@ def test_model_writes_the_dinkelbach_milp_and_its_certificate(tmp_path, run_cli)
         assert code == 2 and said in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_a_study_writes_its_plans_back_as_a_workbook_and_its_results_as_csv(tmp_path, run_cli, monkeypatch):
     import pandas as pd
 

@@ -37,6 +37,7 @@ def test_bad_grids_are_refused_naming_why(tmp_path):
     assert not (tmp_path / "g.xlsx").exists()  # nothing left behind
 
 
+@pytest.mark.slow
 def test_sweep_through_the_command_line_runs_the_grid_as_a_study(tmp_path, run_cli, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, out, err = run_cli("sweep", "--scenario", "het-M3-1", "--vary", "users=3,5", "--out", "grid.xlsx", "--study",

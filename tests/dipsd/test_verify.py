@@ -61,6 +61,7 @@ def test_every_claim_of_a_study_is_verified_and_the_certificates_solve_to_zero(s
     assert code == 2 and "exists; dipsd does not overwrite it" in err
 
 
+@pytest.mark.slow
 def test_a_hand_edited_report_has_its_false_claims_refuted(study, tmp_path, run_cli):
     book, out = study
     wb = openpyxl.load_workbook(out)
@@ -90,6 +91,7 @@ def test_a_hand_edited_report_has_its_false_claims_refuted(study, tmp_path, run_
     assert all(r["verdict"] == VERIFIED for r in rows if (r["scenario"], r["method"]) not in edited)
 
 
+@pytest.mark.slow
 def test_a_workbook_other_than_the_studys_is_refused(study, tmp_path, run_cli):
     _, out = study
     other = tmp_path / "other.xlsx"

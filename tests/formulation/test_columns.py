@@ -257,7 +257,7 @@ def test_pricing_under_a_long_path_of_apart_pairs_splits_it_exactly(monkeypatch)
     assert count[0] < 400  # middles: a few hundred passes (next to an end it would be thousands)
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", [pytest.param(s, marks=pytest.mark.slow if s in (3, 5) else ()) for s in range(6)])
 def test_free_users_join_the_knapsack_at_once_exactly(seed):
     """Under pair rules the users in no rule (:meth:`Pricer.parts`' free users) are added by sorting:
     with every user of the top level bound by a rule (so no free user can supply the level's user)

@@ -319,7 +319,7 @@ def _every_plan(scenario: Scenario, rules: Rules = NO_RULES) -> list[Evaluation]
     return out
 
 
-@pytest.mark.parametrize("seed", [3, 8])
+@pytest.mark.parametrize("seed", [pytest.param(3, marks=pytest.mark.slow), 8])  # the fast run: one of the two
 def test_phase_one_proves_only_nodes_without_plans_empty(seed):
     """A node whose master keeps artificial columns is proven empty by phase 1 (:meth:`_Bounder.empty`)
     only when no plan of span ``<= b`` with its batch counts obeys its rules (enumeration), and it
@@ -371,7 +371,8 @@ def test_a_node_whose_artificial_columns_pay_is_bounded_without_them():
 BOX_INSTANCES = [generate([4], 1, seed=seed, max_draft_length=3)[0] for seed in (3, 8, 21)] + NESTED[:3]
 
 
-@pytest.mark.parametrize("s", BOX_INSTANCES, ids=[f"{s.name}-{n}" for n, s in enumerate(BOX_INSTANCES)])
+@pytest.mark.parametrize("s", [pytest.param(s, id=f"{s.name}-{n}", marks=pytest.mark.slow if s.name.startswith("nested-9-2") else ())
+                               for n, s in enumerate(BOX_INSTANCES)])
 def test_box_bound_with_the_span_priced_holds_for_every_plan(s):
     """Column generation over a span range ``[a, b]`` with the span priced at ``q`` (Dinkelbach over
     the box, :meth:`_Bounder.at`): the line ``k + mu S`` is above every plan of span ``S <= b`` that
@@ -470,7 +471,7 @@ def test_the_bound_holds_at_every_work_limit(scenario):
             assert r.throughput_tps < r.upper_bound_tps / (1 + 1e-9)
 
 
-@pytest.mark.parametrize("seed", [300, 301, 302, 303])
+@pytest.mark.parametrize("seed", [300] + [pytest.param(s, marks=pytest.mark.slow) for s in (301, 302, 303)])
 def test_the_bound_holds_at_every_work_limit_on_odd_instances(seed):
     """The same on the contract's odd corners (alpha 0 / 1, L_ub 1, 6e5 ms latencies, caps one byte
     from binding, clones) and at the far ends of the time scale."""
@@ -543,7 +544,8 @@ def test_branch_and_price_proves_the_enumerated_optimum(scenario):
     assert opt * (1 - 1e-12) <= r.upper_bound_tps <= opt * (1 + 2e-9)
 
 
-@pytest.mark.parametrize("scenario", BRANCHING, ids=lambda s: s.name)
+@pytest.mark.parametrize("scenario", [pytest.param(s, marks=() if n == 0 else pytest.mark.slow) for n, s in enumerate(BRANCHING)],
+                         ids=lambda s: s.name)
 def test_branch_and_price_bound_holds_wherever_the_tree_stops(scenario):
     """Stopped after any number of LP solves (nodes half bounded, children not yet opened), the bound
     over the open nodes stays above the optimum and the plan below it."""

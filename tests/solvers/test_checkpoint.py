@@ -73,7 +73,7 @@ def _write(path, lines):
 PLAN_FIELDS = ("throughput_tps", "batches", "draft_lengths", "span_ms", "expected_tokens")
 
 
-@pytest.mark.parametrize("signatures", [True, False])
+@pytest.mark.parametrize("signatures", [True, pytest.param(False, marks=pytest.mark.slow)])
 def test_an_edited_bound_never_makes_exact_claim_a_wrong_optimum(book, tmp_path, run_cli, monkeypatch, signatures):
     """Issue 37, case 2: certify's record edited to DiP-SD's (suboptimal) plan with its bound lowered to
     that plan's value, exact's record removed.  With signatures the edited record is named and run again
@@ -104,6 +104,7 @@ def test_an_edited_bound_never_makes_exact_claim_a_wrong_optimum(book, tmp_path,
     assert again["certify"]["upper_bound_tps"] >= optimum * (1 - 1e-12)
 
 
+@pytest.mark.slow
 def test_records_written_under_another_key_all_run_again(book, tmp_path, run_cli, monkeypatch):
     out = str(tmp_path / "r.xlsx")
     code, _, err = run_cli("study", book, "--out", out, "--methods", "dipsd,ad", "--workers", "1", "--quiet")
