@@ -116,6 +116,15 @@ def _umask() -> int:
     return mask
 
 
+def check_new(path: str, *, suffix: str, what: str) -> str:
+    """:func:`check_output` for a file dipsd only ever creates (``--plans-out``, ``model --out``,
+    ``sweep --out``): it must not exist yet; the absolute path."""
+    checked = check_output(path, suffix=suffix, what=what)
+    if os.path.lexists(checked):
+        raise InputError(f"{what} {os.fspath(path)!r} exists; dipsd does not overwrite it (choose another name)")
+    return checked
+
+
 def set_aside(path: str) -> str | None:
     """Rename an existing file to ``PATH.old-YYYYmmddTHHMMSS`` (never over another file); its new name."""
     if not os.path.exists(path):

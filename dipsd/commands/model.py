@@ -31,17 +31,14 @@ def add(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..formulation.milp import build_model
-    from ..outputs import shown, writing
+    from ..outputs import check_new, shown, writing
     from ..solvers.exact import solve_exact
     from ..solvers.results import Status
 
-    kind = os.path.splitext(args.out)[1].lower().lstrip(".")
-    if kind not in ("mps", "lp"):
+    kind = os.path.splitext(args.out)[1].lower()
+    if kind not in (".mps", ".lp"):
         raise InputError(f"--out {args.out!r}: a file ending in .mps or .lp")
-    if os.path.lexists(args.out):
-        raise InputError(f"--out {args.out!r} exists; dipsd does not overwrite it (choose another name)")
-    if not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
-        raise InputError(f"--out {args.out!r}: its folder does not exist")
+    check_new(args.out, suffix=kind, what="--out")
     scenario = load_workbook(args.workbook or example_path()).scenario(args.scenario)
     q_tps = args.q
     if args.optimal:

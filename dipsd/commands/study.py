@@ -9,7 +9,7 @@ import sys
 from ..argtypes import positive_float, positive_int, scheduler_address
 from ..data.bundled import example_path
 from ..data.text import plural
-from ..outputs import shown
+from ..outputs import check_new, shown
 from ..progress import Progress
 from .common import add_checkpoint_options, add_plugin_option, add_solver_option, add_work_limit_option, interrupted, load_plugin_files
 
@@ -59,10 +59,10 @@ def run(args: argparse.Namespace) -> int:
 
     load_plugin_files(args.plugin)
     if args.plans_out is not None:
-        _check_new(args.plans_out, ".xlsx", "--plans-out")
+        check_new(args.plans_out, suffix=".xlsx", what="--plans-out")
     for flag, suffix in (("csv", ".csv"), ("parquet", ".parquet")):
         if getattr(args, flag, False) and not args.resume:  # on --resume it is this study's own, written again
-            _check_new(os.path.splitext(args.out)[0] + "-results" + suffix, suffix, "--" + flag)
+            check_new(os.path.splitext(args.out)[0] + "-results" + suffix, suffix=suffix, what="--" + flag)
     if getattr(args, "parquet", False):
         import importlib.util
 
@@ -105,16 +105,6 @@ def run(args: argparse.Namespace) -> int:
         return 1
     failed = sum(r.status is Status.ERROR for r in outcome.records)
     return 1 if outcome.records and failed == len(outcome.records) else 0
-
-
-def _check_new(path: str, suffix: str, what: str) -> None:
-    """An extra output: a new file ending in ``suffix`` in an existing folder (never over a file)."""
-    from ..errors import InputError
-    from ..outputs import check_output
-
-    check_output(path, suffix=suffix, what=what)
-    if os.path.lexists(path):
-        raise InputError(f"{what} {path!r} exists; dipsd does not overwrite it (choose another name)")
 
 
 def _extras(args, records, book) -> list[str]:

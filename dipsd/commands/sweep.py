@@ -9,8 +9,7 @@ import sys
 from ..argtypes import positive_float, positive_int
 from ..data.bundled import example_path
 from ..data.workbook import load_workbook
-from ..errors import InputError
-from ..outputs import check_output, shown
+from ..outputs import check_new, shown
 
 
 def add(sub) -> None:
@@ -38,9 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from . import study
 
     vary = parse_vary(args.vary)
-    out = check_output(args.out, suffix=".xlsx", what="--out")
-    if os.path.lexists(out):
-        raise InputError(f"--out {args.out!r} exists; dipsd does not overwrite it (choose another name)")
+    out = check_new(args.out, suffix=".xlsx", what="--out")
     book = load_workbook(args.workbook or example_path())
     grid = write_grid(book, args.scenario, vary, out)
     note = " (its plans are not carried over: they name the original users)" if book.plans_of(args.scenario) else ""

@@ -223,7 +223,7 @@ def test_model_writes_the_dinkelbach_milp_and_its_certificate(tmp_path, run_cli)
     assert abs(h.getInfo().objective_function_value) <= 1e-6  # F(R*) = 0: the optimum certified by any solver
     for argv, said in ((["--q", "40", "--out", str(tmp_path / "f.mps")], "exists; dipsd does not overwrite it"),
                        (["--q", "40", "--out", str(tmp_path / "f.txt")], "a file ending in .mps or .lp"),
-                       (["--q", "40", "--out", str(tmp_path / "no" / "f.lp")], "its folder does not exist")):
+                       (["--q", "40", "--out", str(tmp_path / "no" / "f.lp")], "does not exist")):
         code, _, err = run_cli("model", "--scenario", "het-M3-1", *argv)
         assert code == 2 and said in err and "Traceback" not in err
 

@@ -13,7 +13,8 @@ import pytest
 from dipsd.cli import build_parser
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
-DOCS = ["README.md", "CHANGELOG.md"] + [os.path.join("docs", f) for f in sorted(os.listdir(os.path.join(ROOT, "docs"))) if f.endswith(".md")]
+DOCS = ["README.md", "CHANGELOG.md"] + [os.path.join("docs", f) for f in sorted(os.listdir(os.path.join(ROOT, "docs")))
+                                         if f.endswith(".md")]
 
 
 def _read(rel: str) -> str:
