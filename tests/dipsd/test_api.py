@@ -38,7 +38,8 @@ def test_readme_three_line_recipe_reproduces_the_summary(tmp_path, monkeypatch):
                             progress=False)
     block = readme_python_blocks()[1]
     scope: dict = {}
-    exec(compile(block.replace("df.groupby", "table = df.groupby"), "README.md", "exec"), scope)
+    lines = block.strip().splitlines()
+    exec(compile("\n".join(lines[:-1] + ["table = " + lines[-1]]), "README.md", "exec"), scope)
     table = scope["table"]
     summary = dipsd.read_report("dipsd-report.xlsx")["Summary"]
     overall = summary[summary["rows"] == "all sizes"].set_index("method")
