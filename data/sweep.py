@@ -51,8 +51,8 @@ def parse_vary(texts: Sequence[str]) -> list[tuple[str, list[object]]]:
     if not out:
         raise InputError("--vary: give at least one COLUMN=V1,V2,...")
     points = 1
-    for _, values in out:
-        points *= len(values)
+    for _, chosen in out:
+        points *= len(chosen)
     if points > MOST_POINTS:
         raise InputError(f"--vary: {points:,} grid points; at most {MOST_POINTS:,}")
     return out

@@ -539,7 +539,7 @@ def load_workbook(path: str | os.PathLike) -> LoadedWorkbook:
     scenarios, notes, skipped = _assemble(sheets, problems)
     plan_problems = _Problems(file)
     plans = _assemble_plans(sheets.get("plans") or [], {s.name: s for s in scenarios}, plan_problems, skipped,
-                            bad_rows={p.row: p for p in soft})
+                            bad_rows={p.row: p for p in soft if p.row is not None})
     problems.raise_if_any()
     with open(path, "rb") as fh:
         digest = hashlib.sha256(fh.read()).hexdigest()
@@ -558,7 +558,7 @@ def _near_misses(names: list[str]) -> dict[str, str]:
     import difflib
 
     ours = [s for s in SHEETS if s not in names]
-    out = {}
+    out: dict[str, str] = {}
     for name in names:
         if name in SHEETS or name in INFORMATION_SHEETS:
             continue

@@ -29,6 +29,7 @@ import re
 from dataclasses import dataclass
 
 from .data.bundled import example_path
+from .data.scenario import Scenario
 from .data.workbook import LoadedWorkbook, load_workbook
 from .errors import InputError
 from .solvers.tolerances import OPTIMAL_RTOL
@@ -149,7 +150,7 @@ def verify_report(report: str, workbook: str | None = None, *, time_limit: float
         for name in dict.fromkeys(s for s, *_ in stated):
             result = solve_exact(scenarios[name], time_limit=time_limit, start_plan=None, known_bound_tps=None)
             proofs[name] = result
-            if mps_dir is not None and result.status.value == "optimal":
+            if mps_dir is not None and result.status.value == "optimal" and result.throughput_tps is not None:
                 write_certificate(scenarios[name], result.throughput_tps, mps_dir)
     verdicts = []
     for name, method, claim, value in stated:
@@ -160,7 +161,7 @@ def verify_report(report: str, workbook: str | None = None, *, time_limit: float
     return verdicts
 
 
-def write_certificate(scenario, optimum_tps: float, folder: str) -> str:
+def write_certificate(scenario: Scenario, optimum_tps: float, folder: str) -> str:
     """The Dinkelbach MILP ``max W (U - q S)`` of ``scenario`` at ``q = R*`` (tokens/ms) as MPS in ``folder``."""
     from .formulation.milp import build_model
 
@@ -170,7 +171,7 @@ def write_certificate(scenario, optimum_tps: float, folder: str) -> str:
     return path
 
 
-def certificate_path(scenario, folder: str) -> str:
+def certificate_path(scenario: Scenario, folder: str) -> str:
     """``FOLDER/NAME.mps``, the scenario's name made safe for a file name."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", scenario.name).strip(".")[:100] or "scenario"
     return os.path.join(folder, f"{safe}.mps")

@@ -285,6 +285,12 @@ def default_methods() -> list[str]:
     return [m for m in METHODS if m != "enumerate" and m not in _entry_points]
 
 
+def installed_methods() -> list[str]:
+    """The methods of installed packages (entry points): run only when named."""
+    load_plugins()
+    return [m for m in METHODS if m in _entry_points]
+
+
 def load_plugin_file(path: str) -> list[str]:
     """Import the Python file ``path`` (``--plugin``): its calls of :func:`register_method` register its
     methods, and its functions are also ``STEM:function`` for ``--methods``.  Its folder joins

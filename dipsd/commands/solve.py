@@ -24,7 +24,8 @@ def add(sub) -> None:
     p.add_argument("--scenario", action="append", default=None, metavar="NAME",
                    help="only scenarios of this name or shell-style pattern, e.g. 'het-M3*' (repeatable; default: all)")
     p.add_argument("--method", required=True, metavar="METHOD",
-                   help=f"the method to run ({', '.join(METHODS)}), or 'all' for every method except enumerate")
+                   help=f"the method to run ({', '.join(METHODS)}), or 'all' for every default method (not enumerate, "
+                        f"nor installed plugins)")
     p.add_argument("--time-limit", type=positive_float, default=60.0, metavar="SECONDS",
                    help="time limit per scenario in seconds (default 60; exact reports a certified bound when it stops)")
     p.add_argument("--json", action="store_true", help="one JSON object per line and scenario instead of a table")

@@ -17,8 +17,9 @@ from .common import add_checkpoint_options, add_plugin_option, add_solver_option
 def add(sub) -> None:
     """Register ``dipsd study``."""
     from ..solvers.catalog import default_methods as defaults
+    from ..solvers.catalog import installed_methods
 
-    default_methods = defaults()
+    default_methods, installed = defaults(), installed_methods()
     p = sub.add_parser(
         "study", help="run scenarios x methods in parallel and write an Excel gap report",
         description="Run every method on every scenario of a workbook (default: the bundled heterogeneous example), "
@@ -28,7 +29,8 @@ def add(sub) -> None:
     p.add_argument("--out", default="dipsd-report.xlsx", help="report path (default dipsd-report.xlsx in the current directory)")
     p.add_argument("--methods", default=None,
                    help=f"comma-separated methods (default {','.join(default_methods)} and plan:NAME for every plan "
-                        f"of the workbook's sheet 'plans'; also: enumerate)")
+                        f"of the workbook's sheet 'plans'; also: enumerate"
+                        + (f"; installed plugins, run when named: {','.join(installed)}" if installed else "") + ")")
     p.add_argument("--scenario", action="append", default=None, metavar="NAME",
                    help="only scenarios of this name or shell-style pattern, e.g. 'het-M2*' (repeatable; default: all)")
     p.add_argument("--time-limit", type=positive_float, default=60.0, metavar="SECONDS",

@@ -165,6 +165,8 @@ class _Loop:
     def submit_ready(self) -> None:
         """Fill the free slots from the queue; a suspect runs alone, so that a death is its own."""
         while self.queue and len(self.pending) < self.slots:
+            if any(self.alone.get(f) for f in self.pending):
+                break  # a suspect runs alone until it ends: a death beside it would be blamed on it
             if self.queue[0].key in self.suspects and self.pending:
                 break
             task = self.queue.pop(0)

@@ -39,12 +39,17 @@ def _lines(path):
 
 
 def _tamper(path, pick, change):
-    """Change the first record for which ``pick(record)`` holds; its 1-based line number."""
+    """Change the first record for which ``pick(record)`` holds, and sign it again with the user's key (a
+    forger who has the key: the signature alone would drop it, and this tests the closed-form re-check
+    behind it); its 1-based line number."""
+    from dipsd.solvers.study.checkpoint import signed, signing_key
+
     lines = _lines(path)
+    study = json.loads(lines[0])["scenarios_sha256"]
     for i, line in enumerate(lines[1:], start=1):
         data = json.loads(line)
         if pick(data):
-            lines[i] = json.dumps(change(data))
+            lines[i] = json.dumps(signed(change(data), study, signing_key()))
             with open(path, "w") as fh:
                 fh.write("\n".join(lines) + "\n")
             return i + 1, data
