@@ -364,3 +364,14 @@ def test_one_kind_of_acceptance_per_user_and_row(tmp_path):
     text = str(info.value)
     assert "row 3, column 'accept_prob': bad value '0.5': one kind of column per user" in text
     assert "row 4" in text and "exactly one of expected_tokens, accept_prob, accepted_share per row (this row gives 2)" in text
+
+
+def test_new_refusals_through_the_command_line(tmp_path, run_cli):
+    """A misnamed sheet and a rising accepted share: exit 2, file, sheet, row and column, no traceback."""
+    sheets = good_sheets()
+    sheets["Acceptance"] = [["scenario", "user", "draft_length", "expected_tokens"]]
+    code, _, err = run_cli("check", write_book(tmp_path / "a.xlsx", sheets))
+    assert code == 2 and "Traceback" not in err and "dipsd: error: a.xlsx, sheet 'Acceptance': sheet 'Acceptance' is not read" in err
+    code, _, err = run_cli("check", _rates_book(tmp_path, "accepted_share", [0.5, 0.7, 0.2, 0.1, 0.0]))
+    assert code == 2 and "Traceback" not in err
+    assert "r.xlsx, sheet 'acceptance', row 3, column 'accepted_share': bad value '0.7'" in err

@@ -137,6 +137,11 @@ def test_plugins_from_entry_points(tmp_path, monkeypatch):
 
 def test_own_methods_from_the_command_line(tmp_path, run_cli, monkeypatch):
     """--plugin FILE.py (its register_method calls, and STEM:function) and module:function in --methods."""
+    import os
+    import sys
+
+    monkeypatch.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))  # --plugin adds its folder: restored after
+    monkeypatch.setattr(sys, "path", list(sys.path))
     plugin = tmp_path / "myheur.py"
     plugin.write_text("import dipsd\nfrom tests.solvers.user_methods import packed_at_three as packed\n"
                       "dipsd.register_method('prefix-packed', packed)\n")
@@ -156,7 +161,6 @@ def test_own_methods_from_the_command_line(tmp_path, run_cli, monkeypatch):
     finally:
         for name in ("prefix-packed", "myheur:packed", "tests.solvers.user_methods:everyone_alone"):
             METHODS.pop(name, None)
-        import sys
         sys.modules.pop("myheur", None)
 
 
