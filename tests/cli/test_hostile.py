@@ -259,7 +259,7 @@ def test_a_worker_killed_with_tasks_queued_costs_only_its_task(tiny_book, tmp_pa
     assert len(records) == 2 * 5 and out.exists()
     for (_, method), r in records.items():
         if method in ("ad", "dipsd"):
-            assert r["status"] == "feasible", r
+            assert r["status"] == "feasible", r["message"]
         else:
             assert r["status"] == "error", r
     dead = [r for (s, m), r in records.items() if m == "dies"]
