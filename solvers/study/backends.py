@@ -42,9 +42,11 @@ class _LocalBackend:
         return future
 
     def _renew(self, pool: cf.ProcessPoolExecutor) -> None:
-        """The first sign of ``pool``'s death: start a new one (its tasks in flight end as dead workers)."""
+        """The first sign of ``pool``'s death: start a new one (its tasks in flight end as dead workers).
+        The old pool's threads are joined first: a worker forked while they still hold their locks could
+        start broken, and the task it then runs alone would be blamed for a death that is not its."""
         if pool is self.pool:
-            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = self._new_pool()
 
     def wait(self, futures: Iterable[Any], timeout: float) -> set[Any]:
