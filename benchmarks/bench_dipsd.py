@@ -3,7 +3,8 @@
 1. Paper defaults (M = 14, 30, 50): seconds of dipsd, dipsd-fixed, sd-nobatch, ad-batch.
 2. Heterogeneous instances (``generate([M], 1, seed)``, as ``dipsd generate --profile
    heterogeneous --users M --per-size 1 --seed S``), seeds 0..4, M = 20, 30, 50: DiP-SD's
-   seconds and status, with the median and the max per size (targets: 5 / 15 / 60 s).
+   seconds and status, the time in its x-steps and l-steps (calls and seconds), with the median
+   and the max per size (issue 36's targets: median <= 0.3 s, max <= 1.5 s at M = 20-50).
 
     python benchmarks/bench_dipsd.py [--sizes 20,30,50] [--seeds 0,1,2,3,4] [--time-limit 300]
 """
@@ -13,12 +14,31 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
+import time
 
 from dipsd import paper_scenario
 from dipsd.data.generate import generate
+from dipsd.solvers import dipsd as dipsd_module
 from dipsd.solvers.registry import run_method
 
 METHODS = ("dipsd", "dipsd-fixed", "sd-nobatch", "ad-batch")
+STEPS = {"x": [0.0, 0], "l": [0.0, 0]}
+
+
+def _timed(kind, step):
+    """``step`` with its calls and seconds added to STEPS[kind]."""
+    def run(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return step(*args, **kwargs)
+        finally:
+            STEPS[kind][0] += time.perf_counter() - t0
+            STEPS[kind][1] += 1
+    return run
+
+
+dipsd_module.x_step = _timed("x", dipsd_module.x_step)
+dipsd_module.l_step = _timed("l", dipsd_module.l_step)
 
 
 def main() -> None:
@@ -38,16 +58,20 @@ def main() -> None:
         d = results["dipsd"]
         times = " | ".join(f"{results[name].runtime_s:.2f}" for name in METHODS)
         print(f"| paper | {m} | {times} | {d.throughput_tps:.3f} | {d.plan.num_batches} | {d.iterations} |", flush=True)
-    print("\n| M | seed | DiP-SD s | status | tok/s | N |")
-    print("|---|---|---|---|---|---|")
+    print("\n| M | seed | DiP-SD s | status | tok/s | N | x-steps (s / calls) | l-steps (s / calls) |")
+    print("|---|---|---|---|---|---|---|---|")
     per_size: dict[int, list[float]] = {}
     for m in [int(x) for x in args.sizes.split(",") if x]:
         for seed in [int(x) for x in args.seeds.split(",") if x]:
             (s,) = generate([m], 1, seed=seed)
+            for spent in STEPS.values():
+                spent[:] = [0.0, 0]
             d = run_method("dipsd", s, time_limit=args.time_limit)
             tps = "-" if d.throughput_tps is None else f"{d.throughput_tps:.3f}"
             n = "-" if d.plan is None else d.plan.num_batches
-            print(f"| {m} | {seed} | {d.runtime_s:.2f} | {d.status.value} | {tps} | {n} |", flush=True)
+            (xs, xn), (ls, ln) = STEPS["x"], STEPS["l"]
+            print(f"| {m} | {seed} | {d.runtime_s:.2f} | {d.status.value} | {tps} | {n} | {xs:.2f} / {xn} | {ls:.2f} / {ln} |",
+                  flush=True)
             per_size.setdefault(m, []).append(d.runtime_s)
     print("\n| M | median s | max s |")
     print("|---|---|---|")
