@@ -97,10 +97,14 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM (sent by ``timeout``, Slurm, Docker, systemd): handled like Ctrl-C."""
 
 
-_sigterm = {"received": False}
+_sigterm = {"received": False, "pid": 0}
 
 
 def _on_sigterm(signum, frame):
+    if os.getpid() != _sigterm["pid"]:
+        # a worker forked from this process, terminated (its pool broke) before its initializer reset this
+        # handler: it ends as SIGTERM's default would, without a traceback
+        os._exit(128 + signal.SIGTERM)
     _sigterm["received"] = True
     raise Terminated()
 
@@ -117,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.verbose)
     previous = None
     if threading.current_thread() is threading.main_thread():
+        _sigterm["pid"] = os.getpid()
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     _sigterm["received"] = False
     try:
