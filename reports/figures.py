@@ -40,10 +40,11 @@ def gap_figure(path: str, records: list[Record], num_users: dict[str, int], meth
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 5.2))
     sizes = sorted({num_users[r.scenario] for r in records if r.scenario in num_users})
     width = 0.8 / max(1, len(heuristics))
+    cuts = {m: sum(1 for r in records if r.method == m and stopped(r)) for m in methods}  # left out of both panels
     for i, method in enumerate(heuristics):
         colour, marker = style[method]
         proven, certified = _gaps_by_size(records, method, refs, num_users)
-        cut = sum(1 for r in records if r.method == method and stopped(r))
+        cut = cuts.get(method, 0)
         note = f" ({cut} stopped at a limit, not drawn)" if cut else ""
         xs = sorted(proven)
         if xs:
@@ -75,7 +76,7 @@ def gap_figure(path: str, records: list[Record], num_users: dict[str, int], meth
             if (r.method == method and r.throughput_tps and ref is not None and ref.best and r.scenario in num_users
                     and not stopped(r)):
                 shares.setdefault(num_users[r.scenario], []).append(100.0 * r.throughput_tps / ref.best)
-        cut = sum(1 for r in records if r.method == method and stopped(r))
+        cut = cuts[method]
         label = method + (f" ({cut} stopped at a limit, not drawn)" if cut else "")
         xs = sorted(shares)
         if xs or cut:

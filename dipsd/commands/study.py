@@ -110,10 +110,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _extras(args, records, book) -> list[str]:
-    """``--plans-out`` and ``--csv``: the paths written."""
+    """``--plans-out``, ``--csv`` and ``--parquet``: the paths written."""
     from ..data.plans import NamedPlan, plan_name
     from ..data.writer import save_scenarios
-    from ..outputs import writing
+    from ..outputs import atomic_write, writing
     from ..reports.frames import records_frame
 
     written = []
@@ -123,20 +123,16 @@ def _extras(args, records, book) -> list[str]:
         with writing(args.plans_out):
             save_scenarios(args.plans_out, book.scenarios, plans=plans)
         written.append(args.plans_out)
-    if args.csv:
-        path = os.path.splitext(args.out)[0] + "-results.csv"
+    tables = [(suffix, mode) for flag, suffix, mode in (("csv", ".csv", "w"), ("parquet", ".parquet", "wb"))
+              if getattr(args, flag, False)]
+    if tables:  # the Results frame, built once for every format asked for
         frame = records_frame(records, {s.name: s.num_users for s in book.scenarios})
-        from ..outputs import atomic_write
-
-        with writing(path), atomic_write(path) as fh:
-            frame.to_csv(fh, index=False)
-        written.append(path)
-    if getattr(args, "parquet", False):
-        from ..outputs import atomic_write
-
-        path = os.path.splitext(args.out)[0] + "-results.parquet"
-        frame = records_frame(records, {s.name: s.num_users for s in book.scenarios})
-        with writing(path), atomic_write(path, "wb") as fh:
-            frame.to_parquet(fh, index=False)
-        written.append(path)
+        for suffix, mode in tables:
+            path = os.path.splitext(args.out)[0] + "-results" + suffix
+            with writing(path), atomic_write(path, mode) as fh:
+                if suffix == ".csv":
+                    frame.to_csv(fh, index=False)
+                else:
+                    frame.to_parquet(fh, index=False)
+            written.append(path)
     return written
