@@ -19,6 +19,7 @@ from ..formulation.plan import Plan
 from ..formulation.steps import build_assignment_model, build_length_model
 from ..formulation.tables import Tables
 from .deadline import Deadline
+from .length_search import best_lengths
 from .outcomes import MilpOutcome
 from .polish import polish
 from .session import MilpSession
@@ -45,8 +46,35 @@ def x_step(scenario: Scenario, tables: Tables, lengths: tuple[int, ...], num_bat
     return _step(session, 1.0, clock, None if start is None else Plan(start, tuple(lengths)))
 
 
+def _common_lengths(scenario: Scenario, current: Evaluation) -> Evaluation:
+    """The best of ``current`` and its batches with every user at one common length (closed form)."""
+    best: Evaluation = current
+    for length in range(1, scenario.max_draft_length + 1):
+        fixed = evaluate(scenario, Plan(current.plan.batches, scenario.clipped(length)))
+        if fixed.ratio > best.ratio * (1 + IMPROVE_RTOL):
+            best = fixed
+    return best
+
+
 def l_step(scenario: Scenario, tables: Tables, current: Evaluation, clock: Deadline) -> Evaluation:
-    """The lengths maximizing U/S for the batches of ``current`` (Dinkelbach).
+    """The lengths maximizing U/S for the batches of ``current``, by the exact search of
+    :mod:`~dipsd.solvers.length_search` (milliseconds where the MILP took seconds; the same optimum).
+
+    The incumbent is the best of ``current`` and its batches at one common length; the search's plan
+    replaces it only when better by a relative :data:`IMPROVE_RTOL` (a tie keeps the incumbent).
+    ``clock`` is not consulted: the search has no iteration a deadline could usefully stop."""
+    best = _common_lengths(scenario, current)
+    found = best_lengths(tables, current.plan.batches, best.ratio)
+    if found is not None:
+        ev = evaluate(scenario, Plan(current.plan.batches, found))
+        if ev.ratio > best.ratio * (1 + IMPROVE_RTOL):
+            best = ev
+    return best
+
+
+def l_step_milp(scenario: Scenario, tables: Tables, current: Evaluation, clock: Deadline) -> Evaluation:
+    """The lengths maximizing U/S for the batches of ``current`` by Dinkelbach over the step MILP
+    (the cross-check of :func:`l_step`).
 
     Dinkelbach's q starts at the best ratio among ``current`` and the same batches with every
     user at one common length (closed form, L_ub plans): any feasible plan's ratio is a valid
@@ -55,11 +83,7 @@ def l_step(scenario: Scenario, tables: Tables, current: Evaluation, clock: Deadl
     and hands the solver the best plan so far as a MIP start (its ``U - q S`` is 0, so the last
     solve, which proves that nothing beats it, prunes from the start; measured in
     docs/benchmarks.md)."""
-    best: Evaluation = current
-    for length in range(1, scenario.max_draft_length + 1):
-        fixed = evaluate(scenario, Plan(current.plan.batches, scenario.clipped(length)))
-        if fixed.ratio > best.ratio * (1 + IMPROVE_RTOL):
-            best = fixed
+    best = _common_lengths(scenario, current)
     model, decoder = build_length_model(tables, current.plan.batches, q=best.ratio)
     session = MilpSession(scenario, model, decoder)
     while clock.remaining() > 0:
