@@ -26,15 +26,22 @@ points).  Each ``L*_n`` is feasible at ``e_i`` with ``k_m(L*_n, e_i) >= l*_m`` (
 points ``<= S*``, hence ``<= e_i``), so that choice has ``V >= U*`` and ``W = sum_n t_v_n <= S*``;
 and ``e_i <= S*``.  So ``Q_i >= U* / S* = R*``.  []
 
-**Search.**  ``v_n(L, sigma)`` is nondecreasing in ``sigma`` and feasibility only grows, so for
-points ``i <= t <= j`` every choice feasible at ``e_t`` is dominated, option by option, by its
-values at ``e_j``.  A range ``[i, j]`` is dropped when no choice can beat the incumbent ratio
-``q`` (:func:`_beaten`): for any ``lam in [0, 1]``, ``max(a, W) >= lam a + (1 - lam) W``, so
-``V - q max(e_i, W) <= sum_n max_L (v_n(L, e_j) - q (1 - lam) w_n(L)) - q lam e_i``, separable
-over batches (a Lagrangian bound on the span's max); the range is dropped when this is <= 0 for
-some ``lam`` of a grid.  Ranges are halved best first (by the ``lam = 1`` bound); a single point is
-solved exactly by a dynamic program over batches (:func:`_best_choice`) that keeps the Pareto
-frontier of ``(W, V)`` and drops every partial choice the same bound proves cannot beat ``q``.
+**Search.**  ``v_n(L, sigma)`` is nondecreasing in ``sigma`` and feasibility only grows.  So a
+choice feasible at ``e_t`` (t >= 1) that uses no option whose value changed between ``e_{t-1}``
+and ``e_t`` was feasible at ``e_{t-1}`` with the same V and a smaller ``max(e, W)``: ``Q_t`` is
+either ``<= Q_{t-1}`` or attained by a choice that uses an option changed at t.  For a range of
+points ``lo..hi`` (lo >= 1) such options are among those whose value at ``e_hi`` differs from
+the one at ``e_{lo-1}`` (values are monotone); at ``lo = 0`` every option counts.  An option
+``(n, L)`` of that set is dropped when the Lagrangian bound with batch n held at L proves that no
+choice using it beats the incumbent ratio ``q`` (:func:`_survivors`): for any ``lam in [0, 1]``,
+``max(e_t, W) >= lam max(e_lo, W_min) + (1 - lam) W``, so ``V - q max(e_t, W) <=
+sum_{n' != n} max_L' (v_n'(L', e_hi) - q (1 - lam) w_n'(L')) + v_n(L, e_hi) - q (1 - lam) w_n(L)
+- q lam max(e_lo, W_min)``; the option goes when this is <= 0 for some ``lam`` of a grid.
+Ranges with no option left are dropped; the others are halved, best first (by the bound
+``sum_n max_L v_n(L, e_hi) / max(e_lo, W_min)``, which also ends the search once it is <= q).  At a
+single point each surviving option is held and the rest solved exactly by a dynamic program over
+batches (:func:`_best_choice`) that keeps the Pareto frontier of ``(W, V)`` and drops every
+partial choice the same bound proves cannot beat ``q``.
 
 The MILP l-step (:func:`dipsd.solvers.steps.l_step_milp`) computes the same optimum; the tests
 hold both to brute force on tiny instances and to each other on seeded ones.
@@ -100,12 +107,19 @@ def _margins(v: np.ndarray, w: np.ndarray, q: float) -> np.ndarray:
     return np.where(np.isfinite(terms), terms, -np.inf).max(axis=2)
 
 
-def _beaten(v: np.ndarray, w: np.ndarray, low: float, q: float) -> bool:
-    """True when no choice with values ``v`` beats ratio ``q`` at caps ``>= low`` (module docstring)."""
+def _survivors(v: np.ndarray, w: np.ndarray, new: np.ndarray, low: float, q: float) -> np.ndarray:
+    """The options ``(n, L)`` among ``new`` (a boolean mask) that some choice using them might beat
+    ratio ``q`` with, at values ``v`` and caps ``>= low`` (module docstring, "Search"): the
+    Lagrangian bound with batch n held at L, ``sum_{n' != n} max_L' (v - q (1 - lam) w) +
+    (v[n, L] - q (1 - lam) w[n, L]) - q lam low``, is positive for every ``lam`` of the grid."""
     if not np.isfinite(v.max(axis=1)).all():
-        return True  # some batch has no feasible option
-    best = _margins(v, w, q).sum(axis=1) - q * _LAMBDAS * low
-    return bool((best <= 0).any())
+        return np.zeros_like(new)  # some batch has no feasible option
+    with np.errstate(invalid="ignore"):
+        terms = v[None] - q * (1.0 - _LAMBDAS)[:, None, None] * w[None]  # [lam, n, L]
+    terms = np.where(np.isfinite(terms), terms, -np.inf)
+    best = terms.max(axis=2)  # [lam, n]
+    held = best.sum(axis=1)[:, None, None] - best[:, :, None] + terms - (q * _LAMBDAS * low)[:, None, None]
+    return new & (held > 0).all(axis=0)
 
 
 def _best_choice(v: np.ndarray, w: np.ndarray, sigma: float, q: float) -> tuple[float, np.ndarray] | None:
@@ -159,20 +173,34 @@ def best_lengths(tables: Tables, batches: tuple[tuple[int, ...], ...], incumbent
     def priority(lo: int, hi: int) -> float:
         return float(values(hi).max(axis=1).sum()) / max(float(points[lo]), w_min)
 
+    def candidates(lo: int, hi: int) -> np.ndarray:
+        """Options a choice must use to beat q at a point of lo..hi: those whose value at hi
+        differs from the one before lo (all at point 0), that the held-option bound keeps."""
+        now = values(hi)
+        new = np.isfinite(now) if lo == 0 else now != values(lo - 1)
+        return _survivors(now, arrays.w, new, max(float(points[lo]), w_min), q)
+
     found: tuple[int, np.ndarray] | None = None
     heap = [(-priority(0, len(points) - 1), 0, len(points) - 1)]
     while heap:
         top, lo, hi = heapq.heappop(heap)
-        if -top <= q or _beaten(values(hi), arrays.w, max(float(points[lo]), w_min), q):
+        if -top <= q:
+            break
+        keep = candidates(lo, hi)
+        if not keep.any():
             continue
-        if lo == hi:
-            got = _best_choice(values(lo), arrays.w, float(points[lo]), q)
+        if lo < hi:
+            mid = (lo + hi) // 2
+            for a, b in ((lo, mid), (mid + 1, hi)):
+                heapq.heappush(heap, (-priority(a, b), a, b))
+            continue
+        for n, length in zip(*np.nonzero(keep)):
+            held = values(lo).copy()
+            held[n, :] = -np.inf
+            held[n, length] = values(lo)[n, length]
+            got = _best_choice(held, arrays.w, float(points[lo]), q)
             if got is not None:
                 q, found = got[0], (lo, got[1])
-            continue
-        mid = (lo + hi) // 2
-        for a, b in ((lo, mid), (mid + 1, hi)):
-            heapq.heappush(heap, (-priority(a, b), a, b))
     if found is None:
         return None
     lo, pads = found

@@ -20,6 +20,7 @@ from ..formulation.steps import build_assignment_model, build_length_model
 from ..formulation.tables import Tables
 from .deadline import Deadline
 from .length_search import best_lengths
+from .partition_search import best_partition, span_of
 from .outcomes import MilpOutcome
 from .polish import polish
 from .session import MilpSession
@@ -35,9 +36,34 @@ def _step(session: MilpSession, q: float, clock: Deadline, start: Plan | None) -
     return ans.evaluation
 
 
+SEARCH_BUDGET = (30_000, 10_000)
+"""Nodes the x-step's search may visit costliest users first, then slowest first, before the next
+method takes over (at about 50 us a node)."""
+
+
 def x_step(scenario: Scenario, tables: Tables, lengths: tuple[int, ...], num_batches: int, clock: Deadline,
            start: tuple[tuple[int, ...], ...] | None = None) -> Evaluation | None:
     """The S-minimizing memory-feasible partition into ``num_batches`` batches (None if none).
+
+    ``start``, a memory-feasible partition into ``num_batches`` batches, is the incumbent: the
+    step never returns worse than it, and returns it on a tie.  The branch and bound of
+    :mod:`~dipsd.solvers.partition_search` runs first, costliest users first and then slowest
+    first, each within its :data:`SEARCH_BUDGET` of nodes; where neither proves its answer, the MILP
+    (:func:`x_step_milp`) finishes from the best partition found (measured in docs/benchmarks.md)."""
+    best = start
+    span = float("inf") if start is None else span_of(tables, lengths, start)
+    for by_ready, budget in zip((False, True), SEARCH_BUDGET):
+        found = best_partition(tables, lengths, num_batches, span, budget, by_ready)
+        if found.batches is not None:
+            best, span = found.batches, found.span_ms
+        if found.proven:
+            return None if best is None else evaluate(scenario, Plan(best, tuple(lengths)))
+    return x_step_milp(scenario, tables, lengths, num_batches, clock, best)
+
+
+def x_step_milp(scenario: Scenario, tables: Tables, lengths: tuple[int, ...], num_batches: int, clock: Deadline,
+                start: tuple[tuple[int, ...], ...] | None = None) -> Evaluation | None:
+    """The x-step by the step MILP (gap 0); the cross-check of :func:`x_step` and its fallback.
 
     ``start``, a memory-feasible partition into ``num_batches`` batches, is given to HiGHS as
     a MIP start (with ``lengths``): the step then never returns worse than it."""

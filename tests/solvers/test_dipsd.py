@@ -281,7 +281,8 @@ def test_a_highs_error_in_a_step_is_an_error_not_infeasible(monkeypatch):
     monkeypatch.setattr(MilpSession, "_instance", lambda self: Solver())
     s = paper_scenario(3)
     with pytest.raises(SolverError, match="HiGHS ended"):
-        D.x_step(s, Tables.of(s), (2, 2, 2), 2, Deadline(10))
+        step_mod.x_step_milp(s, Tables.of(s), (2, 2, 2), 2, Deadline(10))
+    monkeypatch.setattr(step_mod, "SEARCH_BUDGET", (1, 1))  # the x-step's search hands over to the MILP
     assert run_method("dipsd", s).status is Status.ERROR
 
 

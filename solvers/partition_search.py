@@ -1,0 +1,286 @@
+r"""DiP-SD's x-step by branch and bound: the memory-feasible partition into exactly N non-empty
+batches with the least span S, for fixed draft lengths.
+
+Notation (docs/model.md 3): user m has length ``l_m``, prefix level ``j_m``, ready time
+``r_m = r_m(l_m)``; ``f(L, J)`` is the verification time of one sequence padded to ``(L, J)``
+(increasing in both); a batch with members B pads to ``L = max l``, ``J = max j``, waits
+``R = max r`` and verifies in ``w = beta_v + |B| f(L, J)``; it fits memory iff
+``|B| <= room(J)``; ``S = max(sum_n w_n, max_n (R_n + w_n))``.
+
+**Search.**  Users are placed one at a time, most expensive sequence first (``f(l_m, j_m)``
+descending, then ready time descending), each into an open batch or a new one (at most N).
+Batches are labelled by their first member (a partition is visited once), and a user identical
+to the one before it (same length, prefix level and, unless it is *fast*, ready time) goes to
+a batch labelled no lower than that user's (identical users are interchangeable, and sorting
+their labels keeps the labelling canonical).  A fast user (``r_m <= (N - 1)(beta_v + min_i
+f(l_i, j_i))``, :func:`dipsd.formulation.steps.ready_threshold`) never sets the span, so its
+ready time is ignored.
+
+**Bound.**  At a node with open batches ``n`` (size ``b_n``, pads ``L_n, J_n``, ready ``R_n``)
+and users ``i`` still to place, every completion has
+
+* ``sum_n w_n >= sum_open w_n + (N - open) beta_v + sum_i c_i``, where ``c_i = f(l_i, j_i)``
+  while new batches may still be opened and ``c_i = min_{open n with room} f(max(L_n, l_i),
+  max(J_n, j_i))`` once all N are open: a batch's w only grows as members join (its size and
+  pads grow), and a member costs its batch's padded sequence, at least its own;
+* ``S >= R_n + w_n`` of every open batch (both only grow), and ``S >= r_i + beta_v + f(l_i,
+  j_i)`` for every user to place (its batch waits for it and verifies at least its sequence;
+  ``-inf`` for fast users, which the threshold already covers).
+
+A node whose bound reaches the incumbent's span (relative :data:`IMPROVE_RTOL`) is dropped, so
+the search returns a partition within that of the least span, or says it stopped at its node
+budget (the caller then finishes with the MILP from the incumbent).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..formulation.steps import ready_threshold
+from ..formulation.tables import Tables
+from .tolerances import IMPROVE_RTOL
+
+NODE_BUDGET = 200_000
+"""Nodes the search may visit before it hands its incumbent to the MILP."""
+
+
+@dataclass(frozen=True)
+class Found:
+    """The search's answer: the best partition it saw (None if none beat the incumbent) and
+    whether it proved that nothing better exists (False: stopped at the node budget)."""
+
+    batches: tuple[tuple[int, ...], ...] | None
+    span_ms: float
+    proven: bool
+    nodes: int
+
+
+def span_of(tables: Tables, lengths: tuple[int, ...], batches: tuple[tuple[int, ...], ...]) -> float:
+    """S of ``batches`` at ``lengths`` in the search's arithmetic."""
+    t = tables
+    total, stage = 0.0, 0.0
+    for b in batches:
+        w = t.beta_ms + len(b) * t.seq(max(lengths[m] for m in b), max(t.level_of[m] for m in b))
+        total += w
+        stage = max(stage, max(t.ready[m][lengths[m] - 1] for m in b) + w)
+    return max(total, stage)
+
+
+def best_partition(tables: Tables, lengths: tuple[int, ...], num_batches: int, incumbent: float,
+                   node_budget: int = NODE_BUDGET, by_ready: bool = False) -> Found:
+    """The least-span memory-feasible partition into ``num_batches`` batches if it beats
+    ``incumbent`` (ms) by a relative :data:`IMPROVE_RTOL` (module docstring); users placed
+    costliest sequence first, or with ``by_ready`` slowest first (fast users last)."""
+    return _Search(tables, lengths, num_batches, incumbent, node_budget, by_ready).run()
+
+
+def _how_many(slack: float, per: float, cap: int) -> int:
+    """At least the number of members of cost ``per`` (> 0) that fit in ``slack``, at most ``cap``:
+    rounded up by a relative 1e-12 so that floating point never undercounts."""
+    fit = slack / per
+    if not fit == fit or fit >= cap:  # nan (inf / inf) or more than the cap
+        return max(cap, 0)
+    return max(0, min(cap, int(fit * (1 + 1e-12) + 1e-9)))
+
+
+def _segment_costs(own: list[float], most: int) -> list[list[float]]:
+    """``D[p][u]``: the least cost of cutting users ``p..`` (own sequences ``own`` non-increasing)
+    into exactly ``u`` contiguous segments, each member paying its segment's first (largest) own
+    sequence; +inf where impossible.  The bound's relaxation of the batches still to open."""
+    size, inf = len(own), float("inf")
+    seg = [[inf] * (most + 1) for _ in range(size + 1)]
+    seg[size][0] = 0.0
+    for p in range(size - 1, -1, -1):
+        for u in range(1, most + 1):
+            seg[p][u] = min(((q - p) * own[p] + seg[q][u - 1] for q in range(p + 1, size + 1) if seg[q][u - 1] < inf),
+                            default=inf)
+    return seg
+
+
+class _Search:
+    def __init__(self, tables: Tables, lengths: tuple[int, ...], num_batches: int, incumbent: float,
+                 node_budget: int, by_ready: bool) -> None:
+        t, n_users = tables, tables.num_users
+        self.t, self.n, self.budget = t, num_batches, node_budget
+        fast = ready_threshold(t, lengths, num_batches)
+        own = [t.seq(lengths[m], t.level_of[m]) for m in range(n_users)]
+        ready = [t.ready[m][lengths[m] - 1] for m in range(n_users)]
+        if by_ready:  # slowest first: a batch's ready time is its first member's
+            self.order = sorted(range(n_users), key=lambda m: (-(ready[m] if ready[m] > fast else -1e300), -own[m], m))
+        else:  # costliest first: a batch's pads are set early
+            self.order = sorted(range(n_users), key=lambda m: (-own[m], -ready[m], m))
+        self.l = [lengths[m] for m in self.order]
+        self.j = [t.level_of[m] for m in self.order]
+        self.r = [ready[m] if ready[m] > fast else -float("inf") for m in self.order]
+        self.own = [own[m] for m in self.order]
+        # suffix sums of own costs and suffix maxima of own stage terms
+        self.rest_own = [0.0] * (n_users + 1)
+        self.rest_stage = [-float("inf")] * (n_users + 1)
+        self.rest_ready = [float("inf")] * (n_users + 1)  # the least ready time among users k..
+        self.rest_cheap = [float("inf")] * (n_users + 1)  # the least own sequence among users k..
+        for k in range(n_users - 1, -1, -1):
+            self.rest_own[k] = self.rest_own[k + 1] + self.own[k]
+            self.rest_ready[k] = min(self.rest_ready[k + 1], self.r[k])
+            self.rest_cheap[k] = min(self.rest_cheap[k + 1], self.own[k])
+            self.rest_stage[k] = max(self.rest_stage[k + 1], self.r[k] + t.beta_ms + self.own[k])
+        self.rest_ready = [max(r, 0.0) for r in self.rest_ready]  # ready times are >= 0
+        # the segment bound needs own sequences non-increasing in the order (costliest first)
+        self.segments = None if by_ready else _segment_costs(self.own, num_batches)
+        self.best = incumbent / (1 + IMPROVE_RTOL)
+        self.found: list[int] | None = None
+        self.nodes = 0
+        self.seen: set[tuple] = set()
+        self.label = [0] * n_users
+        self.size: list[int] = []
+        self.pad_l: list[int] = []
+        self.pad_j: list[int] = []
+        self.wait: list[float] = []
+
+    def run(self) -> Found:
+        """Search from the root; the best partition found, mapped back to user indices."""
+        complete = self._place(0, 0.0, -float("inf"))
+        batches = None
+        if self.found is not None:
+            groups: dict[int, list[int]] = {}
+            for k, lab in enumerate(self.found):
+                groups.setdefault(lab, []).append(self.order[k])
+            batches = tuple(tuple(sorted(g)) for _, g in sorted(groups.items()))
+        return Found(batches, self.best if self.found is not None else float("inf"), complete, self.nodes)
+
+    def _w(self, n: int) -> float:
+        return self.t.beta_ms + self.size[n] * self.t.seq(self.pad_l[n], self.pad_j[n])
+
+    def _place(self, k: int, total: float, stage: float) -> bool:
+        """Place users k.. given the open batches (``total`` = sum of their w, ``stage`` = their
+        largest R + w).  False when the node budget ran out."""
+        self.nodes += 1
+        if self.nodes > self.budget:
+            return False
+        t, n_open, n_users = self.t, len(self.size), len(self.l)
+        if k == n_users:
+            if n_open == self.n and max(total, stage) < self.best:
+                self.best, self.found = max(total, stage), list(self.label)
+            return True
+        if k > 0 and self._strong_bound(k, total, stage) >= self.best:
+            return True
+        state = (k, tuple(sorted(zip(self.size, self.pad_l, self.pad_j, self.wait))))
+        if state in self.seen:
+            return True  # the same open batches with the same users left: searched already
+        self.seen.add(state)
+        lk, jk, rk = self.l[k], self.j[k], self.r[k]
+        low = 0
+        children: list[tuple[float, int, float, float]] = []
+        joinable = n_users - k - 1 >= self.n - n_open  # enough users left to open the other batches
+        for n in range(low, n_open if joinable else 0):
+            pj = max(self.pad_j[n], jk)
+            if self.size[n] + 1 > t.room[pj]:
+                continue
+            w_old = self._w(n)
+            w_new = t.beta_ms + (self.size[n] + 1) * t.seq(max(self.pad_l[n], lk), pj)
+            new_total = total - w_old + w_new
+            new_stage = max(stage, max(self.wait[n], rk) + w_new)
+            children.append((self._bound(k + 1, new_total, new_stage, n_open), n, new_total, new_stage))
+        if n_open < self.n and n_users - k - 1 >= self.n - n_open - 1 and t.room[jk] >= 1:
+            w_new = t.beta_ms + t.seq(lk, jk)
+            new_total, new_stage = total + w_new, max(stage, rk + w_new)
+            children.append((self._bound(k + 1, new_total, new_stage, n_open + 1), n_open, new_total, new_stage))
+        children.sort()
+        for bound, n, new_total, new_stage in children:
+            if bound >= self.best:
+                break
+            self.label[k] = n
+            if n == n_open:
+                self.size.append(1)
+                self.pad_l.append(lk)
+                self.pad_j.append(jk)
+                self.wait.append(rk)
+                ok = self._place(k + 1, new_total, new_stage)
+                self.size.pop()
+                self.pad_l.pop()
+                self.pad_j.pop()
+                self.wait.pop()
+            else:
+                saved = (self.pad_l[n], self.pad_j[n], self.wait[n])
+                self.size[n] += 1
+                self.pad_l[n], self.pad_j[n], self.wait[n] = max(saved[0], lk), max(saved[1], jk), max(saved[2], rk)
+                ok = self._place(k + 1, new_total, new_stage)
+                self.size[n] -= 1
+                self.pad_l[n], self.pad_j[n], self.wait[n] = saved
+            if not ok:
+                return False
+        return True
+
+    def _strong_bound(self, k: int, total: float, stage: float) -> float:
+        """The node's bound with each user to place charged its cheapest admissible cost ``c_i``
+        (module docstring), and the stage terms water-filled: with levels ``h_n = R_n + w_n`` of the
+        open batches and ``beta_v`` for each batch still to open, the users' costs raise the levels
+        by ``sum_i c_i`` in all, so the highest final level is at least the ``lam`` with
+        ``sum_n max(0, lam - h_n) = sum_i c_i``."""
+        t, n_open = self.t, len(self.size)
+        if n_open < self.n and self.segments is None:
+            costs = self.rest_own[k]
+        elif n_open < self.n:
+            unopened, seg = self.n - n_open, self.segments
+            joins = [t.seq(self.pad_l[n], self.pad_j[n]) for n in range(n_open) if self.size[n] < t.room[self.pad_j[n]]]
+            if not joins:
+                costs = seg[k][unopened]
+            else:
+                cheapest = min(joins)
+                costs = min(((p - k) * cheapest + seg[p][unopened] for p in range(k, len(self.l) - unopened + 1)),
+                            default=float("inf"))
+        else:
+            costs = 0.0
+            for i in range(k, len(self.l)):
+                li, ji = self.l[i], self.j[i]
+                cheapest = min((t.seq(max(self.pad_l[n], li), max(self.pad_j[n], ji)) for n in range(n_open)
+                                if self.size[n] < t.room[max(self.pad_j[n], ji)]), default=float("inf"))
+                if cheapest == float("inf"):
+                    return cheapest
+                costs += cheapest
+        if not self._room_left(k):
+            return float("inf")
+        levels = sorted([max(self.wait[n], 0.0) + self._w(n) for n in range(n_open)] + [t.beta_ms] * (self.n - n_open))
+        fill, lam = costs, levels[0]
+        for count in range(1, len(levels) + 1):
+            nxt = levels[count] if count < len(levels) else float("inf")
+            if lam + fill / count <= nxt:
+                lam += fill / count
+                break
+            fill -= (nxt - lam) * count
+            lam = nxt
+        return max(total + (self.n - n_open) * t.beta_ms + costs, stage, self.rest_stage[k], lam)
+
+    def _room_left(self, k: int) -> bool:
+        """Whether users k.. can still fit with every stage term below the incumbent: an open batch
+        n holds at most ``room(J_n) - b_n`` more users and, as each member raises its w by at least
+        ``f(L_n, J_n)`` (its pads only grow), at most ``(best - R_n - w_n) / f(L_n, J_n)``; a batch
+        still to open waits at least the least ready time to place and each member adds at least
+        the least own sequence."""
+        t, best, need = self.t, self.best, len(self.l) - k
+        if best == float("inf"):
+            return True
+        free = 0
+        for n in range(len(self.size)):
+            per = t.seq(self.pad_l[n], self.pad_j[n])
+            by_memory = t.room[self.pad_j[n]] - self.size[n]
+            if per <= 0:
+                free += by_memory
+            else:
+                slack = best - max(self.wait[n], 0.0) - self._w(n)  # a fast-only batch: R >= 0 bounds it
+                free += _how_many(slack, per, by_memory)
+            if free >= need:
+                return True
+        unopened = self.n - len(self.size)
+        if unopened:
+            per = self.rest_cheap[k]
+            if per <= 0:
+                return True
+            free += unopened * _how_many(best - self.rest_ready[k] - t.beta_ms, per, max(t.room))
+        return free >= need
+
+    def _bound(self, k: int, total: float, stage: float, n_open: int) -> float:
+        """A lower bound on S of every completion of a node (module docstring, "Bound"); the open
+        batches' pads are those of the parent except the one batch the child changed, which the
+        caller accounts for through ``total`` and ``stage``."""
+        rest = self.rest_own[k]
+        return max(total + (self.n - n_open) * self.t.beta_ms + rest, stage, self.rest_stage[k])
