@@ -7,29 +7,49 @@ Notation (docs/model.md 3): user m has length ``l_m``, prefix level ``j_m``, rea
 ``R = max r`` and verifies in ``w = beta_v + |B| f(L, J)``; it fits memory iff
 ``|B| <= room(J)``; ``S = max(sum_n w_n, max_n (R_n + w_n))``.
 
-**Search.**  Users are placed one at a time, most expensive sequence first (``f(l_m, j_m)``
-descending, then ready time descending), each into an open batch or a new one (at most N).
-Batches are labelled by their first member (a partition is visited once), and a user identical
-to the one before it (same length, prefix level and, unless it is *fast*, ready time) goes to
-a batch labelled no lower than that user's (identical users are interchangeable, and sorting
-their labels keeps the labelling canonical).  A fast user (``r_m <= (N - 1)(beta_v + min_i
-f(l_i, j_i))``, :func:`dipsd.formulation.steps.ready_threshold`) never sets the span, so its
-ready time is ignored.
+A *fast* user (``r_m <= (N - 1)(beta_v + min_i f(l_i, j_i))``,
+:func:`dipsd.formulation.steps.ready_threshold`) never sets the span, so its ready time is taken
+as ``-inf`` (the span is then computed exactly, as the MILP's ``untimed`` classes are).
 
-**Bound.**  At a node with open batches ``n`` (size ``b_n``, pads ``L_n, J_n``, ready ``R_n``)
-and users ``i`` still to place, every completion has
+**Search.**  Users are placed one at a time, each into an open batch or a new one (at most N,
+and only while enough users are left to open the rest); batches are labelled by their first
+member, so a partition is reached once per order of its batches' first members.  Two orders:
+costliest own sequence first (``c_i = f(l_i, j_i)`` descending: an open batch's pads then cost
+at least ``c_i`` for every user still to place), or slowest first (a batch's ready time is its
+first member's).  A node is a *state*: the users placed so far (a prefix of the order) and the
+multiset of open batches ``(b_n, L_n, J_n, R_n)``; its completions depend on nothing else, so a
+state met again is not searched again (identical users, and fast users of one length and prefix,
+lead to the same states: this is where their permutations vanish).  Children are tried in
+order of their bound.
 
-* ``sum_n w_n >= sum_open w_n + (N - open) beta_v + sum_i c_i``, where ``c_i = f(l_i, j_i)``
-  while new batches may still be opened and ``c_i = min_{open n with room} f(max(L_n, l_i),
-  max(J_n, j_i))`` once all N are open: a batch's w only grows as members join (its size and
-  pads grow), and a member costs its batch's padded sequence, at least its own;
-* ``S >= R_n + w_n`` of every open batch (both only grow), and ``S >= r_i + beta_v + f(l_i,
-  j_i)`` for every user to place (its batch waits for it and verifies at least its sequence;
-  ``-inf`` for fast users, which the threshold already covers).
+**Bound.**  At a node with users ``i >= k`` still to place, every completion has
 
-A node whose bound reaches the incumbent's span (relative :data:`IMPROVE_RTOL`) is dropped, so
-the search returns a partition within that of the least span, or says it stopped at its node
-budget (the caller then finishes with the MILP from the incumbent).
+* ``S >= sum_open w_n + (N - open) beta_v + C``, with ``C`` a lower bound on what the users to
+  place add to the verification sum: a member joining batch n raises ``w_n`` by
+  ``(b + 1) f(L', J') - b f(L, J) >= f(L', J') >= f(L_n, J_n)`` (pads only grow), and a member of a
+  new batch pays that batch's pads, at least its costliest member's own sequence.  Once all N
+  batches are open, ``C = sum_i min_{open n with room} f(max(L_n, l_i), max(J_n, j_i))``.  Before,
+  in the costliest-first order, ``C = min_{p >= k} ((p - k) P + D[p][u])`` with ``u`` batches still
+  to open, ``P`` the least ``f(L_n, J_n)`` of an open batch with room, and ``D[p][u]`` the least
+  cost of cutting users ``p..`` into u contiguous segments, each member paying its segment's first
+  own sequence (:func:`_segment_costs`).  Proof: let the new batches' first members be ``f_1 <
+  ... < f_u``; users ``k..f_1 - 1`` all join open batches (a new batch's members come after its
+  first), each paying ``>= P``; for ``t >= 1`` the users in ``[f_t, f_{t+1})`` pay at least
+  ``c_{f_t}``: a new batch's member pays its first member's own sequence, which is ``>= c_{f_t}``
+  (that first member is some ``f_s``, s <= t), and a joiner pays ``>= P >= c_k >= c_{f_t}``; so the
+  cost is at least ``(f_1 - k) P + D[f_1][u]``.  In the slowest-first order ``C = sum_i c_i``.
+* ``S >= R_n + w_n`` for every open batch and ``S >= r_i + beta_v + c_i`` for every user to place.
+* water-filling: the stage levels ``h_n = R_n + w_n`` of the open batches and ``beta_v`` for each
+  batch to open rise by ``C`` in all, so the highest final level is at least the ``lam`` with
+  ``sum_n max(0, lam - h_n) = C``.
+* capacity: against an incumbent span ``B``, an open batch can take at most ``min(room(J_n) - b_n,
+  (B - R_n - w_n) / f(L_n, J_n))`` more users and a batch still to open at most ``(B - r_min -
+  beta_v) / c_min`` (least ready time and own sequence among users to place); fewer places than
+  users left prunes the node.
+
+A node whose bound reaches the incumbent's span (relative :data:`IMPROVE_RTOL` below the
+incumbent the search starts from) is dropped, so the search returns a least-span partition, or
+says it stopped at its node budget (the caller then finishes with the MILP from its incumbent).
 """
 
 from __future__ import annotations
@@ -168,10 +188,9 @@ class _Search:
             return True  # the same open batches with the same users left: searched already
         self.seen.add(state)
         lk, jk, rk = self.l[k], self.j[k], self.r[k]
-        low = 0
         children: list[tuple[float, int, float, float]] = []
         joinable = n_users - k - 1 >= self.n - n_open  # enough users left to open the other batches
-        for n in range(low, n_open if joinable else 0):
+        for n in range(n_open if joinable else 0):
             pj = max(self.pad_j[n], jk)
             if self.size[n] + 1 > t.room[pj]:
                 continue
@@ -217,26 +236,9 @@ class _Search:
         by ``sum_i c_i`` in all, so the highest final level is at least the ``lam`` with
         ``sum_n max(0, lam - h_n) = sum_i c_i``."""
         t, n_open = self.t, len(self.size)
-        if n_open < self.n and self.segments is None:
-            costs = self.rest_own[k]
-        elif n_open < self.n:
-            unopened, seg = self.n - n_open, self.segments
-            joins = [t.seq(self.pad_l[n], self.pad_j[n]) for n in range(n_open) if self.size[n] < t.room[self.pad_j[n]]]
-            if not joins:
-                costs = seg[k][unopened]
-            else:
-                cheapest = min(joins)
-                costs = min(((p - k) * cheapest + seg[p][unopened] for p in range(k, len(self.l) - unopened + 1)),
-                            default=float("inf"))
-        else:
-            costs = 0.0
-            for i in range(k, len(self.l)):
-                li, ji = self.l[i], self.j[i]
-                cheapest = min((t.seq(max(self.pad_l[n], li), max(self.pad_j[n], ji)) for n in range(n_open)
-                                if self.size[n] < t.room[max(self.pad_j[n], ji)]), default=float("inf"))
-                if cheapest == float("inf"):
-                    return cheapest
-                costs += cheapest
+        costs = self._rest_cost(k)
+        if costs == float("inf"):
+            return costs
         if not self._room_left(k):
             return float("inf")
         levels = sorted([max(self.wait[n], 0.0) + self._w(n) for n in range(n_open)] + [t.beta_ms] * (self.n - n_open))
@@ -249,6 +251,28 @@ class _Search:
             fill -= (nxt - lam) * count
             lam = nxt
         return max(total + (self.n - n_open) * t.beta_ms + costs, stage, self.rest_stage[k], lam)
+
+    def _rest_cost(self, k: int) -> float:
+        """A lower bound on what users k.. add to ``sum_n w_n`` (module docstring, "Bound")."""
+        t, n_open, inf = self.t, len(self.size), float("inf")
+        if n_open == self.n:
+            costs = 0.0
+            for i in range(k, len(self.l)):
+                li, ji = self.l[i], self.j[i]
+                cheapest = min((t.seq(max(self.pad_l[n], li), max(self.pad_j[n], ji)) for n in range(n_open)
+                                if self.size[n] < t.room[max(self.pad_j[n], ji)]), default=inf)
+                if cheapest == inf:
+                    return inf
+                costs += cheapest
+            return costs
+        if self.segments is None:
+            return self.rest_own[k]
+        seg, unopened = self.segments, self.n - n_open
+        joins = [t.seq(self.pad_l[n], self.pad_j[n]) for n in range(n_open) if self.size[n] < t.room[self.pad_j[n]]]
+        if not joins:
+            return seg[k][unopened]
+        cheapest = min(joins)
+        return min(((p - k) * cheapest + seg[p][unopened] for p in range(k, len(self.l) - unopened + 1)), default=inf)
 
     def _room_left(self, k: int) -> bool:
         """Whether users k.. can still fit with every stage term below the incumbent: an open batch

@@ -20,8 +20,8 @@ from ..formulation.steps import build_assignment_model, build_length_model
 from ..formulation.tables import Tables
 from .deadline import Deadline
 from .length_search import best_lengths
-from .partition_search import best_partition, span_of
 from .outcomes import MilpOutcome
+from .partition_search import best_partition, span_of
 from .polish import polish
 from .session import MilpSession
 from .tolerances import IMPROVE_RTOL
