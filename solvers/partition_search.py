@@ -155,6 +155,7 @@ class _Search:
         self.pad_l: list[int] = []
         self.pad_j: list[int] = []
         self.wait: list[float] = []
+        self.per: list[float] = []  # f(L_n, J_n) of each open batch
 
     def run(self) -> Found:
         """Search from the root; the best partition found, mapped back to user indices."""
@@ -168,7 +169,7 @@ class _Search:
         return Found(batches, self.best if self.found is not None else float("inf"), complete, self.nodes)
 
     def _w(self, n: int) -> float:
-        return self.t.beta_ms + self.size[n] * self.t.seq(self.pad_l[n], self.pad_j[n])
+        return self.t.beta_ms + self.size[n] * self.per[n]
 
     def _place(self, k: int, total: float, stage: float) -> bool:
         """Place users k.. given the open batches (``total`` = sum of their w, ``stage`` = their
@@ -213,18 +214,21 @@ class _Search:
                 self.pad_l.append(lk)
                 self.pad_j.append(jk)
                 self.wait.append(rk)
+                self.per.append(t.seq(lk, jk))
                 ok = self._place(k + 1, new_total, new_stage)
                 self.size.pop()
                 self.pad_l.pop()
                 self.pad_j.pop()
                 self.wait.pop()
+                self.per.pop()
             else:
-                saved = (self.pad_l[n], self.pad_j[n], self.wait[n])
+                saved = (self.pad_l[n], self.pad_j[n], self.wait[n], self.per[n])
                 self.size[n] += 1
                 self.pad_l[n], self.pad_j[n], self.wait[n] = max(saved[0], lk), max(saved[1], jk), max(saved[2], rk)
+                self.per[n] = t.seq(self.pad_l[n], self.pad_j[n])
                 ok = self._place(k + 1, new_total, new_stage)
                 self.size[n] -= 1
-                self.pad_l[n], self.pad_j[n], self.wait[n] = saved
+                self.pad_l[n], self.pad_j[n], self.wait[n], self.per[n] = saved
             if not ok:
                 return False
         return True
@@ -268,7 +272,7 @@ class _Search:
         if self.segments is None:
             return self.rest_own[k]
         seg, unopened = self.segments, self.n - n_open
-        joins = [t.seq(self.pad_l[n], self.pad_j[n]) for n in range(n_open) if self.size[n] < t.room[self.pad_j[n]]]
+        joins = [self.per[n] for n in range(n_open) if self.size[n] < t.room[self.pad_j[n]]]
         if not joins:
             return seg[k][unopened]
         cheapest = min(joins)
@@ -285,7 +289,7 @@ class _Search:
             return True
         free = 0
         for n in range(len(self.size)):
-            per = t.seq(self.pad_l[n], self.pad_j[n])
+            per = self.per[n]
             by_memory = t.room[self.pad_j[n]] - self.size[n]
             if per <= 0:
                 free += by_memory
