@@ -122,6 +122,25 @@ def _survivors(v: np.ndarray, w: np.ndarray, new: np.ndarray, low: float, q: flo
     return new & (held > 0).all(axis=0)
 
 
+def _good_choice(v: np.ndarray, w: np.ndarray, sigma: float, q: float) -> tuple[float, np.ndarray] | None:
+    """A choice with ratio ``V / max(sigma, W)`` above ``q``, found fast (None if this finds none):
+    Dinkelbach on the Lagrangian relaxation, each batch at its best ``v - q (1 - lam) w`` for every
+    ``lam`` of the grid.  It only raises the incumbent before :func:`_best_choice` proves the point."""
+    found = None
+    rows = np.arange(v.shape[0])
+    for _ in range(20):
+        with np.errstate(invalid="ignore"):
+            terms = v[None] - q * (1.0 - _LAMBDAS)[:, None, None] * w[None]
+        picks = np.where(np.isfinite(terms), terms, -np.inf).argmax(axis=2)  # [lam, n]
+        value, weight = v[rows, picks].sum(axis=1), w[rows, picks].sum(axis=1)
+        ratio = value / np.maximum(sigma, weight)
+        i = int(np.argmax(ratio))
+        if not ratio[i] > q * (1 + IMPROVE_RTOL):
+            break
+        q, found = float(ratio[i]), (float(ratio[i]), picks[i] + 1)
+    return found
+
+
 def _best_choice(v: np.ndarray, w: np.ndarray, sigma: float, q: float) -> tuple[float, np.ndarray] | None:
     """The choice maximizing ``V / max(sigma, W)`` if its ratio is above ``q``: (ratio, lengths
     per batch), else None.  Dynamic program over batches on the Pareto frontier of ``(W, V)``
@@ -130,26 +149,34 @@ def _best_choice(v: np.ndarray, w: np.ndarray, sigma: float, q: float) -> tuple[
     margins = _margins(v, w, q)  # [lam, n]
     rest = np.concatenate([np.cumsum(margins[:, ::-1], axis=1)[:, ::-1], np.zeros((len(_LAMBDAS), 1))], axis=1)
     weight, value = np.zeros(1), np.zeros(1)
-    picks = np.zeros((1, 0), dtype=int)
+    trail: list[tuple[np.ndarray, np.ndarray]] = []  # per batch: (parent state, length) of each state
     for n in range(v.shape[0]):
         ok = np.isfinite(v[n])
         opt_w, opt_v, opt_l = w[n][ok], v[n][ok], np.nonzero(ok)[0] + 1
+        parent = np.repeat(np.arange(len(weight)), len(opt_l))
+        length = np.tile(opt_l, len(weight))
         weight = (weight[:, None] + opt_w[None, :]).ravel()
         value = (value[:, None] + opt_v[None, :]).ravel()
-        picks = np.concatenate([np.repeat(picks, len(opt_l), axis=0), np.tile(opt_l, len(picks))[:, None]], axis=1)
         bound = value[:, None] - q * (1.0 - _LAMBDAS)[None, :] * weight[:, None] + rest[:, n + 1][None, :] \
             - q * _LAMBDAS[None, :] * sigma
-        alive = (bound > 0).all(axis=1)
-        order = np.lexsort((-value[alive], weight[alive]))
-        weight, value, picks = weight[alive][order], value[alive][order], picks[alive][order]
-        if not len(weight):
+        alive = np.nonzero((bound > 0).all(axis=1))[0]
+        alive = alive[np.lexsort((-value[alive], weight[alive]))]
+        if not len(alive):
             return None
-        before = np.concatenate([[-np.inf], np.maximum.accumulate(value)[:-1]])
-        front = value > before
-        weight, value, picks = weight[front], value[front], picks[front]
+        front = value[alive] > np.concatenate([[-np.inf], np.maximum.accumulate(value[alive])[:-1]])
+        keep = alive[front]
+        weight, value = weight[keep], value[keep]
+        trail.append((parent[keep], length[keep]))
     ratio = value / np.maximum(sigma, weight)
     i = int(np.argmax(ratio))
-    return (float(ratio[i]), picks[i]) if ratio[i] > q else None
+    best = float(ratio[i])
+    if not best > q:
+        return None
+    picks = np.zeros(len(trail), dtype=int)
+    for n in range(len(trail) - 1, -1, -1):
+        parents, lengths = trail[n]
+        picks[n], i = lengths[i], int(parents[i])
+    return best, picks
 
 
 def best_lengths(tables: Tables, batches: tuple[tuple[int, ...], ...], incumbent: float) -> tuple[int, ...] | None:
@@ -198,9 +225,10 @@ def best_lengths(tables: Tables, batches: tuple[tuple[int, ...], ...], incumbent
             held = values(lo).copy()
             held[n, :] = -np.inf
             held[n, length] = values(lo)[n, length]
-            got = _best_choice(held, arrays.w, float(points[lo]), q)
-            if got is not None:
-                q, found = got[0], (lo, got[1])
+            for solve in (_good_choice, _best_choice):
+                got = solve(held, arrays.w, float(points[lo]), q)
+                if got is not None:
+                    q, found = got[0], (lo, got[1])
     if found is None:
         return None
     lo, pads = found
