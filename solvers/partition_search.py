@@ -90,8 +90,57 @@ def best_partition(tables: Tables, lengths: tuple[int, ...], num_batches: int, i
                    node_budget: int = NODE_BUDGET, by_ready: bool = False) -> Found:
     """The least-span memory-feasible partition into ``num_batches`` batches if it beats
     ``incumbent`` (ms) by a relative :data:`IMPROVE_RTOL` (module docstring); users placed
-    costliest sequence first, or with ``by_ready`` slowest first (fast users last)."""
+    costliest sequence first, or with ``by_ready`` slowest first (fast users last).  Where every
+    user is fast and all share one length or one prefix, :func:`sorted_segments` solves it exactly."""
+    exact = sorted_segments(tables, lengths, num_batches)
+    if exact is not None:
+        batches, span = exact
+        better = batches is not None and span < incumbent / (1 + IMPROVE_RTOL)
+        return Found(batches if better else None, span if better else float("inf"), True, 0)
     return _Search(tables, lengths, num_batches, incumbent, node_budget, by_ready).run()
+
+
+def sorted_segments(tables: Tables, lengths: tuple[int, ...], num_batches: int
+                    ) -> tuple[tuple[tuple[int, ...], ...] | None, float] | None:
+    """The x-step in one dimension: ``(partition or None if none fits memory, its span)`` when every
+    user is fast and the users share one length or one prefix level, else None (not applicable).
+
+    Then ``S = sum_n w_n = N beta_v + sum_n b_n f(L_n, J_n)`` (no stage term can exceed the sum,
+    :func:`~dipsd.formulation.steps.ready_threshold`), and a batch's cost per member and its room
+    depend on one attribute (the level, or the length, with the room the same for all), increasing
+    in cost and non-increasing in room.  Sort users by own sequence, costliest first.  Some least
+    partition is contiguous in that order: if user a (costlier) sits in batch X and user b in batch
+    Y with Y's pad above X's, swapping them leaves Y's pad, room and size as they are and lowers or
+    keeps X's pad (so its cost, and raises or keeps its room); repeating sorts the batches.  So
+    ``D[p][u] = min_{p < q <= p + room(p)} (q - p) c_p + D[q][u - 1]``, ``D[M][0] = 0``, is exact."""
+    t, users = tables, tables.num_users
+    if users == 0 or ready_threshold(t, lengths, num_batches) < max(t.ready[m][lengths[m] - 1] for m in range(users)):
+        return None
+    if len({lengths[m] for m in range(users)}) > 1 and len({t.level_of[m] for m in range(users)}) > 1:
+        return None
+    # costliest first; among equal costs the higher level first, so a segment's first member has its
+    # highest level (with one length the cost orders the levels; with one level the room is common)
+    order = sorted(range(users), key=lambda m: (-t.seq(lengths[m], t.level_of[m]), -t.level_of[m], -lengths[m], m))
+    cost = [t.seq(lengths[m], t.level_of[m]) for m in order]
+    room = [t.room[t.level_of[m]] for m in order]
+    inf = float("inf")
+    best = [[inf] * (num_batches + 1) for _ in range(users + 1)]
+    cut = [[0] * (num_batches + 1) for _ in range(users + 1)]
+    best[users][0] = 0.0
+    for p in range(users - 1, -1, -1):
+        for u in range(1, num_batches + 1):
+            for q in range(p + 1, min(users, p + room[p]) + 1):
+                got = (q - p) * cost[p] + best[q][u - 1]
+                if got < best[p][u]:
+                    best[p][u], cut[p][u] = got, q
+    if best[0][num_batches] == inf:
+        return None, inf
+    batches, p = [], 0
+    for u in range(num_batches, 0, -1):
+        q = cut[p][u]
+        batches.append(tuple(sorted(order[p:q])))
+        p = q
+    return tuple(batches), span_of(t, lengths, tuple(batches))
 
 
 def _how_many(slack: float, per: float, cap: int) -> int:

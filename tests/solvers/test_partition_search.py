@@ -115,3 +115,28 @@ def test_x_step_equals_the_milp_on_seeded_instances(sizes, seeds):
                             assert fast.span_ms == pytest.approx(milp.span_ms, rel=1e-9), (s.name, lengths, n)
     finally:
         logging.disable(logging.NOTSET)
+
+
+def test_sorted_segments_is_exact_where_it_applies():
+    """Every user fast and one common length (or one common prefix): the one-dimensional dynamic
+    program returns the least span (brute force), or says no partition fits memory."""
+    from dipsd.solvers.partition_search import sorted_segments
+
+    applied = 0
+    rng = np.random.default_rng(11)
+    for s, lengths, n in _cases(11):
+        common = (int(rng.integers(1, min(s.limits) + 1)),) * s.num_users
+        one_level = s.with_(users=tuple(u.__class__(**{**u.__dict__, "prefix_len": s.users[0].prefix_len}) for u in s.users))
+        for scenario, ls in ((s, common), (one_level, lengths)):
+            got = sorted_segments(Tables.of(scenario), ls, n)
+            if got is None:
+                continue
+            applied += 1
+            want = _least_span(scenario, ls, n)
+            batches, span = got
+            assert (batches is None) == (want is None), scenario.name
+            if want is not None:
+                server, devices = costmodel.read(scenario)
+                assert costmodel.value(server, devices, batches, ls).span_ms == pytest.approx(span, rel=1e-12)
+                assert span <= want * (1 + 1e-9), (scenario.name, ls, n, span, want)
+    assert applied >= 40
