@@ -18,7 +18,7 @@ from .errors import DipsdError, InputError, PlanError, WorkbookError
 from .formulation.evaluate import Evaluation, ad_batch_throughput_tps, ad_throughput_tps, evaluate
 from .formulation.plan import Plan
 
-__version__ = "0.14.0"
+__version__ = "0.15.0"
 
 __all__ = [
     "DraftModel", "Scenario", "TargetModel", "User", "paper_scenario", "LoadedWorkbook", "load_workbook",

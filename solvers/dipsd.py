@@ -4,10 +4,10 @@ For each N in ``N_min..N_max``: start with every user at ``initial_draft_length`
 to ``[1, L_ub]``) and alternate
 
 * the x-step: the memory-feasible assignment into exactly N non-empty batches that
-  minimizes S for the current lengths (:func:`~dipsd.formulation.steps.build_assignment_model`,
-  solved by HiGHS with MIP gap 0);
-* the l-step: the integer lengths maximizing U/S for the current batches, by Dinkelbach
-  over :func:`~dipsd.formulation.steps.build_length_model` (gap 0, until no improvement);
+  minimizes S for the current lengths (:func:`~dipsd.solvers.steps.x_step`: an exact search,
+  the step MILP where the search stops at its budget);
+* the l-step: the integer lengths maximizing U/S for the current batches
+  (:func:`~dipsd.solvers.steps.l_step`: an exact search over span caps);
 
 until the lengths repeat and R improved by less than :data:`REL_TOL` (relative), or after
 :data:`MAX_ROUNDS` rounds.  Both steps are exact, so R never decreases along the
@@ -15,11 +15,11 @@ alternation; the alternation itself is the heuristic part.  The best N is kept. 
 whose upper bound (:func:`bound_for_n`) is below the best R found so far is skipped: it
 cannot win, so the result is the same as running it.
 
-Determinism: HiGHS runs with one thread and fixed options, so the same input gives the
-same plan.  Ties between N go to the smaller N (a later N must be better by a relative
-1e-12 to replace it); within a step, ties go to HiGHS's (deterministic) choice, and a
-step's result replaces the current plan only if it is strictly better, so on a tie the
-alternation keeps the plan it has.
+Determinism: the searches are deterministic and HiGHS runs with one thread and fixed options,
+so the same input gives the same plan.  Ties between N go to the smaller N (a later N must be
+better by a relative 1e-12 to replace it); within a step, ties go to the search's first optimum
+(or HiGHS's choice), and a step's result replaces the current plan only if it is strictly
+better, so on a tie the alternation keeps the plan it has.
 """
 
 from __future__ import annotations
@@ -94,9 +94,12 @@ def _for_n(scenario: Scenario, tables: Tables, n: int, clock: Deadline, *, fixed
         previous = current
         if current is None or new.ratio > current.ratio:
             current = new
-        if fixed_lengths or clock.remaining() <= 0:
+        if fixed_lengths:
             break
         if new.plan.lengths == lengths and previous is not None and new.ratio - previous.ratio < REL_TOL * new.ratio:
+            break
+        if clock.expired():
+            clock.hit = True  # the alternation had not settled: a stopped run, said as such
             break
         lengths, start = new.plan.lengths, new.plan.batches  # the next x-step starts from this round's batches
     return current
@@ -145,10 +148,11 @@ def solve_dipsd(scenario: Scenario, *, time_limit: float = 60.0, fixed_lengths: 
     bounds = {n: bound_for_n(tables, n) for n in counts}
     neighbour = packed  # the best plan of the last N visited (the greedy packing before the first)
     for n in sorted(counts, key=lambda n: (-bounds[n], n)):
-        if clock.remaining() <= 0:
-            break
         if best is not None and bounds[n] < best.ratio:
             continue  # no plan with n batches beats the best: the outcome is unchanged
+        if clock.expired():
+            clock.hit = True  # an N that could still win is left unvisited
+            break
         start = split_to(neighbour, n) if neighbour is not None else None
         got = _for_n(scenario, tables, n, clock, fixed_lengths=fixed_lengths, trace=trace, start=start)
         if got is not None and (best is None or got.ratio > best.ratio * (1 + IMPROVE_RTOL)
@@ -169,7 +173,7 @@ def solve_dipsd(scenario: Scenario, *, time_limit: float = 60.0, fixed_lengths: 
             return SolveResult(scenario.name, name, Status.NO_PLAN, None, None, None, runtime, message="time limit before any plan")
         return SolveResult(scenario.name, name, Status.INFEASIBLE, None, None, None, runtime,
                            message="no number of batches admits a memory-feasible assignment")
-    note = ("time limit: a step stopped early" if clock.hit
+    note = ("time limit: stopped before the alternation finished" if clock.hit
             else f"{plural(len(trace), 'round')} over N = {scenario.min_batches}..{scenario.max_batches}")
     return SolveResult(scenario.name, name, Status.TIME_LIMIT if clock.hit else Status.FEASIBLE, best.plan, best, None,
                        runtime, iterations=len(trace), message=note, trace=tuple(trace))

@@ -50,6 +50,7 @@ hold both to brute force on tiny instances and to each other on seeded ones.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 
 import numpy as np
 
@@ -179,15 +180,18 @@ def _best_choice(v: np.ndarray, w: np.ndarray, sigma: float, q: float) -> tuple[
     return best, picks
 
 
-def best_lengths(tables: Tables, batches: tuple[tuple[int, ...], ...], incumbent: float) -> tuple[int, ...] | None:
-    """Lengths (indexed by user) of an optimal plan for ``batches`` if its U/S (tokens/ms) beats
-    ``incumbent`` by more than a relative :data:`IMPROVE_RTOL`, else None (module docstring).
+def best_lengths(tables: Tables, batches: tuple[tuple[int, ...], ...], incumbent: float,
+                 expired: Callable[[], bool] = lambda: False) -> tuple[tuple[int, ...] | None, bool]:
+    """``(lengths, proven)``: lengths (indexed by user) of an optimal plan for ``batches`` if its U/S
+    (tokens/ms) beats ``incumbent`` by more than a relative :data:`IMPROVE_RTOL`, else None (module
+    docstring); ``proven`` is False when ``expired`` (the caller's deadline) stopped the search, which
+    then returns the best lengths it found.
 
     Each user gets the shortest length with its chosen expected tokens (never a longer S)."""
     arrays = _Arrays(tables, batches)
     points = arrays.points()
     if not len(points):
-        return None
+        return None, True
     q = incumbent * (1 + IMPROVE_RTOL)
     w_min = float(arrays.w[:, 0].sum())
     cache: dict[int, np.ndarray] = {}
@@ -209,7 +213,11 @@ def best_lengths(tables: Tables, batches: tuple[tuple[int, ...], ...], incumbent
 
     found: tuple[int, np.ndarray] | None = None
     heap = [(-priority(0, len(points) - 1), 0, len(points) - 1)]
+    proven = True
     while heap:
+        if expired():
+            proven = False
+            break
         top, lo, hi = heapq.heappop(heap)
         if -top <= q:
             break
@@ -230,7 +238,7 @@ def best_lengths(tables: Tables, batches: tuple[tuple[int, ...], ...], incumbent
                 if got is not None:
                     q, found = got[0], (lo, got[1])
     if found is None:
-        return None
+        return None, proven
     lo, pads = found
     k = arrays.at(float(points[lo]))[1]
     lengths = [0] * tables.num_users
@@ -239,4 +247,4 @@ def best_lengths(tables: Tables, batches: tuple[tuple[int, ...], ...], incumbent
         chosen = int(k[row, pads[n] - 1])
         tokens = tables.tokens[m]
         lengths[m] = min(j for j in range(1, chosen + 1) if tokens[j - 1] >= tokens[chosen - 1])
-    return tuple(lengths)
+    return tuple(lengths), proven

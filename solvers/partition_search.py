@@ -54,6 +54,7 @@ says it stopped at its node budget (the caller then finishes with the MILP from 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..formulation.steps import ready_threshold
@@ -73,6 +74,8 @@ class Found:
     span_ms: float
     proven: bool
     nodes: int
+    timed_out: bool = False
+    """Whether ``expired`` (the caller's deadline) stopped it, rather than the node budget."""
 
 
 def span_of(tables: Tables, lengths: tuple[int, ...], batches: tuple[tuple[int, ...], ...]) -> float:
@@ -87,7 +90,8 @@ def span_of(tables: Tables, lengths: tuple[int, ...], batches: tuple[tuple[int, 
 
 
 def best_partition(tables: Tables, lengths: tuple[int, ...], num_batches: int, incumbent: float,
-                   node_budget: int = NODE_BUDGET, by_ready: bool = False) -> Found:
+                   node_budget: int = NODE_BUDGET, by_ready: bool = False,
+                   expired: Callable[[], bool] = lambda: False) -> Found:
     """The least-span memory-feasible partition into ``num_batches`` batches if it beats
     ``incumbent`` (ms) by a relative :data:`IMPROVE_RTOL` (module docstring); users placed
     costliest sequence first, or with ``by_ready`` slowest first (fast users last).  Where every
@@ -97,7 +101,7 @@ def best_partition(tables: Tables, lengths: tuple[int, ...], num_batches: int, i
         batches, span = exact
         better = batches is not None and span < incumbent / (1 + IMPROVE_RTOL)
         return Found(batches if better else None, span if better else float("inf"), True, 0)
-    return _Search(tables, lengths, num_batches, incumbent, node_budget, by_ready).run()
+    return _Search(tables, lengths, num_batches, incumbent, node_budget, by_ready, expired).run()
 
 
 def sorted_segments(tables: Tables, lengths: tuple[int, ...], num_batches: int
@@ -168,9 +172,10 @@ def _segment_costs(own: list[float], most: int) -> list[list[float]]:
 
 class _Search:
     def __init__(self, tables: Tables, lengths: tuple[int, ...], num_batches: int, incumbent: float,
-                 node_budget: int, by_ready: bool) -> None:
+                 node_budget: int, by_ready: bool, expired: Callable[[], bool]) -> None:
         t, n_users = tables, tables.num_users
-        self.t, self.n, self.budget = t, num_batches, node_budget
+        self.t, self.n, self.budget, self.expired = t, num_batches, node_budget, expired
+        self.timed_out = False
         fast = ready_threshold(t, lengths, num_batches)
         own = [t.seq(lengths[m], t.level_of[m]) for m in range(n_users)]
         ready = [t.ready[m][lengths[m] - 1] for m in range(n_users)]
@@ -215,7 +220,8 @@ class _Search:
             for k, lab in enumerate(self.found):
                 groups.setdefault(lab, []).append(self.order[k])
             batches = tuple(tuple(sorted(g)) for _, g in sorted(groups.items()))
-        return Found(batches, self.best if self.found is not None else float("inf"), complete, self.nodes)
+        return Found(batches, self.best if self.found is not None else float("inf"), complete, self.nodes,
+                     self.timed_out)
 
     def _w(self, n: int) -> float:
         return self.t.beta_ms + self.size[n] * self.per[n]
@@ -225,6 +231,9 @@ class _Search:
         largest R + w).  False when the node budget ran out."""
         self.nodes += 1
         if self.nodes > self.budget:
+            return False
+        if self.nodes % 256 == 0 and self.expired():
+            self.timed_out = True
             return False
         t, n_open, n_users = self.t, len(self.size), len(self.l)
         if k == n_users:

@@ -2,12 +2,15 @@
 plans) and the sd-nobatch baseline (the l-step on singleton batches).
 
 * the x-step: the memory-feasible assignment into exactly N non-empty batches that minimizes S
-  for given lengths (:func:`~dipsd.formulation.steps.build_assignment_model`, MIP gap 0);
-* the l-step: the integer lengths maximizing U/S for given batches, by Dinkelbach over
-  :func:`~dipsd.formulation.steps.build_length_model` (gap 0, until no improvement), ended by a
-  closed-form search over one-step length changes (a tolerance-level miss of the solver's).
+  for given lengths (:func:`x_step`: :mod:`~dipsd.solvers.partition_search`, finished by the step
+  MILP :func:`x_step_milp` where the search stops at its node budget);
+* the l-step: the integer lengths maximizing U/S for given batches (:func:`l_step`:
+  :mod:`~dipsd.solvers.length_search`).
 
-Each solve goes through :class:`~dipsd.solvers.session.MilpSession` (the process's MILP solver).
+The step MILPs (:func:`~dipsd.formulation.steps.build_assignment_model`, MIP gap 0;
+Dinkelbach over :func:`~dipsd.formulation.steps.build_length_model`, ended by a closed-form search
+over one-step length changes) stay as the cross-check the tests hold the searches to; each MILP
+solve goes through :class:`~dipsd.solvers.session.MilpSession` (the process's MILP solver).
 """
 
 from __future__ import annotations
@@ -53,10 +56,12 @@ def x_step(scenario: Scenario, tables: Tables, lengths: tuple[int, ...], num_bat
     best = start
     span = float("inf") if start is None else span_of(tables, lengths, start)
     for by_ready, budget in zip((False, True), SEARCH_BUDGET):
-        found = best_partition(tables, lengths, num_batches, span, budget, by_ready)
+        found = best_partition(tables, lengths, num_batches, span, budget, by_ready, clock.expired)
         if found.batches is not None:
             best, span = found.batches, found.span_ms
-        if found.proven:
+        if found.timed_out:
+            clock.hit = True  # the time limit stopped the step: its best partition so far, not a proof
+        if found.proven or found.timed_out:
             return None if best is None else evaluate(scenario, Plan(best, tuple(lengths)))
     return x_step_milp(scenario, tables, lengths, num_batches, clock, best)
 
@@ -88,9 +93,11 @@ def l_step(scenario: Scenario, tables: Tables, current: Evaluation, clock: Deadl
 
     The incumbent is the best of ``current`` and its batches at one common length; the search's plan
     replaces it only when better by a relative :data:`IMPROVE_RTOL` (a tie keeps the incumbent).
-    ``clock`` is not consulted: the search has no iteration a deadline could usefully stop."""
+    A search stopped by ``clock`` returns its best plan so far and sets ``clock.hit``."""
     best = _common_lengths(scenario, current)
-    found = best_lengths(tables, current.plan.batches, best.ratio)
+    found, proven = best_lengths(tables, current.plan.batches, best.ratio, clock.expired)
+    if not proven:
+        clock.hit = True
     if found is not None:
         ev = evaluate(scenario, Plan(current.plan.batches, found))
         if ev.ratio > best.ratio * (1 + IMPROVE_RTOL):

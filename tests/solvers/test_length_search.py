@@ -71,8 +71,9 @@ def test_best_lengths_says_nothing_beats_an_optimal_incumbent():
         t = Tables.of(s)
         best = max(evaluate(s, Plan(batches, ls)).ratio
                    for ls in itertools.product(*(range(1, s.limits[m] + 1) for m in range(s.num_users))))
-        assert best_lengths(t, batches, best) is None, s.name
-        lengths = best_lengths(t, batches, best * (1 - 1e-6))
+        assert best_lengths(t, batches, best) == (None, True), s.name
+        lengths, proven = best_lengths(t, batches, best * (1 - 1e-6))
+        assert proven
         assert lengths is not None and evaluate(s, Plan(batches, lengths)).ratio == pytest.approx(best, rel=1e-12)
 
 
@@ -110,3 +111,14 @@ def test_l_step_equals_the_milp_on_seeded_instances(sizes, seeds):
             assert fast.ratio == pytest.approx(milp.ratio, rel=1e-9), s.name
     finally:
         logging.disable(logging.NOTSET)
+
+
+def test_a_search_stopped_by_its_deadline_says_so():
+    """An expired deadline stops the search at once: not proven, the incumbent kept; l_step then
+    marks the clock as hit, so DiP-SD's result says time_limit."""
+    s = tiny_instances(1, seed=5)[0]
+    batches = tuple((m,) for m in range(s.num_users))
+    assert best_lengths(Tables.of(s), batches, 0.0, expired=lambda: True) == (None, False)
+    clock = Deadline(0.0)
+    start = evaluate(s, Plan(batches, (1,) * s.num_users))
+    assert l_step(s, Tables.of(s), start, clock).ratio >= start.ratio and clock.hit

@@ -140,3 +140,16 @@ def test_sorted_segments_is_exact_where_it_applies():
                 assert costmodel.value(server, devices, batches, ls).span_ms == pytest.approx(span, rel=1e-12)
                 assert span <= want * (1 + 1e-9), (scenario.name, ls, n, span, want)
     assert applied >= 40
+
+
+def test_a_search_stopped_by_its_deadline_returns_its_incumbent_and_says_so():
+    """The deadline is polled every 256 nodes: an expired one stops the search (not proven, timed
+    out), and x_step returns the best partition so far without the MILP, marking the clock as hit."""
+    (s,) = generate([40], 1, seed=0)
+    t = Tables.of(s)
+    lengths = tuple(1 + (m * 7) % s.max_draft_length for m in range(40))
+    got = best_partition(t, lengths, 4, float("inf"), expired=lambda: True)
+    assert got.timed_out and not got.proven and got.nodes == 256
+    clock = Deadline(0.0)
+    ev = steps.x_step(s, t, lengths, 4, clock)
+    assert clock.hit and (ev is None or ev.plan.num_batches == 4)
