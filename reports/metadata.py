@@ -12,6 +12,7 @@ from ..solvers import certify as certify_mod
 from ..solvers import dipsd as dipsd_mod
 from ..solvers import exact as exact_mod
 from ..solvers import milp_solvers, tolerances
+from ..solvers import steps as steps_mod
 from ..solvers.study import StudyOutcome, package_version, solver_options
 from .stats import HIT_TOL
 
@@ -34,16 +35,18 @@ def run_metadata(book: LoadedWorkbook, methods: list[str], outcome: StudyOutcome
                                 f"nodes; results the same on any machine unless a time limit stopped them)")
                                if work_limit is not None else "none (time limits only)",
         "MILP solver": f"{solver} ({milp_solvers.SOLVERS[solver].package} {milp_solvers.version(solver)}): exact and "
-                       f"DiP-SD's steps; certify always uses HiGHS",
+                       f"DiP-SD's step MILPs (where the x-step's search stops at its node budget); certify always uses HiGHS",
         "solver options": solver_options(solver),
         "Dinkelbach": f"improvement tolerance {tolerances.IMPROVE_RTOL:g} (relative), closed-form agreement {tolerances.AGREE_RTOL:g}, "
                       f"at most {exact_mod.MAX_ITERATIONS} iterations; certified bound q + max(F_ub, 0) / S_min with "
                       f"F_ub = HiGHS's dual bound + {tolerances.HIGHS_SLACK:g} (scaled units); optimal only when that bound "
                       f"is within {tolerances.OPTIMAL_RTOL:g} (relative) of the plan",
-        "certify": f"column generation over span budgets, branching on the batch count; boxes narrower than "
+        "certify": f"branch-and-price over span boxes (columns by exact pricing, branching on a pair of users or a length range); boxes narrower than "
                    f"{certify_mod.MIN_WIDTH:g} (relative) are not split; optimal when the plan is within "
                    f"{tolerances.OPTIMAL_RTOL:g} of the bound (raised by {certify_mod.SAFETY:g} against rounding)",
-        "DiP-SD": f"stops when lengths repeat and R improves < {dipsd_mod.REL_TOL:g} (relative), "
+        "DiP-SD": f"x-step by branch and bound (node budgets {steps_mod.SEARCH_BUDGET[0]:,} and "
+                  f"{steps_mod.SEARCH_BUDGET[1]:,}, then the step MILP), l-step by an exact search over span caps; "
+                  f"stops when lengths repeat and R improves < {dipsd_mod.REL_TOL:g} (relative), "
                   f"at most {dipsd_mod.MAX_ROUNDS} rounds per N",
         "starts": "certify starts from DiP-SD's plan, exact from certify's plan and bound (else DiP-SD's), when those "
                   "methods are in the study (their time is not in the later method's runtime); exact alone runs DiP-SD "
