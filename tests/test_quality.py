@@ -97,3 +97,22 @@ def test_no_import_runs_back_up_and_no_two_modules_import_each_other():
     mutual = sorted({tuple(sorted((m, t))) for m, targets in graph.items() for t in targets
                      if m != t and m in graph.get(t, set()) and not (t == m.rsplit(".", 1)[0] or m == t.rsplit(".", 1)[0])})
     assert not mutual, mutual
+
+
+def test_every_package_folder_is_in_pyprojects_package_list():
+    """A sub-package folder (one with an ``__init__.py``) that pyproject's ``packages`` omits would
+    silently not install: every one must be listed, mapped through ``package-dir``."""
+    import tomllib
+
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        tool = tomllib.load(f)["tool"]["setuptools"]
+    listed, roots = set(tool["packages"]), tool["package-dir"]
+    found = set()
+    for name, folder in roots.items():
+        for here, dirs, files in os.walk(os.path.join(ROOT, folder)):
+            dirs[:] = [d for d in dirs if d != "__pycache__"]
+            if "__init__.py" in files:
+                rel = os.path.relpath(here, os.path.join(ROOT, folder))
+                found.add(name if rel == "." else name + "." + rel.replace(os.sep, "."))
+    assert found, "no package folder found"
+    assert found == listed, f"not listed: {sorted(found - listed)}; listed without a folder: {sorted(listed - found)}"
