@@ -16,7 +16,7 @@ import time
 from dipsd.cli import example_path
 from dipsd.data.workbook import load_workbook
 from dipsd.solvers.registry import METHODS
-from dipsd.solvers.study import run_study
+from dipsd.study import run_study
 
 
 def main() -> None:

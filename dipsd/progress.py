@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     from .solvers.results import Record
-    from .solvers.study import Running
+    from .study import Running
 
 
 def _seconds(s: float) -> str:
@@ -37,7 +37,7 @@ class Progress:
         self.shown = False
 
     def line(self, running: Running) -> str:
-        """The status line for a :class:`~dipsd.solvers.study.Running`."""
+        """The status line for a :class:`~dipsd.study.Running`."""
         width = 20
         filled = int(width * running.done / max(running.total, 1))
         now = sorted(running.tasks, key=lambda t: -t[2])

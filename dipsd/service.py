@@ -3,7 +3,7 @@
 :func:`run`; everything a study does besides its loop happens here, once: the solver and the
 arguments checked, the outputs checked and claimed before the first byte, the workbook loaded
 and filtered, the methods chosen (default: every method except enumerate, plus the
-workbook's plans), the loop run (:func:`dipsd.solvers.study.run_study`), and the report and
+workbook's plans), the loop run (:func:`dipsd.study.run_study`), and the report and
 its figure written under the checkpoint's lock.
 """
 
@@ -23,7 +23,7 @@ from .outputs import check_output, claim, set_aside, writing
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from .solvers.study import StudyOutcome
+    from .study import StudyOutcome
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def run(request: StudyRequest, *, on_done: Callable | None = None, on_tick: Call
     from .reports.metadata import run_metadata
     from .solvers.catalog import check_methods, default_methods
     from .solvers.milp_solvers import check
-    from .solvers.study import run_study
+    from .study import run_study
 
     check_arguments(request.time_limit, request.workers, request.work_limit)
     check(request.solver)

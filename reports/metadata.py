@@ -6,6 +6,7 @@ import datetime
 import os
 import platform
 import sys
+from typing import Protocol
 
 from ..data.workbook import LoadedWorkbook
 from ..solvers import certify as certify_mod
@@ -13,11 +14,20 @@ from ..solvers import dipsd as dipsd_mod
 from ..solvers import exact as exact_mod
 from ..solvers import milp_solvers, tolerances
 from ..solvers import steps as steps_mod
-from ..solvers.study import StudyOutcome, package_version, solver_options
+from ..solvers.milp_solvers import package_version, solver_options
 from .stats import HIT_TOL
 
 
-def run_metadata(book: LoadedWorkbook, methods: list[str], outcome: StudyOutcome, *, time_limit: float, workers: int, scheduler: str | None,
+class Ran(Protocol):
+    """What the Run sheet reads of a study's outcome (the runner's ``StudyOutcome``)."""
+
+    started: float
+    finished: float
+    problems: list[str]
+    interrupted: bool
+
+
+def run_metadata(book: LoadedWorkbook, methods: list[str], outcome: Ran, *, time_limit: float, workers: int, scheduler: str | None,
                  command_line: str | None = None, solver: str = "highs", work_limit: int | None = None) -> dict:
     """The Run sheet of a study's report."""
     stamp = lambda t: datetime.datetime.fromtimestamp(t, datetime.UTC).isoformat(timespec="seconds")  # noqa: E731
@@ -41,7 +51,8 @@ def run_metadata(book: LoadedWorkbook, methods: list[str], outcome: StudyOutcome
                       f"at most {exact_mod.MAX_ITERATIONS} iterations; certified bound q + max(F_ub, 0) / S_min with "
                       f"F_ub = HiGHS's dual bound + {tolerances.HIGHS_SLACK:g} (scaled units); optimal only when that bound "
                       f"is within {tolerances.OPTIMAL_RTOL:g} (relative) of the plan",
-        "certify": f"branch-and-price over span boxes (columns by exact pricing, branching on a pair of users or a length range); boxes narrower than "
+        "certify": f"branch-and-price over span boxes (columns by exact pricing, branching on a pair of users or a "
+                   f"length range); boxes narrower than "
                    f"{certify_mod.MIN_WIDTH:g} (relative) are not split; optimal when the plan is within "
                    f"{tolerances.OPTIMAL_RTOL:g} of the bound (raised by {certify_mod.SAFETY:g} against rounding)",
         "DiP-SD": f"x-step by branch and bound (node budgets {steps_mod.SEARCH_BUDGET[0]:,} and "

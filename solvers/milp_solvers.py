@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InputError
-from .tolerances import HIGHS_FEASIBILITY, HIGHS_OPTIONS
+from .tolerances import HIGHS_FEASIBILITY, HIGHS_OPTIONS, HIGHS_SLACK, OBJECTIVE_SCALE
 
 
 @dataclass(frozen=True)
@@ -142,3 +142,22 @@ def describe(name: str) -> str:
     solver = SOLVERS[name]
     options = " ".join(f"{k}={v:g}" for k, v in solver.options.items())
     return f"{solver.name} ({solver.package} {version(name)}) mip gap 0, {options}"
+
+
+def package_version(name: str) -> str:
+    """An installed distribution's version, or ``"not installed"``."""
+    try:
+        return md.version(name)
+    except md.PackageNotFoundError:
+        return "not installed"
+
+
+def solver_options(solver: str = "highs") -> str:
+    """The options every MILP solve of a study sets, as the checkpoint and the Run sheet record them."""
+    return SOLVER_OPTIONS if solver == "highs" else f"{describe(solver)} (certify: {SOLVER_OPTIONS})"
+
+
+SOLVER_OPTIONS = ("HiGHS mip_rel_gap=0 mip_abs_gap=0 threads=1 per worker process, "
+                  + " ".join(f"{k}={v:g}" for k, v in HIGHS_OPTIONS.items())
+                  + f", objective scaled to {OBJECTIVE_SCALE:g} / (q S_min), dual bounds + {HIGHS_SLACK:g} (scaled units)")
+"""The HiGHS options every MILP solve sets (recorded in the checkpoint header and the Run sheet)."""

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from ..reports.excel import write_report
     from ..reports.paper import figure, paper_scenarios, ratio_table
     from ..solvers.milp_solvers import check
-    from ..solvers.study import run_study as run
+    from ..study import run_study as run
 
     check(args.solver)
     try:

@@ -225,7 +225,7 @@ def test_a_report_that_cannot_be_written_is_one_clear_line_and_exit_74(tiny_book
 # 3. a hung worker never hangs the study ----------------------------------------------------------
 @pytest.mark.slow
 def test_a_task_with_no_answer_is_stopped_and_the_study_ends(tiny_book, tmp_path, monkeypatch):
-    from dipsd.solvers import study
+    from dipsd import study
     from dipsd.solvers.catalog import register_method
     from dipsd.solvers.registry import METHODS
     from tests.solvers import user_methods as um
@@ -314,7 +314,7 @@ def test_a_scheduler_address_that_is_not_a_dask_scheduler_is_one_line(tiny_book,
     import socket
     import threading
 
-    from dipsd.solvers.study import backends
+    from dipsd.study import backends
 
     monkeypatch.setattr(backends, "CONNECT_S", 2.0)
     if kind == "silent":

@@ -275,7 +275,7 @@ def test_gap_definitions_and_summary():
 def test_run_task_turns_any_failure_into_an_error_record(small_book, monkeypatch):
     from dipsd.errors import PlanError
     from dipsd.solvers import registry
-    from dipsd.solvers.study import Task, run_task
+    from dipsd.study import Task, run_task
     scenario = load_workbook(small_book).scenarios[0]
     start = Record.from_json({"scenario": scenario.name, "method": "dipsd", "status": "feasible",
                               "batches": [["nobody"]], "draft_lengths": {"nobody": 1}})
@@ -465,7 +465,7 @@ def _alive(pid: int) -> bool:
 
 def _dies_once(task):
     """A worker that is killed the first time it runs method 'ad' (the marker file remembers)."""
-    from dipsd.solvers.study import run_task
+    from dipsd.study import run_task
 
     marker = os.environ["DIPSD_TEST_MARKER"]
     if task.method == "ad" and not os.path.exists(marker):
@@ -475,7 +475,7 @@ def _dies_once(task):
 
 
 def _always_dies(task):
-    from dipsd.solvers.study import run_task
+    from dipsd.study import run_task
 
     if task.method == "ad":
         os.kill(os.getpid(), signal.SIGKILL)
@@ -486,7 +486,7 @@ class _Backend:
     """The local backend with another task function (module level, so that workers can unpickle it)."""
 
     def __init__(self, fn):
-        from dipsd.solvers.study.backends import _LocalBackend
+        from dipsd.study.backends import _LocalBackend
 
         class Patched(_LocalBackend):
             def submit(self, task):
@@ -499,8 +499,8 @@ class _Backend:
 
 def test_a_task_whose_worker_is_killed_runs_again(tmp_path, monkeypatch):
     """A worker killed once (OOM killer, kill -9): the task is run again and succeeds."""
-    from dipsd.solvers import study
-    from dipsd.solvers.study import scheduler
+    from dipsd import study
+    from dipsd.study import scheduler
 
     monkeypatch.setenv("DIPSD_TEST_MARKER", str(tmp_path / "killed-once"))
     monkeypatch.setattr(scheduler, "_LocalBackend", _Backend(_dies_once).cls)
@@ -511,8 +511,8 @@ def test_a_task_whose_worker_is_killed_runs_again(tmp_path, monkeypatch):
 
 
 def test_a_task_whose_worker_always_dies_becomes_an_error_that_resume_retries(tmp_path, monkeypatch):
-    from dipsd.solvers import study
-    from dipsd.solvers.study import scheduler
+    from dipsd import study
+    from dipsd.study import scheduler
 
     real = scheduler._LocalBackend
     monkeypatch.setattr(scheduler, "_LocalBackend", _Backend(_always_dies).cls)
@@ -569,7 +569,7 @@ def test_progress_ticks_every_second_and_says_what_runs(small_book, tmp_path, mo
     from dipsd.data.workbook import load_workbook
     from dipsd.progress import Progress
     from dipsd.solvers.registry import METHODS, Method
-    from dipsd.solvers.study import run_study
+    from dipsd.study import run_study
 
     monkeypatch.setitem(METHODS, "sleepy", Method("sleepy", "sleeps, then ad", _sleepy))
     book = load_workbook(small_book)
@@ -592,8 +592,8 @@ def test_progress_ticks_every_second_and_says_what_runs(small_book, tmp_path, mo
 
 def test_resume_may_add_methods_and_raise_the_time_limit(small_book, tmp_path):
     """Records stopped by the old limit run again, finished ones are kept, the header keeps the history."""
+    from dipsd import study
     from dipsd.data.workbook import load_workbook
-    from dipsd.solvers import study
 
     book = load_workbook(small_book)
     path = str(tmp_path / "c.jsonl")
@@ -657,9 +657,9 @@ def test_a_work_limit_makes_two_studies_write_the_same_results(work_book, tmp_pa
 
 @pytest.mark.slow
 def test_resume_may_raise_the_work_limit_but_not_add_or_drop_one(work_book, tmp_path):
+    from dipsd import study
     from dipsd.data.workbook import load_workbook
     from dipsd.errors import InputError
-    from dipsd.solvers import study
 
     book = load_workbook(work_book)
     path = str(tmp_path / "c.jsonl")

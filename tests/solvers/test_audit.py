@@ -42,7 +42,7 @@ def _tamper(path, pick, change):
     """Change the first record for which ``pick(record)`` holds, and sign it again with the user's key (a
     forger who has the key: the signature alone would drop it, and this tests the closed-form re-check
     behind it); its 1-based line number."""
-    from dipsd.solvers.study.checkpoint import signed, signing_key
+    from dipsd.study.checkpoint import signed, signing_key
 
     lines = _lines(path)
     study = json.loads(lines[0])["scenarios_sha256"]
@@ -138,7 +138,7 @@ def test_exact_ignores_a_given_bound_that_its_start_plan_refutes(caplog):
 
 
 def test_a_start_record_that_fails_the_audit_is_not_used(caplog):
-    from dipsd.solvers.study import Task, run_task
+    from dipsd.study import Task, run_task
 
     (s,) = generate([4], 1, seed=3, max_draft_length=3)
     d = run_method("dipsd", s).record(s)

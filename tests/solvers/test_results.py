@@ -12,7 +12,7 @@ from dipsd import load_workbook
 from dipsd.data.bundled import example_path
 from dipsd.solvers.registry import run_method
 from dipsd.solvers.results import Record, SolveResult, Status
-from dipsd.solvers.study import Checkpoint
+from dipsd.study import Checkpoint
 
 names = st.text(min_size=1, max_size=12)
 numbers = st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False, width=64))

@@ -8,10 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...data.text import plural
-from ...data.workbook import LoadedWorkbook
-from ..audit import audit
-from ..results import Record
+from ..data.text import plural
+from ..data.workbook import LoadedWorkbook
+from ..solvers.audit import audit
+from ..solvers.results import Record
 from .backends import _DaskBackend, _LocalBackend
 from .checkpoint import Checkpoint, study_header
 from .tasks import Task, crash_record, plan_tasks, with_start
@@ -110,7 +110,7 @@ class _Loop:
 
     def __init__(self, book: LoadedWorkbook, methods: list[str], planned: list[Task], ckpt: Checkpoint, workers: int,
                  scheduler: str | None, on_done: Callable | None, on_tick: Callable | None):
-        from ..catalog import METHODS
+        from ..solvers.catalog import METHODS
 
         self.ckpt, self.on_done, self.on_tick = ckpt, on_done, on_tick
         tasks = [t for t in planned if t.key not in ckpt.records]

@@ -14,21 +14,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import importlib.metadata as md
 import json
 import logging
 import os
 import secrets
 import stat
 
-from ...data.scenario import Scenario
-from ...data.workbook import LoadedWorkbook
-from ...errors import InputError, output_failure
-from ...outputs import atomic_write, held_work, set_aside
-from .. import milp_solvers
-from ..audit import conflicts, record_problem
-from ..results import Record, Status
-from ..tolerances import HIGHS_OPTIONS, HIGHS_SLACK, OBJECTIVE_SCALE
+from ..data.scenario import Scenario
+from ..data.workbook import LoadedWorkbook
+from ..errors import InputError, output_failure
+from ..outputs import atomic_write, held_work, set_aside
+from ..solvers import milp_solvers
+from ..solvers.audit import conflicts, record_problem
+from ..solvers.milp_solvers import package_version, solver_options
+from ..solvers.results import Record, Status
 
 log = logging.getLogger(__name__)
 
@@ -313,14 +312,6 @@ class _Lock:
             self.fd = None
 
 
-def package_version(name: str) -> str:
-    """An installed distribution's version, or ``"not installed"``."""
-    try:
-        return md.version(name)
-    except md.PackageNotFoundError:
-        return "not installed"
-
-
 def study_header(book: LoadedWorkbook, methods: list[str], time_limit: float, solver: str = "highs",
                  work_limit: int | None = None) -> dict:
     """What the checkpoint records about a study: everything that changes its results (the MILP
@@ -333,20 +324,9 @@ def study_header(book: LoadedWorkbook, methods: list[str], time_limit: float, so
         header.update(solver=solver, solver_version=milp_solvers.version(solver))
     if work_limit is not None:
         header["work_limit"] = work_limit
-    from ..catalog import METHODS
+    from ..solvers.catalog import METHODS
 
     users = {m: METHODS[m].identity for m in methods if m in METHODS and METHODS[m].identity}
     if users:
         header["user_methods"] = users
     return header
-
-
-def solver_options(solver: str = "highs") -> str:
-    """The options every MILP solve of a study sets, as the checkpoint and the Run sheet record them."""
-    return SOLVER_OPTIONS if solver == "highs" else f"{milp_solvers.describe(solver)} (certify: {SOLVER_OPTIONS})"
-
-
-SOLVER_OPTIONS = ("HiGHS mip_rel_gap=0 mip_abs_gap=0 threads=1 per worker process, "
-                  + " ".join(f"{k}={v:g}" for k, v in HIGHS_OPTIONS.items())
-                  + f", objective scaled to {OBJECTIVE_SCALE:g} / (q S_min), dual bounds + {HIGHS_SLACK:g} (scaled units)")
-"""The HiGHS options every MILP solve sets (recorded in the checkpoint header and the Run sheet)."""

@@ -1,4 +1,5 @@
-"""Studies: every scenario of a workbook times a list of methods, in parallel, resumable.
+"""The study runner (the application layer, beside the service): every scenario of a workbook
+times a list of methods, in parallel, resumable.
 
 Each (scenario, method) is an independent task carrying plain data (the frozen scenario,
 the method's name, the time limit, optionally a start plan as names).  Workers build
@@ -18,18 +19,10 @@ The package: :mod:`.tasks` (the unit of work), :mod:`.checkpoint` (the file, its
 header), :mod:`.backends` (local processes, Dask), :mod:`.scheduler` (the loop).
 """
 
-from .checkpoint import (
-                         CHECKPOINT_VERSION,
-                         HEADER_KEYS_THAT_MATTER,
-                         SOLVER_OPTIONS,
-                         Checkpoint,
-                         package_version,
-                         solver_options,
-                         study_header,
-)
+from .checkpoint import CHECKPOINT_VERSION, HEADER_KEYS_THAT_MATTER, Checkpoint, study_header
 from .scheduler import MAX_TRIES, Running, StudyOutcome, grace, run_study
 from .tasks import Task, crash_record, plan_tasks, run_task
 
-__all__ = ["CHECKPOINT_VERSION", "HEADER_KEYS_THAT_MATTER", "SOLVER_OPTIONS", "Checkpoint", "package_version",
-           "solver_options", "study_header", "MAX_TRIES", "Running", "StudyOutcome", "grace", "run_study", "Task",
+__all__ = ["CHECKPOINT_VERSION", "HEADER_KEYS_THAT_MATTER", "Checkpoint", "study_header", "MAX_TRIES", "Running",
+           "StudyOutcome", "grace", "run_study", "Task",
            "crash_record", "plan_tasks", "run_task"]

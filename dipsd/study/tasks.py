@@ -13,12 +13,12 @@ import logging
 import time
 from dataclasses import dataclass
 
-from ...data.plans import NamedPlan, plan_name
-from ...data.scenario import Scenario
-from ...data.workbook import LoadedWorkbook
-from .. import milp_solvers
-from ..audit import record_problem
-from ..results import Record
+from ..data.plans import NamedPlan, plan_name
+from ..data.scenario import Scenario
+from ..data.workbook import LoadedWorkbook
+from ..solvers import milp_solvers
+from ..solvers.audit import record_problem
+from ..solvers.results import Record
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class Task:
 
 def run_task(task: Task) -> Record:
     """Run one task in a worker; always returns a record, never raises."""
-    from ..catalog import ensure_method, run_named_plan
+    from ..solvers.catalog import ensure_method, run_named_plan
 
     t0 = time.perf_counter()
     try:
@@ -62,7 +62,7 @@ def run_task(task: Task) -> Record:
 
 def _runwith_start(task: Task) -> Record:
     """The task's method on its scenario with the task's MILP solver, from its start (re-checked)."""
-    from ..registry import Start, run_method
+    from ..solvers.registry import Start, run_method
 
     with milp_solvers.use(task.solver):
         start = None
@@ -86,7 +86,7 @@ def crash_record(task: Task, message: str, runtime_s: float = 0.0) -> Record:
 def plan_tasks(book: LoadedWorkbook, methods: list[str], time_limit: float, solver: str = "highs",
                work_limit: int | None = None) -> list[Task]:
     """One task per scenario and method; a ``plan:NAME`` method only where the scenario has that plan."""
-    from ..catalog import METHODS
+    from ..solvers.catalog import METHODS
 
     tasks = []
     for s in book.scenarios:

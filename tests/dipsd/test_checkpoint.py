@@ -11,7 +11,7 @@ import pytest
 
 from dipsd.data.generate import generate
 from dipsd.data.writer import save_scenarios
-from dipsd.solvers.study import checkpoint as C
+from dipsd.study import checkpoint as C
 
 LINE = {"scenario": "s", "method": "certify", "status": "feasible", "throughput_tps": 41.5932, "upper_bound_tps": 41.6531}
 

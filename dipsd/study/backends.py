@@ -13,8 +13,8 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from ...errors import InputError
-from ..results import Record
+from ..errors import InputError
+from ..solvers.results import Record
 from .tasks import Task, crash_record, run_task
 
 log = logging.getLogger(__name__)

@@ -1,11 +1,11 @@
-"""The study's task records (solvers/study/tasks.py): what a task carries reaches the worker."""
+"""The study's task records (dipsd/study/tasks.py): what a task carries reaches the worker."""
 
 from __future__ import annotations
 
 from dipsd import paper_scenario
 from dipsd.data.workbook import LoadedWorkbook
 from dipsd.solvers.results import Record, Status
-from dipsd.solvers.study.tasks import plan_tasks, with_start
+from dipsd.study.tasks import plan_tasks, with_start
 
 
 def test_a_task_that_starts_from_another_keeps_its_solver_and_limits():
