@@ -18,9 +18,7 @@ from .data.bundled import example_path
 
 __all__ = ["main", "build_parser", "example_path"]
 from . import __version__
-from .errors import EXIT_OUTPUT, InputError, OutputError
-
-EXIT_OK, EXIT_FAILED, EXIT_INPUT = 0, 1, 2
+from .errors import EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_TERMINATED, InputError, OutputError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -89,8 +87,6 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
-EXIT_TERMINATED = 143
-"""Exit code after SIGTERM (128 + 15), as after Ctrl-C (130) the finished work is kept."""
 
 
 class Terminated(KeyboardInterrupt):
@@ -128,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         code = args.func(args)
         sys.stdout.flush()  # a full disk or a closed pipe under stdout is this command's failure, said here
         # a study stopped by SIGTERM wrote its report and said how to resume, like after Ctrl-C
-        return EXIT_TERMINATED if code == 130 and _sigterm["received"] else code
+        return EXIT_TERMINATED if code == EXIT_INTERRUPTED and _sigterm["received"] else code
     except Terminated:
         print("dipsd: terminated (SIGTERM; studies: run the same command with --resume to continue)", file=sys.stderr)
         return EXIT_TERMINATED
@@ -141,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OUTPUT
     except BrokenPipeError:  # stdout closed early (`dipsd ... | head`): stop quietly, as Unix tools do
         _silence_stdout()
-        return 1
+        return EXIT_FAILED
     except OSError as exc:  # stdout cannot be written (`> /dev/full`): files are checked and said as OutputError,
         if exc.errno not in _WRITE_FAILURES:  # so a write failure that gets here is stdout's
             raise
@@ -151,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OUTPUT
     except KeyboardInterrupt:
         print("dipsd: interrupted (studies: run the same command with --resume to continue)", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -87,8 +87,18 @@ class OutputError(DipsdError):
     exit code :data:`EXIT_OUTPUT`; what was written before (checkpoint, earlier report) is intact."""
 
 
+EXIT_OK = 0
+"""Exit code: the command did what it promises."""
+EXIT_FAILED = 1
+"""Exit code: every task failed, or a claim was refuted (``verify``)."""
+EXIT_INPUT = 2
+"""Exit code: bad input (a workbook cell, an option, an unusable plan), said in one message."""
 EXIT_OUTPUT = 74
 """Exit code when an output cannot be written (sysexits' EX_IOERR)."""
+EXIT_INTERRUPTED = 130
+"""Exit code after Ctrl-C (128 + SIGINT); the finished work is kept."""
+EXIT_TERMINATED = 143
+"""Exit code after SIGTERM (128 + 15); the finished work is kept."""
 
 
 def output_failure(path: str, exc: BaseException) -> OutputError:

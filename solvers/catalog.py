@@ -84,7 +84,7 @@ def register_method(name: str, fn: Callable | str, *, starts_from: Iterable[str]
         raise InputError(f"method {name!r}: {fn!r} is not callable")
     identity = "; ".join(filter(None, [package, code_identity(function)]))
     METHODS[name] = Method(name, help or f"user method {ref or name}", _wrap(name, function, gives_bound), starts,
-                           ref=ref, gives_bound=gives_bound, deterministic=False, identity=identity)
+                           ref=ref, gives_bound=gives_bound, identity=identity)
 
 
 def code_identity(fn: Callable) -> str:

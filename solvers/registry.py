@@ -53,9 +53,6 @@ class Method:
     honours_time_limit: bool = True
     """Whether it stops at its time limit (the target-only baselines and enumerate run to the end:
     they are instant, or refuse what is too large)."""
-    deterministic: bool = True
-    """Whether the same input and limits give the same result (a time-limited search may differ
-    between runs on a loaded machine; a user's method is not assumed to be)."""
     identity: str = ""
     """What a user's method is, for a checkpoint to notice a change: its package and version (an
     installed plugin) and the SHA-256 of its module's source (:func:`~dipsd.solvers.catalog.code_identity`);
@@ -124,7 +121,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("ad-batch", "target-only decoding with greedy memory-feasible batching", lambda s, tl, start: solve_ad_batch(s),
            gives_bound=False, honours_time_limit=False),
     Method("certify", "best plan plus a certified upper bound at any size (column generation over span budgets)",
-           _certify, starts_from=("dipsd",), deterministic=False, honours_work_limit=True),
+           _certify, starts_from=("dipsd",), honours_work_limit=True),
     Method("exact", "Dinkelbach over the full MILP with HiGHS (proven optimum or certified bound)", _exact,
            starts_from=("certify", "dipsd")),
     Method("enumerate", "brute force over all partitions and lengths (tiny instances only)",

@@ -8,7 +8,7 @@ import os
 from ..argtypes import positive_float, positive_int
 from ..data.workbook import load_workbook
 from ..data.writer import save_scenarios
-from ..errors import InputError
+from ..errors import EXIT_INTERRUPTED, EXIT_OK, InputError
 from ..outputs import check_output, claim, set_aside, shown, writing
 from ..progress import Progress
 from .common import add_checkpoint_options, add_solver_option, interrupted, run_info, study_outputs
@@ -85,5 +85,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nwrote {shown(args.out)}, {shown(png)} and the scenarios {shown(scenarios_path)}")
     if outcome.interrupted:
         interrupted(checkpoint)
-        return 130
-    return 0
+        return EXIT_INTERRUPTED
+    return EXIT_OK

@@ -9,6 +9,7 @@ import sys
 from ..argtypes import positive_float, positive_int, scheduler_address
 from ..data.bundled import example_path
 from ..data.text import plural
+from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from ..outputs import check_new, shown
 from ..progress import Progress
 from .common import add_checkpoint_options, add_plugin_option, add_solver_option, add_work_limit_option, interrupted, load_plugin_files
@@ -100,13 +101,13 @@ def run(args: argparse.Namespace) -> int:
           f"{shown(figure)}")
     if outcome.interrupted:
         interrupted(done_study.checkpoint or args.out + ".jsonl")
-        return 130
+        return EXIT_INTERRUPTED
     if outcome.problems:
         print(f"dipsd: the consistency check failed ({plural(len(outcome.problems), 'problem')}, listed in the Run "
               f"sheet): a bound or an optimum is contradicted by a plan", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     failed = sum(r.status is Status.ERROR for r in outcome.records)
-    return 1 if outcome.records and failed == len(outcome.records) else 0
+    return EXIT_FAILED if outcome.records and failed == len(outcome.records) else EXIT_OK
 
 
 def _extras(args, records, book) -> list[str]:
