@@ -18,9 +18,9 @@ import platform
 from dipsd import paper_scenario
 from dipsd.data.generate import generate
 from dipsd.errors import DipsdError
-from dipsd.solvers import milp_solvers
 from dipsd.solvers.dipsd import solve_dipsd
 from dipsd.solvers.exact import solve_exact
+from dipsd.solvers.milp import solvers as milp_solvers
 
 
 def row(kind, s, time_limit, solver):

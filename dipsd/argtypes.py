@@ -44,7 +44,7 @@ positive_int, positive_float = _positive(int), _positive(float)
 def thread_count(text: str) -> int:
     """A whole number of threads from 1 to the cores this process may use (more only slows every
     solve down and can exhaust the machine's threads)."""
-    from .solvers.milp_solvers import available_cores
+    from .solvers.milp.solvers import available_cores
 
     value = positive_int(text)
     if value > available_cores():

@@ -80,7 +80,7 @@ def run(request: StudyRequest, *, on_done: Callable | None = None, on_tick: Call
     from .reports.figures import gap_figure, gaps_png
     from .reports.metadata import run_metadata
     from .solvers.catalog import check_methods, default_methods
-    from .solvers.milp_solvers import check
+    from .solvers.milp.solvers import check
     from .study import run_study
 
     check_arguments(request.time_limit, request.workers, request.work_limit)

@@ -126,8 +126,8 @@ def _missing(value: object) -> bool:
 def verify_report(report: str, workbook: str | None = None, *, time_limit: float = 60.0, solver: str = "highs",
                   mps_dir: str | None = None) -> list[Verdict]:
     """Every claim of ``report`` against an independent re-proof (module docstring), in report order."""
-    from .solvers import milp_solvers
     from .solvers.exact import solve_exact
+    from .solvers.milp import solvers as milp_solvers
 
     milp_solvers.check(solver)
     if not (isinstance(time_limit, int | float) and 0 < time_limit < math.inf):

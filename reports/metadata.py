@@ -12,9 +12,10 @@ from ..data.workbook import LoadedWorkbook
 from ..solvers import certify as certify_mod
 from ..solvers import dipsd as dipsd_mod
 from ..solvers import exact as exact_mod
-from ..solvers import milp_solvers, tolerances
 from ..solvers import steps as steps_mod
-from ..solvers.milp_solvers import package_version, solver_options
+from ..solvers import tolerances
+from ..solvers.milp import solvers as milp_solvers
+from ..solvers.milp.solvers import package_version, solver_options
 from .stats import HIT_TOL
 
 

@@ -366,7 +366,7 @@ def solve(scenario: Scenario, method: str = "certify", *, time_limit: float = 60
     exact and DiP-SD's steps (``highs``, ``scip``, ``gurobi``); ``work_limit`` certify's deterministic
     limit in work units (``--work-limit``).  An unknown name is an
     :class:`~dipsd.errors.InputError` with a "did you mean"."""
-    from . import milp_solvers
+    from .milp import solvers as milp_solvers
 
     check_work_limit(work_limit)
     milp_solvers.check(solver)

@@ -123,8 +123,8 @@ from ..formulation.evaluate import Evaluation, evaluate, greedy_batches
 from ..formulation.plan import Plan
 from ..formulation.tables import Tables
 from .deadline import Deadline
-from .highs_adapter import run_for, spend_banner
-from .milp_solvers import current_threads
+from .milp.highs_adapter import run_for, spend_banner
+from .milp.solvers import current_threads
 from .polish import exchange, polish
 from .results import SolveResult, Status
 from .start import simple_plan

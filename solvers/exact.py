@@ -9,7 +9,7 @@ finite, so the loop ends.
 Stopping rule and certificate.  For every plan ``U - q S <= F(q)``, so with ``S >= S_min``
 (:meth:`~dipsd.formulation.tables.Tables.span_lower_bound`)
 ``R* <= q + max(F(q), 0) / S_min``.  HiGHS's dual bound of ``F(q)`` is exact only up to its
-tolerances; :class:`~dipsd.solvers.session.MilpSession` returns it with the margin of
+tolerances; :class:`~dipsd.solvers.milp.session.MilpSession` returns it with the margin of
 :mod:`dipsd.solvers.tolerances` added (``F_ub``), so ``R* <= q + max(F_ub, 0) / S_min`` is the
 certificate of every iteration, and the smallest is reported (rounded outward).  The loop
 stops with ``optimal`` only when that certificate is within a relative
@@ -40,10 +40,10 @@ from ..formulation.milp import build_model, model_size
 from ..formulation.plan import Plan
 from ..formulation.tables import Tables
 from .deadline import Deadline
-from .outcomes import MilpOutcome
+from .milp.outcomes import MilpOutcome
+from .milp.session import Answer, MilpSession
 from .polish import polish
 from .results import Iteration, SolveResult, Status
-from .session import Answer, MilpSession
 from .start import simple_plan
 from .tolerances import IMPROVE_RTOL, MEETS_RTOL, OPTIMAL_RTOL, outward
 

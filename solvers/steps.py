@@ -10,7 +10,7 @@ plans) and the sd-nobatch baseline (the l-step on singleton batches).
 The step MILPs (:func:`~dipsd.formulation.steps.build_assignment_model`, MIP gap 0;
 Dinkelbach over :func:`~dipsd.formulation.steps.build_length_model`, ended by a closed-form search
 over one-step length changes) stay as the cross-check the tests hold the searches to; each MILP
-solve goes through :class:`~dipsd.solvers.session.MilpSession` (the process's MILP solver).
+solve goes through :class:`~dipsd.solvers.milp.session.MilpSession` (the process's MILP solver).
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from ..formulation.steps import build_assignment_model, build_length_model
 from ..formulation.tables import Tables
 from .deadline import Deadline
 from .length_search import best_lengths
-from .outcomes import MilpOutcome
+from .milp.outcomes import MilpOutcome
+from .milp.session import MilpSession
 from .partition_search import best_partition, span_of
 from .polish import polish
-from .session import MilpSession
 from .tolerances import IMPROVE_RTOL
 
 

@@ -17,7 +17,7 @@ i.e. relative ``e / OBJECTIVE_SCALE``; (2) runs HiGHS with the tightened
 tolerances, to every dual bound before turning it into a certificate.  With these values a
 dual bound costs a relative ``HIGHS_SLACK / OBJECTIVE_SCALE = 1e-10`` of margin, a tenth of
 :data:`OPTIMAL_RTOL`, so ``optimal`` stays reachable; and nothing is claimed on HiGHS's word
-that the closed form has not re-checked (every plan is re-evaluated; see solvers.session).
+that the closed form has not re-checked (every plan is re-evaluated; see solvers.milp.session).
 """
 
 from __future__ import annotations

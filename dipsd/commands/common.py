@@ -62,7 +62,7 @@ def new_workbook_path(args: argparse.Namespace) -> str:
 
 
 def add_solver_option(p, *, threads: bool = False) -> None:
-    from ..solvers.milp_solvers import SOLVERS
+    from ..solvers.milp.solvers import SOLVERS
 
     p.add_argument("--solver", default="highs", choices=list(SOLVERS),
                    help="MILP solver of exact and DiP-SD's steps: " + "; ".join(f"{n} ({s.used_for})" for n, s in SOLVERS.items())

@@ -37,7 +37,7 @@ def add(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..reports.excel import write_report
     from ..reports.paper import figure, paper_scenarios, ratio_table
-    from ..solvers.milp_solvers import check
+    from ..solvers.milp.solvers import check
     from ..study import run_study as run
 
     check(args.solver)

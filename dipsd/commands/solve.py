@@ -70,7 +70,7 @@ def table_header(width: int = 11) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..solvers.milp_solvers import check, use
+    from ..solvers.milp.solvers import check, use
 
     check(args.solver)  # a missing solver is one line, before any work
     load_plugin_files(args.plugin)

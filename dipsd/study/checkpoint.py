@@ -24,9 +24,9 @@ from ..data.scenario import Scenario
 from ..data.workbook import LoadedWorkbook
 from ..errors import InputError, output_failure
 from ..outputs import atomic_write, held_work, set_aside
-from ..solvers import milp_solvers
 from ..solvers.audit import conflicts, record_problem
-from ..solvers.milp_solvers import package_version, solver_options
+from ..solvers.milp import solvers as milp_solvers
+from ..solvers.milp.solvers import package_version, solver_options
 from ..solvers.results import Record, Status
 
 log = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from ..data.plans import NamedPlan, plan_name
 from ..data.scenario import Scenario
 from ..data.workbook import LoadedWorkbook
-from ..solvers import milp_solvers
 from ..solvers.audit import record_problem
+from ..solvers.milp import solvers as milp_solvers
 from ..solvers.results import Record
 
 log = logging.getLogger(__name__)

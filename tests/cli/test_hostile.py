@@ -297,7 +297,7 @@ def test_a_method_that_prints_never_breaks_solve_json(tiny_book, run_cli):
 
 # issue 37: limits that hold ---------------------------------------------------------------------------
 def test_threads_beyond_the_cores_are_refused(tiny_book, run_cli):
-    from dipsd.solvers.milp_solvers import available_cores, use
+    from dipsd.solvers.milp.solvers import available_cores, use
 
     code, _, err = run_cli("solve", tiny_book, "--method", "dipsd", "--threads", "4096")
     assert code == 2 and f"expected 1..{available_cores()} (the cores available here)" in err and "Traceback" not in err

@@ -18,9 +18,9 @@ from dipsd.solvers import steps as step_mod
 from dipsd.solvers.baselines import solve_ad, solve_ad_batch, solve_sd_nobatch
 from dipsd.solvers.deadline import Deadline
 from dipsd.solvers.exact import solve_exact
+from dipsd.solvers.milp.session import MilpSession
 from dipsd.solvers.registry import METHODS, run_method
 from dipsd.solvers.results import Status
-from dipsd.solvers.session import MilpSession
 from tests.solvers.instances import assert_consistent, rg_partitions, tie_free_instances, tiny_instances
 
 TIE_FREE = tie_free_instances()
@@ -196,7 +196,7 @@ def _first_incumbent(scenario, build, start_plan, q=None):
     import io
     import re
 
-    from dipsd.solvers.highs_adapter import set_mip_start
+    from dipsd.solvers.milp.highs_adapter import set_mip_start
 
     model, decoder = build()
     if q is not None:

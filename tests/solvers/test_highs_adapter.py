@@ -14,12 +14,12 @@ from pyomo.contrib.solver.common.factory import SolverFactory
 from dipsd.data.generate import generate
 from dipsd.formulation.evaluate import evaluate
 from dipsd.formulation.milp import build_model
-from dipsd.solvers.highs_adapter import manual_parameter_updates, pyomo_supported, run_for, set_mip_start
+from dipsd.solvers.milp.highs_adapter import manual_parameter_updates, pyomo_supported, run_for, set_mip_start
 from dipsd.solvers.start import simple_plan
 
 
 def test_pyomo_version_is_one_the_adapter_was_tested_against():
-    assert pyomo_supported(), "Pyomo changed: check dipsd/solvers/highs_adapter.py and extend TESTED_PYOMO"
+    assert pyomo_supported(), "Pyomo changed: check solvers/milp/highs_adapter.py and extend TESTED_PYOMO"
 
 
 def test_highs_reports_the_start_as_its_first_incumbent():

@@ -12,8 +12,8 @@ import pytest
 
 from dipsd.data.generate import generate
 from dipsd.errors import InputError
-from dipsd.solvers import milp_solvers
 from dipsd.solvers.brute import solve_enumerate
+from dipsd.solvers.milp import solvers as milp_solvers
 from dipsd.solvers.registry import Start, run_method
 from dipsd.solvers.results import Status
 from tests.solvers.instances import odd_instances, tie_free_instances
@@ -110,6 +110,6 @@ def test_threads_for_a_single_solve_give_the_same_answers():
 def test_check_needs_no_earlier_import():
     """The solver check registers Pyomo's solvers itself (it once said 'highspy is not installed' when
     nothing had imported pyomo.environ before it)."""
-    code = "from dipsd.solvers.milp_solvers import check; print(check('highs').name, check('scip').name)"
+    code = "from dipsd.solvers.milp.solvers import check; print(check('highs').name, check('scip').name)"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and run.stdout.split() == ["highs", "scip"], run.stderr[-1000:]

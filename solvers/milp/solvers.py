@@ -1,9 +1,9 @@
 """The MILP solvers dipsd can hand its models to, through ``pyomo.contrib.solver``, in one table.
 
 ``exact`` and the MILP steps of DiP-SD (and so dipsd-fixed and sd-nobatch) solve their models
-through :class:`~dipsd.solvers.session.MilpSession`, which asks :func:`current` which solver to
+through :class:`~dipsd.solvers.milp.session.MilpSession`, which asks :func:`current` which solver to
 use.  ``highs`` (the default) runs on Pyomo's persistent HiGHS interface (only Params change
-between Dinkelbach iterations, and a MIP start goes through :mod:`~dipsd.solvers.highs_adapter`);
+between Dinkelbach iterations, and a MIP start goes through :mod:`~dipsd.solvers.milp.highs_adapter`);
 ``scip`` runs on Pyomo's direct interface (``scip_direct``: the model is handed over at each
 solve, with the Params' current values) and ``gurobi`` on ``gurobi_persistent`` (it updates
 the Params' coefficients itself; ``gurobi_direct`` needs scipy); the MIP start is the integer
@@ -29,8 +29,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import InputError
-from .tolerances import HIGHS_FEASIBILITY, HIGHS_OPTIONS, HIGHS_SLACK, OBJECTIVE_SCALE
+from ...errors import InputError
+from ..tolerances import HIGHS_FEASIBILITY, HIGHS_OPTIONS, HIGHS_SLACK, OBJECTIVE_SCALE
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def check(name: str) -> MilpSolver:
     import pyomo.environ  # noqa: F401  (registers the contrib solvers: without it the factory knows none)
     from pyomo.contrib.solver.common.factory import SolverFactory
 
-    from ..errors import did_you_mean
+    from ...errors import did_you_mean
 
     if name not in SOLVERS:
         raise InputError(f"--solver: unknown solver {str(name)[:40]!r}{did_you_mean(str(name), SOLVERS)}; "

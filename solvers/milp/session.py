@@ -11,7 +11,7 @@ in closed form.
 One rule for mishandled MIP starts.  HiGHS 1.16 can report, after presolve maps a MIP start
 into its reduced space, the optimal value with the start's columns as its solution.  The
 closed form of the decoded plan then disagrees with HiGHS's value; the session detects that
-(:func:`~dipsd.solvers.outcomes.agrees`), builds a fresh HiGHS instance and solves again
+(:func:`~dipsd.solvers.milp.outcomes.agrees`), builds a fresh HiGHS instance and solves again
 without the start (logged as a warning).  A disagreement without a start is a modelling bug
 and raises :class:`~dipsd.errors.SolverError`.
 """
@@ -26,16 +26,16 @@ from typing import Any
 
 from pyomo.contrib.solver.common.factory import SolverFactory
 
-from ..data.scenario import Scenario
-from ..errors import SolverError
-from ..formulation.evaluate import Evaluation, evaluate
-from ..formulation.milp import Decoder
-from ..formulation.plan import Plan
-from .deadline import Deadline
+from ...data.scenario import Scenario
+from ...errors import SolverError
+from ...formulation.evaluate import Evaluation, evaluate
+from ...formulation.milp import Decoder
+from ...formulation.plan import Plan
+from ..deadline import Deadline
+from ..tolerances import HIGHS_SLACK, OBJECTIVE_SCALE
 from .highs_adapter import manual_parameter_updates, set_mip_start, spend_banner
-from .milp_solvers import current, current_threads
 from .outcomes import MilpOutcome, agrees, outcome
-from .tolerances import HIGHS_SLACK, OBJECTIVE_SCALE
+from .solvers import current, current_threads
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from pyomo.contrib.solver.common.results import TerminationCondition
 
-from .tolerances import AGREE_RTOL
+from ..tolerances import AGREE_RTOL
 
 
 class MilpOutcome(enum.Enum):
