@@ -67,6 +67,14 @@ MUTANTS = (
            "self.bound = min(self.bound, q + max(ans.bound, 0.0) / self.session.min_span)",
            "self.bound = min(self.bound, q + max(ans.bound, 0.0) / self.session.min_span * 0.5)",
            "exact's certificate halves F(q)'s bound: bounds below the optimum"),
+    Mutant("segment-bound-too-high", "solvers/partition_search.py",
+           "seg[p][u] = min(((q - p) * own[p] + seg[q][u - 1]",
+           "seg[p][u] = min(((q - p) * own[p] * 1.001 + seg[q][u - 1]",
+           "the x-step's segment bound overstates the verification sum by 0.1 %: optimal partitions pruned"),
+    Mutant("l-step-changes-from-lo", "solvers/length_search.py",
+           "new = np.isfinite(now) if lo == 0 else now != values(lo - 1)",
+           "new = np.isfinite(now) if lo == 0 else now != values(min(lo + 1, hi))",
+           "the l-step's search counts as new only options that change after a range's second point"),
 )
 
 
