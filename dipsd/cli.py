@@ -87,8 +87,6 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
-
-
 class Terminated(KeyboardInterrupt):
     """SIGTERM (sent by ``timeout``, Slurm, Docker, systemd): handled like Ctrl-C."""
 

@@ -64,7 +64,7 @@ _LAMBDAS = np.linspace(0.0, 1.0, 11)
 class _Arrays:
     """The step's numbers as arrays, users in batch order: ``ready``/``tokens`` (users x lengths,
     ``ready`` +inf above a user's limit), ``w`` (batches x lengths, +inf above a batch's longest
-    limit) and ``wu`` (each user's batch row of ``w``)."""
+    limit), ``batch_of`` (each user's batch) and ``wu`` (each user's batch row of ``w``)."""
 
     def __init__(self, tables: Tables, batches: tuple[tuple[int, ...], ...]) -> None:
         t, k = tables, tables.max_length
@@ -81,7 +81,8 @@ class _Arrays:
             level, top = max(t.level_of[m] for m in b), max(t.limit(m) for m in b)
             for length in range(1, top + 1):
                 self.w[n, length - 1] = t.beta_ms + len(b) * t.seq(length, level)
-        self.wu = self.w[np.repeat(np.arange(len(batches)), sizes)]
+        self.batch_of = np.repeat(np.arange(len(batches)), sizes)  # each row's batch
+        self.wu = self.w[self.batch_of]
         self.below = lengths[None, :] <= lengths[:, None]  # [L, k]: k <= L
         self.lengths = lengths
 
@@ -101,11 +102,17 @@ class _Arrays:
         return v, k
 
 
-def _margins(v: np.ndarray, w: np.ndarray, q: float) -> np.ndarray:
-    """``[lam, n] -> max_L (v[n, L] - q (1 - lam) w[n, L])`` over the feasible options."""
+def _terms(v: np.ndarray, w: np.ndarray, q: float) -> np.ndarray:
+    """``[lam, n, L] -> v[n, L] - q (1 - lam) w[n, L]``, -inf where the option is infeasible: the
+    Lagrangian relaxation's value of each option (module docstring, "Search")."""
     with np.errstate(invalid="ignore"):
         terms = v[None] - q * (1.0 - _LAMBDAS)[:, None, None] * w[None]
-    return np.where(np.isfinite(terms), terms, -np.inf).max(axis=2)
+    return np.where(np.isfinite(terms), terms, -np.inf)
+
+
+def _margins(v: np.ndarray, w: np.ndarray, q: float) -> np.ndarray:
+    """``[lam, n] -> max_L (v[n, L] - q (1 - lam) w[n, L])`` over the feasible options."""
+    return _terms(v, w, q).max(axis=2)
 
 
 def _survivors(v: np.ndarray, w: np.ndarray, new: np.ndarray, low: float, q: float) -> np.ndarray:
@@ -115,9 +122,7 @@ def _survivors(v: np.ndarray, w: np.ndarray, new: np.ndarray, low: float, q: flo
     (v[n, L] - q (1 - lam) w[n, L]) - q lam low``, is positive for every ``lam`` of the grid."""
     if not np.isfinite(v.max(axis=1)).all():
         return np.zeros_like(new)  # some batch has no feasible option
-    with np.errstate(invalid="ignore"):
-        terms = v[None] - q * (1.0 - _LAMBDAS)[:, None, None] * w[None]  # [lam, n, L]
-    terms = np.where(np.isfinite(terms), terms, -np.inf)
+    terms = _terms(v, w, q)  # [lam, n, L]
     best = terms.max(axis=2)  # [lam, n]
     held = best.sum(axis=1)[:, None, None] - best[:, :, None] + terms - (q * _LAMBDAS * low)[:, None, None]
     return new & (held > 0).all(axis=0)
@@ -130,9 +135,7 @@ def _good_choice(v: np.ndarray, w: np.ndarray, sigma: float, q: float) -> tuple[
     found = None
     rows = np.arange(v.shape[0])
     for _ in range(20):
-        with np.errstate(invalid="ignore"):
-            terms = v[None] - q * (1.0 - _LAMBDAS)[:, None, None] * w[None]
-        picks = np.where(np.isfinite(terms), terms, -np.inf).argmax(axis=2)  # [lam, n]
+        picks = _terms(v, w, q).argmax(axis=2)  # [lam, n]
         value, weight = v[rows, picks].sum(axis=1), w[rows, picks].sum(axis=1)
         ratio = value / np.maximum(sigma, weight)
         i = int(np.argmax(ratio))
@@ -243,8 +246,7 @@ def best_lengths(tables: Tables, batches: tuple[tuple[int, ...], ...], incumbent
     k = arrays.at(float(points[lo]))[1]
     lengths = [0] * tables.num_users
     for row, m in enumerate(arrays.users):
-        n = int(np.searchsorted(arrays.starts, row, side="right")) - 1
-        chosen = int(k[row, pads[n] - 1])
+        chosen = int(k[row, pads[arrays.batch_of[row]] - 1])
         tokens = tables.tokens[m]
         lengths[m] = min(j for j in range(1, chosen + 1) if tokens[j - 1] >= tokens[chosen - 1])
     return tuple(lengths), proven

@@ -32,7 +32,7 @@ order of their bound.
   in the costliest-first order, ``C = min_{p >= k} ((p - k) P + D[p][u])`` with ``u`` batches still
   to open, ``P`` the least ``f(L_n, J_n)`` of an open batch with room, and ``D[p][u]`` the least
   cost of cutting users ``p..`` into u contiguous segments, each member paying its segment's first
-  own sequence (:func:`_segment_costs`).  Proof: let the new batches' first members be ``f_1 <
+  own sequence (:func:`_segments`).  Proof: let the new batches' first members be ``f_1 <
   ... < f_u``; users ``k..f_1 - 1`` all join open batches (a new batch's members come after its
   first), each paying ``>= P``; for ``t >= 1`` the users in ``[f_t, f_{t+1})`` pay at least
   ``c_{f_t}``: a new batch's member pays its first member's own sequence, which is ``>= c_{f_t}``
@@ -57,9 +57,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..formulation.columns import columns_of
+from ..formulation.plan import Plan
 from ..formulation.steps import ready_threshold
 from ..formulation.tables import Tables
-from .tolerances import IMPROVE_RTOL
+from .tolerances import COUNT_ATOL, COUNT_RTOL, IMPROVE_RTOL
 
 NODE_BUDGET = 200_000
 """Nodes the search may visit before it hands its incumbent to the MILP."""
@@ -79,14 +81,9 @@ class Found:
 
 
 def span_of(tables: Tables, lengths: tuple[int, ...], batches: tuple[tuple[int, ...], ...]) -> float:
-    """S of ``batches`` at ``lengths`` in the search's arithmetic."""
-    t = tables
-    total, stage = 0.0, 0.0
-    for b in batches:
-        w = t.beta_ms + len(b) * t.seq(max(lengths[m] for m in b), max(t.level_of[m] for m in b))
-        total += w
-        stage = max(stage, max(t.ready[m][lengths[m] - 1] for m in b) + w)
-    return max(total, stage)
+    """S of ``batches`` at ``lengths`` in the search's arithmetic (the tables' batch columns)."""
+    columns = columns_of(tables, Plan(batches, tuple(lengths)))
+    return max(sum(c.verify_ms for c in columns), max(c.stage_ms for c in columns))
 
 
 def best_partition(tables: Tables, lengths: tuple[int, ...], num_batches: int, incumbent: float,
@@ -127,18 +124,9 @@ def sorted_segments(tables: Tables, lengths: tuple[int, ...], num_batches: int
     order = sorted(range(users), key=lambda m: (-t.seq(lengths[m], t.level_of[m]), -t.level_of[m], -lengths[m], m))
     cost = [t.seq(lengths[m], t.level_of[m]) for m in order]
     room = [t.room[t.level_of[m]] for m in order]
-    inf = float("inf")
-    best = [[inf] * (num_batches + 1) for _ in range(users + 1)]
-    cut = [[0] * (num_batches + 1) for _ in range(users + 1)]
-    best[users][0] = 0.0
-    for p in range(users - 1, -1, -1):
-        for u in range(1, num_batches + 1):
-            for q in range(p + 1, min(users, p + room[p]) + 1):
-                got = (q - p) * cost[p] + best[q][u - 1]
-                if got < best[p][u]:
-                    best[p][u], cut[p][u] = got, q
-    if best[0][num_batches] == inf:
-        return None, inf
+    best, cut = _segments(cost, num_batches, room)
+    if best[0][num_batches] == float("inf"):
+        return None, float("inf")
     batches, p = [], 0
     for u in range(num_batches, 0, -1):
         q = cut[p][u]
@@ -149,25 +137,31 @@ def sorted_segments(tables: Tables, lengths: tuple[int, ...], num_batches: int
 
 def _how_many(slack: float, per: float, cap: int) -> int:
     """At least the number of members of cost ``per`` (> 0) that fit in ``slack``, at most ``cap``:
-    rounded up by a relative 1e-12 so that floating point never undercounts."""
+    rounded up by :data:`COUNT_RTOL` and :data:`COUNT_ATOL` so that floating point never undercounts."""
     fit = slack / per
     if not fit == fit or fit >= cap:  # nan (inf / inf) or more than the cap
         return max(cap, 0)
-    return max(0, min(cap, int(fit * (1 + 1e-12) + 1e-9)))
+    return max(0, min(cap, int(fit * (1 + COUNT_RTOL) + COUNT_ATOL)))
 
 
-def _segment_costs(own: list[float], most: int) -> list[list[float]]:
-    """``D[p][u]``: the least cost of cutting users ``p..`` (own sequences ``own`` non-increasing)
-    into exactly ``u`` contiguous segments, each member paying its segment's first (largest) own
-    sequence; +inf where impossible.  The bound's relaxation of the batches still to open."""
-    size, inf = len(own), float("inf")
-    seg = [[inf] * (most + 1) for _ in range(size + 1)]
-    seg[size][0] = 0.0
+def _segments(cost: list[float], most: int, room: list[int] | None = None) -> tuple[list[list[float]], list[list[int]]]:
+    """``(D, cut)``: ``D[p][u]`` the least cost of cutting users ``p..`` (``cost`` non-increasing) into
+    exactly ``u`` contiguous segments of at most ``room[p]`` users (no cap without ``room``), each
+    member paying its segment's first (largest) cost, +inf where impossible; ``cut[p][u]`` where the
+    first of those segments ends (the first least).  Exact for :func:`sorted_segments`, the bound's
+    relaxation of the batches still to open in the search."""
+    size, inf = len(cost), float("inf")
+    best = [[inf] * (most + 1) for _ in range(size + 1)]
+    cut = [[0] * (most + 1) for _ in range(size + 1)]
+    best[size][0] = 0.0
     for p in range(size - 1, -1, -1):
+        last = size if room is None else min(size, p + room[p])
         for u in range(1, most + 1):
-            seg[p][u] = min(((q - p) * own[p] + seg[q][u - 1] for q in range(p + 1, size + 1) if seg[q][u - 1] < inf),
-                            default=inf)
-    return seg
+            for q in range(p + 1, last + 1):
+                got = (q - p) * cost[p] + best[q][u - 1]
+                if got < best[p][u]:
+                    best[p][u], cut[p][u] = got, q
+    return best, cut
 
 
 class _Search:
@@ -199,7 +193,7 @@ class _Search:
             self.rest_stage[k] = max(self.rest_stage[k + 1], self.r[k] + t.beta_ms + self.own[k])
         self.rest_ready = [max(r, 0.0) for r in self.rest_ready]  # ready times are >= 0
         # the segment bound needs own sequences non-increasing in the order (costliest first)
-        self.segments = None if by_ready else _segment_costs(self.own, num_batches)
+        self.segments = None if by_ready else _segments(self.own, num_batches)[0]
         self.best = incumbent / (1 + IMPROVE_RTOL)
         self.found: list[int] | None = None
         self.nodes = 0

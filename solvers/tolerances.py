@@ -53,6 +53,12 @@ HIGHS_OPTIONS: dict[str, float] = {
 }
 """HiGHS options every MILP solve sets (besides gap 0, the time limit and one thread)."""
 
+COUNT_RTOL = 1e-12
+COUNT_ATOL = 1e-9
+"""A count of members that fit a slack (the x-step search's capacity bound) is rounded up by these
+(relative, then absolute) before it is floored: an undercount would prune a feasible partition, an
+overcount only prunes less."""
+
 MEETS_RTOL = 1e-9
 """An incumbent within this relative distance below a certified bound meets it (optimal)."""
 
