@@ -49,6 +49,26 @@ def test_dipsd_is_deterministic():
     assert a.plan == b.plan and a.throughput_tps == b.throughput_tps
 
 
+def test_a_run_whose_time_runs_out_between_steps_says_time_limit(monkeypatch):
+    """The steps finish without touching the limit, but the time runs out after the first l-step:
+    the alternation is not settled (or an N that could win is left), so the run is stopped, not
+    finished; without the limit the same scenario takes more steps and ends feasible."""
+    (s,) = generate([20], 1, seed=4)
+    full = D.solve_dipsd(s)
+    assert full.status is Status.FEASIBLE and len(full.trace) > 1
+    inner = D.l_step
+
+    def then_expire(scenario, tables, current, clock):
+        got = inner(scenario, tables, current, clock)
+        clock.limit = 0.0  # the deadline passes right after this step (which finished)
+        return got
+
+    monkeypatch.setattr(D, "l_step", then_expire)
+    cut = D.solve_dipsd(s)
+    assert cut.status is Status.TIME_LIMIT and cut.message == "time limit: stopped before the alternation finished"
+    assert len(cut.trace) == 1 and cut.plan is not None and cut.throughput_tps <= full.throughput_tps
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("s", tiny_instances(16, seed=42), ids=lambda s: s.name)
 def test_every_method_feasible_consistent_and_below_the_optimum(s):
